@@ -1,0 +1,67 @@
+"""Multilingual family-engagement messaging gateway.
+
+This module is the public plugin API, and only that: what a channel or translation-engine
+plugin imports. Everything else in the package is the core's own business.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+from gateway.channels import (
+    Button,
+    Channel,
+    ChannelContext,
+    ChannelSettings,
+    EndpointKind,
+    EndpointLink,
+    InboundMessage,
+    InboundOutcome,
+    OutboundMessage,
+    SendResult,
+    StatusUpdate,
+    WebhookHandler,
+)
+from gateway.errors import (
+    ConfigError,
+    DeliveryUnknownError,
+    GatewayError,
+    PermanentSendError,
+    PluginError,
+    RetryableSendError,
+    SendError,
+    TranslationError,
+)
+from gateway.translation.engine import EngineContext, TranslationEngine
+
+__version__ = "0.1.0"
+
+hookimpl = pluggy.HookimplMarker("gateway")
+"""Decorator marking a function as a gateway hook implementation."""
+
+__all__ = [
+    "Button",
+    "Channel",
+    "ChannelContext",
+    "ChannelSettings",
+    "ConfigError",
+    "DeliveryUnknownError",
+    "EndpointKind",
+    "EndpointLink",
+    "EngineContext",
+    "GatewayError",
+    "InboundMessage",
+    "InboundOutcome",
+    "OutboundMessage",
+    "PermanentSendError",
+    "PluginError",
+    "RetryableSendError",
+    "SendError",
+    "SendResult",
+    "StatusUpdate",
+    "TranslationEngine",
+    "TranslationError",
+    "WebhookHandler",
+    "__version__",
+    "hookimpl",
+]

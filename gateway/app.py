@@ -1,0 +1,252 @@
+"""The Gateway: wires config, plugin manager, database, catalogs, renderer, translation,
+channels, the outbox dispatcher and the inbound pipeline. One per process."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pluggy
+from pydantic import ValidationError
+
+from gateway.channels import (
+    Channel,
+    ChannelSettings,
+    EndpointLink,
+    InboundMessage,
+    InboundOutcome,
+    StatusUpdate,
+)
+from gateway.config import GatewayConfig, format_validation_error
+from gateway.errors import ConfigError, EndpointState, PluginError
+from gateway.plugins import channel_types, engine_types, make_plugin_manager
+from gateway.rendering.renderer import TemplateRenderer
+from gateway.storage.db import Database
+from gateway.translation.catalogs import CatalogSet
+from gateway.translation.engine import EngineContext, TranslationEngine
+from gateway.translation.glossary import Glossary
+from gateway.translation.service import TranslationService
+
+__all__ = ["CoreChannelContext", "Gateway"]
+
+log = logging.getLogger("gateway")
+
+
+class Gateway:
+    """Everything a command, the server or a worker needs, built from one config."""
+
+    def __init__(self, config: GatewayConfig, pm: pluggy.PluginManager | None = None) -> None:
+        self.config = config
+        self.pm = pm or make_plugin_manager()
+        self.data_dir = config.data_dir
+        self.db = Database(
+            config.database_url, echo=config.database.echo, pool_size=config.database.pool_size
+        )
+        self.catalogs = CatalogSet(config.locales_dir)
+        filters: dict[str, Any] = {}
+        for extra in self.pm.hook.gateway_template_filters():
+            filters.update(extra or {})
+        self.renderer = TemplateRenderer(config.templates_dir, self.catalogs, filters)
+        self.channels: dict[str, Channel] = self._build_channels()
+        self.engines: list[TranslationEngine] = self._build_engines()
+        self.translation = TranslationService(
+            self.db,
+            self.engines,
+            source_language=config.translation.source_language,
+            fallback=config.translation.fallback,
+            glossary=Glossary.load(self._path(config.translation.glossary)),
+            select_engine=self.pm.hook.gateway_select_translation_engine,
+        )
+        from gateway.inbound.pipeline import InboundPipeline
+        from gateway.outbox.dispatcher import OutboxDispatcher
+        from gateway.outbox.planner import BroadcastPlanner
+
+        self.planner = BroadcastPlanner(self)
+        self.dispatcher = OutboxDispatcher(self)
+        self.inbound = InboundPipeline(self)
+        self._started: list[Channel] = []
+
+    # -- construction ---------------------------------------------------------------------
+    def _path(self, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        return value if value.is_absolute() else (self.config.base_dir / value).resolve()
+
+    def _build_channels(self) -> dict[str, Channel]:
+        types = channel_types(self.pm)
+        channels: dict[str, Channel] = {}
+        for name in self.config.ordered_channels():
+            raw = dict(self.config.channels[name])
+            plugin = raw.get("plugin")
+            cls = types.get(plugin)
+            if cls is None:
+                known = ", ".join(sorted(types)) or "none"
+                raise ConfigError(
+                    f"{self.config.where()}: channels.{name}.plugin: unknown channel plugin "
+                    f"{plugin!r} (installed: {known})"
+                )
+            settings_model: type[ChannelSettings] = cls.Settings
+            try:
+                settings = settings_model.model_validate(raw)
+            except ValidationError as exc:
+                raise ConfigError(
+                    format_validation_error(exc, self.config.where(), prefix=f"channels.{name}.")
+                ) from None
+            if cls.endpoint_kind is None and settings.endpoint is None:
+                guess = {"sms": "phone", "email": "email", "telegram": "telegram"}.get(name)
+                if guess is None:
+                    raise ConfigError(
+                        f"{self.config.where()}: channels.{name}.endpoint: required for plugin "
+                        f"{plugin!r} (phone, email or telegram)"
+                    )
+                settings = settings.model_copy(update={"endpoint": guess})
+            channels[name] = cls(name, settings, CoreChannelContext(self, name))
+        return channels
+
+    def _build_engines(self) -> list[TranslationEngine]:
+        types = engine_types(self.pm)
+        engines: list[TranslationEngine] = []
+        for name in self.config.translation.engines:
+            cls = types.get(name)
+            if cls is None:
+                raise ConfigError(
+                    f"{self.config.where()}: translation.engines: unknown engine {name!r} "
+                    f"(installed: {', '.join(sorted(types)) or 'none'})"
+                )
+            settings = self.config.translation.engine_settings.get(name, {})
+            engines.append(cls(EngineContext(self.data_dir / "translation" / name, settings)))
+        return engines
+
+    # -- lookups --------------------------------------------------------------------------
+    def channel(self, name: str) -> Channel:
+        """A configured channel by name."""
+        try:
+            return self.channels[name]
+        except KeyError:
+            raise PluginError(
+                f"no channel named {name!r} (configured: {', '.join(self.channels) or 'none'})"
+            ) from None
+
+    def channels_for_kind(self, kind: str) -> list[Channel]:
+        """Enabled channels reaching ``kind`` endpoints, in fallback order."""
+        return [c for c in self.channels.values() if c.kind == kind and c.settings.enabled]
+
+    def channel_name_for_kind(self, kind: str) -> str:
+        """The name of the first channel reaching ``kind`` (the kind itself when none)."""
+        found = self.channels_for_kind(kind)
+        return found[0].name if found else kind
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def migrate(self) -> None:
+        """Bring the schema up to date."""
+        from gateway.storage.migrate import upgrade_async
+
+        await upgrade_async(self.config.database_url)
+
+    async def start_channels(self, names: list[str] | None = None) -> None:
+        """Start channels (open clients, pollers)."""
+        for name, channel in self.channels.items():
+            if names is not None and name not in names:
+                continue
+            if channel in self._started:
+                continue
+            await channel.start()
+            self._started.append(channel)
+
+    async def start(self) -> None:
+        """Start every channel and call start-up hooks."""
+        await self.start_channels()
+        await self.call_hook("gateway_startup", gateway=self)
+
+    async def close(self) -> None:
+        """Stop channels and close the database."""
+        await self.call_hook("gateway_shutdown", gateway=self)
+        for channel in reversed(self._started):
+            try:
+                await channel.stop()
+            except Exception:
+                log.exception("channel %s failed to stop", channel.name)
+        self._started.clear()
+        await self.translation.flush_stats()
+        await self.db.close()
+
+    async def __aenter__(self) -> Gateway:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def call_hook(self, hook: str, **kwargs: Any) -> None:
+        """Call an observer hook and await whatever awaitables plugins returned."""
+        for result in getattr(self.pm.hook, hook)(**kwargs):
+            if inspect.isawaitable(result):
+                await result
+
+    def public_url(self, path: str) -> str:
+        """``http.public_base_url`` + ``path``."""
+        base = self.config.http.public_base_url
+        if not base:
+            raise ConfigError(
+                f"{self.config.where()}: http.public_base_url: required (the address providers "
+                "and families reach this gateway at)"
+            )
+        return base + path
+
+
+class CoreChannelContext:
+    """The gateway side of :class:`gateway.ChannelContext` for one channel."""
+
+    def __init__(self, gateway: Gateway, name: str) -> None:
+        self.gateway = gateway
+        self.name = name
+        self.data_dir = gateway.data_dir / "channels" / name
+        self.logger = logging.getLogger(f"gateway.channel.{name}")
+
+    def public_url(self, path: str) -> str:
+        """``http.public_base_url`` + ``path``."""
+        return self.gateway.public_url(path)
+
+    def webhook_path(self, action: str) -> str:
+        """Where the core mounts this channel's webhook ``action``."""
+        return f"/webhooks/{self.name}/{action}"
+
+    async def receive(self, message: InboundMessage) -> InboundOutcome:
+        """Into the inbound pipeline."""
+        return await self.gateway.inbound.handle(message)
+
+    async def update_status(self, update: StatusUpdate) -> bool:
+        """Apply a delivery report."""
+        return await self.gateway.dispatcher.apply_status(update)
+
+    async def set_endpoint_state(self, address: str, state: EndpointState | None, reason: str) -> int:
+        """Mark endpoints of this channel's kind with ``address``."""
+        from gateway.storage.endpoints import set_endpoint_state
+
+        kind = self.gateway.channel(self.name).kind
+        return await set_endpoint_state(self.gateway.db, kind, address, state, reason)
+
+    async def link_endpoint(self, token: str, address: str) -> EndpointLink | None:
+        """Redeem an onboarding token."""
+        from gateway.storage.endpoints import redeem_link_token
+
+        kind = self.gateway.channel(self.name).kind
+        return await redeem_link_token(self.gateway.db, token, kind, address)
+
+    async def endpoint_language(self, address: str) -> str | None:
+        """The language of the guardian behind ``address``."""
+        from gateway.storage.endpoints import endpoint_language
+
+        kind = self.gateway.channel(self.name).kind
+        return await endpoint_language(self.gateway.db, kind, address)
+
+    def gettext(self, language: str, message: str, **params: Any) -> str:
+        """A catalog string."""
+        return self.gateway.catalogs.gettext(language, message, **params)
+
+
+def plugin_settings(config: GatewayConfig, name: str) -> Mapping[str, Any]:
+    """A channel's raw settings (for plugins that want to read them through the host)."""
+    return config.channels.get(name, {})

@@ -1,0 +1,332 @@
+"""Broadcast use cases: invitations with RSVP and reminders, surveys, previews."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from gateway.domain.events import EventSpec, load_event
+from gateway.domain.surveys import SurveySpec, load_survey, rsvp_survey
+from gateway.errors import GatewayError
+from gateway.inbound.surveys import store_survey
+from gateway.outbox.planner import BroadcastRequest, base_context, localize_event
+from gateway.storage.models import Event, Survey, SurveySession, utcnow
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+__all__ = ["preview_template", "send_broadcast", "send_survey", "store_event"]
+
+EVENT_TEMPLATES = ("workshop_invitation",)
+
+
+async def store_event(gw: Gateway, spec: EventSpec) -> Event:
+    """Create or update the event row."""
+    async with gw.db.session() as session:
+        row = await session.scalar(select(Event).where(Event.external_id == spec.id))
+        values = dict(
+            title=spec.title,
+            description=spec.description,
+            school=spec.school,
+            place=spec.place,
+            address=spec.address,
+            starts_at=spec.start.astimezone(UTC),
+            ends_at=spec.end.astimezone(UTC) if spec.end else None,
+            timezone=spec.timezone,
+            audience=spec.audience,
+            rsvp=spec.rsvp,
+            reminders=spec.reminders,
+            data={"url": spec.url, "contact": spec.contact.model_dump()},
+        )
+        if row is None:
+            row = Event(external_id=spec.id, **values)
+            session.add(row)
+        else:
+            for key, value in values.items():
+                setattr(row, key, value)
+        await session.commit()
+        return row
+
+
+async def send_broadcast(
+    gw: Gateway,
+    template: str,
+    *,
+    event_file: Path | None = None,
+    event_spec: EventSpec | None = None,
+    audience: str | None = None,
+    channels: list[str] | None = None,
+    send_at: datetime | None = None,
+    urgent: bool = False,
+    policy: str = "preferred",
+    dry_run: bool = False,
+    context: dict[str, Any] | None = None,
+    created_by: str | None = None,
+    idempotency_key: str | None = None,
+    school_scope: list[str] | None = None,
+) -> dict[str, Any]:
+    """Plan a broadcast; with an event, its RSVP survey and reminder jobs too."""
+    if policy not in ("preferred", "all"):
+        raise GatewayError(f"--policy {policy!r}: use preferred or all")
+    spec = event_spec or (load_event(event_file) if event_file else None)
+    request = BroadcastRequest(
+        template=template,
+        audience=audience if audience is not None else (spec.audience if spec else ""),
+        channels=channels,
+        send_at=send_at,
+        urgent=urgent,
+        policy=policy,  # type: ignore[arg-type]
+        context=dict(context or {}),
+        created_by=created_by,
+        idempotency_key=idempotency_key,
+        school_scope=school_scope,
+        kind="invitation" if spec else "message",
+    )
+    notes: list[str] = []
+    if spec is not None:
+        request.event = spec.template_context()
+        if not dry_run:
+            event = await store_event(gw, spec)
+            request.event_id = event.id
+        if spec.rsvp and template in EVENT_TEMPLATES:
+            survey = rsvp_survey(spec.id, spec.title)
+            request.survey, request.question_id = survey, "rsvp"
+            if not dry_run:
+                async with gw.db.session() as session:
+                    row = await store_survey(session, survey, request.event_id)
+                    await session.commit()
+                request.survey_id = row.id
+    summary = await gw.planner.plan(request, dry_run=dry_run)
+    data = summary.as_dict()
+    if spec is not None and spec.reminders and not dry_run and summary.broadcast_id:
+        from gateway.scheduling.scheduler import schedule_event_reminders
+
+        planned = await schedule_event_reminders(gw, request.event_id or 0, spec)
+        notes += [f"reminder {r['offset']} before: {r['run_at']}" for r in planned]
+        data["reminders"] = planned
+    data["notes"] = notes + _translation_notes(gw, data)
+    return data
+
+
+def _translation_notes(gw: Gateway, data: dict[str, Any]) -> list[str]:
+    """One line for the languages whose free text stayed in English, one for missing catalogs."""
+    no_engine, no_catalog = [], []
+    for language, info in sorted(data.get("translation", {}).items()):
+        if (info.get("texts") or {}).get("fallback"):
+            no_engine.append(language)
+        if not info.get("catalog") and language.split("-")[0] != "en":
+            no_catalog.append(language)
+    notes = []
+    if no_engine:
+        notes.append(
+            f"free text (event title, description) stays in English for {', '.join(no_engine)}: no "
+            "machine translation installed (gateway translate install FILE.argosmodel)"
+        )
+    if no_catalog:
+        notes.append(f"no reviewed catalog for {', '.join(no_catalog)}: template text in English")
+    return notes
+
+
+async def send_survey(
+    gw: Gateway,
+    file: Path | None = None,
+    *,
+    spec: SurveySpec | None = None,
+    audience: str | None = None,
+    channels: list[str] | None = None,
+    send_at: datetime | None = None,
+    created_by: str | None = None,
+    school_scope: list[str] | None = None,
+) -> dict[str, Any]:
+    """Store a survey, send its first question, schedule its reminder and close."""
+    spec = spec or load_survey(file)  # type: ignore[arg-type]
+    async with gw.db.session() as session:
+        event_id = None
+        if spec.event:
+            event = await session.scalar(select(Event).where(Event.external_id == spec.event))
+            if event is None:
+                raise GatewayError(
+                    f"survey {spec.id}: unknown event {spec.event!r} (send its invitation first)"
+                )
+            event_id = event.id
+        row = await store_survey(session, spec, event_id)
+        await session.commit()
+    request = BroadcastRequest(
+        template="survey_question",
+        audience=audience if audience is not None else spec.audience,
+        channels=channels,
+        send_at=send_at,
+        survey=spec,
+        survey_id=row.id,
+        question_id=spec.questions[0].id,
+        kind="survey",
+        created_by=created_by,
+        school_scope=school_scope,
+    )
+    summary = (await gw.planner.plan(request)).as_dict()
+    summary["survey_id"] = spec.id
+    if spec.remind_unanswered_after or spec.close_at:
+        from gateway.scheduling.scheduler import schedule_survey_jobs
+
+        summary["jobs"] = await schedule_survey_jobs(gw, row.id, spec, send_at or utcnow())
+    summary["notes"] = _translation_notes(gw, summary)
+    return summary
+
+
+async def send_survey_reminder(gw: Gateway, survey_id: int) -> dict[str, Any] | None:
+    """Send the current question again to guardians who have not answered."""
+    async with gw.db.session() as session:
+        survey = await session.get(Survey, survey_id)
+        if survey is None:
+            return None
+        spec = SurveySpec.model_validate(survey.definition)
+    waiting = await gw.inbound.surveys.non_respondents(survey_id)
+    if not waiting:
+        return {"messages": 0}
+    request = BroadcastRequest(
+        template="survey_question",
+        survey=spec,
+        survey_id=survey_id,
+        question_id=spec.questions[0].id,
+        kind="survey-reminder",
+        only_guardians=waiting,
+    )
+    return (await gw.planner.plan(request)).as_dict()
+
+
+async def close_survey(gw: Gateway, survey_id: int) -> int:
+    """Close every open session of a survey."""
+    from sqlalchemy import update
+
+    async with gw.db.session() as session:
+        result = await session.execute(
+            update(SurveySession)
+            .where(SurveySession.survey_id == survey_id, SurveySession.status == "open")
+            .values(status="closed", updated_at=utcnow())
+        )
+        await session.commit()
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def send_event_reminder(gw: Gateway, event_id: int) -> dict[str, Any] | None:
+    """Remind the families invited to an event, except those who declined."""
+    from gateway.storage.models import Broadcast
+
+    async with gw.db.session() as session:
+        event = await session.get(Event, event_id)
+        if event is None or event.starts_at <= utcnow():
+            return None
+        invitation = await session.scalar(
+            select(Broadcast)
+            .where(Broadcast.event_id == event_id, Broadcast.kind == "invitation")
+            .order_by(Broadcast.id)
+        )
+        survey = await session.scalar(select(Survey).where(Survey.event_id == event_id))
+        from gateway.outbox.planner import event_context
+        from gateway.storage.models import OutboxMessage
+
+        invited: set[int] | None = None
+        if invitation is not None:
+            invited = set(
+                await session.scalars(
+                    select(OutboxMessage.guardian_id)
+                    .where(OutboxMessage.broadcast_id == invitation.id)
+                    .where(OutboxMessage.guardian_id.is_not(None))
+                )
+            )
+        ctx = event_context(event)
+    declined = await gw.inbound.surveys.declined(survey.id) if survey else set()
+    request = BroadcastRequest(
+        template="event_reminder",
+        audience=invitation.audience if invitation else event.audience,
+        channels=invitation.channels if invitation else None,
+        event=ctx,
+        event_id=event_id,
+        kind="reminder",
+        only_guardians=invited,
+        exclude_guardians=declined,
+        policy=(invitation.policy if invitation else "preferred"),  # type: ignore[arg-type]
+    )
+    return (await gw.planner.plan(request)).as_dict()
+
+
+async def preview_template(
+    gw: Gateway,
+    template: str,
+    event_file: Path | None,
+    languages: list[str] | None,
+    channels: list[str] | None,
+) -> list[dict[str, Any]]:
+    """Render a template in each language × channel with sample family data."""
+    from gateway.outbox.planner import _as_outbound
+
+    spec = load_event(event_file) if event_file else _sample_event()
+    langs = languages or ["en", *gw.catalogs.available()]
+    chans = [gw.channel(c) for c in channels] if channels else list(gw.channels.values())
+    out = []
+    for language in langs:
+        texts = [spec.title, spec.description, spec.place or ""]
+        translated = await gw.translation.translate_many(texts, language)
+        event = spec.template_context()
+        event["title"], event["description"] = translated[0].text, translated[1].text
+        event["place"] = translated[2].text or event["place"]
+        origins = sorted({t.origin for t in translated if t.text})
+        catalog = gw.catalogs.catalog_language(language)
+        for channel in chans:
+            ctx = base_context(gw, language)
+            ctx.update(
+                {
+                    "guardian": {"name": "Amina", "language": language},
+                    "family": {"family_id": "PREVIEW"},
+                    "student_names": "Omar",
+                    "event": localize_event(event, spec.timezone),
+                    "buttons": channel.supports_buttons,
+                    "unsubscribe_url": "https://gateway.example/unsubscribe/TOKEN"
+                    if channel.kind == "email"
+                    else None,
+                }
+            )
+            if spec.rsvp:
+                ctx["question"] = None
+            rendered = gw.renderer.render(template, channel.variant, language, ctx)
+            row = {
+                "channel": channel.name,
+                "address": "",
+                "language": language,
+                "body": rendered.body,
+                "subject": rendered.subject,
+                "html": rendered.html,
+                "payload": {},
+            }
+            out.append(
+                {
+                    "language": language,
+                    "channel": channel.name,
+                    "variant": channel.variant,
+                    "subject": rendered.subject,
+                    "body": rendered.body,
+                    "html": rendered.html,
+                    "details": dict(channel.preview_details(_as_outbound(row))),
+                    "source": ("catalog " + catalog)
+                    if catalog
+                    else ("English" if language.startswith("en") else "English (no catalog)"),
+                    "free_text": origins,
+                }
+            )
+    return out
+
+
+def _sample_event() -> EventSpec:
+    start = (datetime.now(UTC) + timedelta(days=14)).replace(hour=23, minute=30, second=0, microsecond=0)
+    return EventSpec(
+        id="preview",
+        title="Family Math Night",
+        description="Games and snacks for the whole family.",
+        place="School library",
+        start=start,
+        end=start + timedelta(hours=1),
+        rsvp=True,
+    )

@@ -1,0 +1,284 @@
+"""The channel plugin contract: the base class, the settings every channel shares, and the
+messages that cross the boundary between the core and a channel.
+
+A channel plugin subclasses :class:`Channel`, declares which kind of family endpoint it
+reaches (``phone``, ``email`` or ``telegram``) and implements :meth:`Channel.send`. It gets a
+:class:`ChannelContext` from the core: the only door back into the gateway (inbound replies,
+delivery status, endpoint state, public URLs, catalog strings).
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.errors import EndpointState
+
+__all__ = [
+    "Button",
+    "Channel",
+    "ChannelContext",
+    "ChannelSettings",
+    "EndpointKind",
+    "EndpointLink",
+    "InboundMessage",
+    "InboundOutcome",
+    "OutboundMessage",
+    "SendResult",
+    "StatusUpdate",
+    "WebhookHandler",
+]
+
+EndpointKind = Literal["phone", "email", "telegram"]
+"""What a family endpoint address is: an E.164 number, an e-mail address or a Telegram chat id."""
+
+#: Template variant a channel renders, by the endpoint kind it reaches.
+VARIANT_BY_KIND: dict[str, str] = {"phone": "sms", "email": "email", "telegram": "telegram"}
+
+#: Delivery statuses in the order they progress; a status update never moves backwards.
+DELIVERY_STATUS_ORDER: dict[str, int] = {
+    "queued": 0,
+    "sending": 1,
+    "unknown": 1,
+    "sent": 2,
+    "delivered": 3,
+    "read": 4,
+    "undelivered": 3,
+    "failed": 3,
+}
+
+WebhookHandler = Callable[[Any], Awaitable[Any]]
+"""``async (aiohttp.web.Request) -> aiohttp.web.StreamResponse``."""
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class ChannelSettings(BaseModel):
+    """Settings every channel has. A plugin subclasses this for its own keys.
+
+    Unknown keys are refused, so a typo in ``config.yaml`` fails at start with its key path.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    plugin: str = Field(description="Which plugin implements this channel.")
+    endpoint: EndpointKind | None = Field(
+        default=None,
+        description="Endpoint kind this channel reaches; plugins that know theirs ignore it.",
+    )
+    enabled: bool = True
+    rate_per_second: float | None = Field(
+        default=None, gt=0, description="Messages (or SMS segments) per second, all workers together."
+    )
+    rate_per_recipient_per_second: float | None = Field(
+        default=None, gt=0, description="Messages per second to one address (Telegram: 1)."
+    )
+    concurrency: int = Field(default=8, ge=1, le=512, description="Sends in flight at once.")
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    """A reply choice shown as a button where the channel can (Telegram inline keyboards)."""
+
+    value: str
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    """One rendered message for one address, as the outbox hands it to a channel."""
+
+    message_id: int
+    channel: str
+    address: str
+    language: str
+    body: str
+    """SMS text, the e-mail's plain-text part, or Telegram-safe HTML."""
+    subject: str | None = None
+    html: str | None = None
+    """The e-mail's HTML part (already carries ``lang`` and ``dir``)."""
+    buttons: tuple[Button, ...] = ()
+    reply_token: str | None = None
+    """Per-message token: e-mail ``Reply-To`` and one-click unsubscribe."""
+    unsubscribe_url: str | None = None
+    text_direction: Literal["ltr", "rtl"] = "ltr"
+    family_id: str | None = None
+    broadcast_id: int | None = None
+    attempt: int = 1
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What the provider said when it took the message."""
+
+    provider_message_id: str | None = None
+    status: Literal["sent", "queued", "delivered"] = "sent"
+    segments: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusUpdate:
+    """A delivery report from the provider (Twilio status callback, e-mail bounce...)."""
+
+    channel: str
+    provider_message_id: str
+    status: Literal["queued", "sending", "sent", "delivered", "undelivered", "failed", "read"]
+    error_code: str | None = None
+    error_reason: str | None = None
+    endpoint_state: EndpointState | None = None
+    occurred_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """A reply from a family (or anyone) as a channel parsed it."""
+
+    channel: str
+    provider_message_id: str
+    sender: str
+    """The address in the endpoint kind's form (E.164, lower-case e-mail, chat id)."""
+    text: str
+    received_at: datetime = field(default_factory=utcnow)
+    choice: str | None = None
+    """A tapped button's value, when the channel has buttons."""
+    in_reply_to_message_id: int | None = None
+    """The outbox message this answers, when the channel can tell (button, e-mail token)."""
+    reply_token: str | None = None
+    provider_in_reply_to: tuple[str, ...] = ()
+    """Provider ids this reply references (e-mail ``In-Reply-To`` / ``References``)."""
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class InboundOutcome:
+    """What the inbound pipeline did with a reply."""
+
+    inbound_id: int | None
+    duplicate: bool
+    classification: str
+    family_id: str | None = None
+    answer_label: str | None = None
+    """For a recorded survey answer: the label of the matched choice, in the family's language."""
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointLink:
+    """Result of linking a chat/address to a family through an onboarding token."""
+
+    family_id: str
+    guardian_name: str
+    language: str
+
+
+class ChannelContext(Protocol):
+    """What the core offers a channel. Implemented by the gateway; faked in tests."""
+
+    name: str
+    data_dir: Path
+    logger: logging.Logger
+
+    def public_url(self, path: str) -> str:
+        """``http.public_base_url`` joined with ``path``; raises ConfigError when unset."""
+
+    def webhook_path(self, action: str) -> str:
+        """The path this channel's webhook ``action`` is mounted at."""
+
+    async def receive(self, message: InboundMessage) -> InboundOutcome:
+        """Hand a reply to the inbound pipeline (deduplicated on provider id)."""
+
+    async def update_status(self, update: StatusUpdate) -> bool:
+        """Apply a delivery report; False when it was a repeat or would move backwards."""
+
+    async def set_endpoint_state(self, address: str, state: EndpointState | None, reason: str) -> int:
+        """Mark every endpoint with this address of this channel's kind; returns how many."""
+
+    async def link_endpoint(self, token: str, address: str) -> EndpointLink | None:
+        """Redeem an onboarding token for ``address``; None when bad, revoked or used."""
+
+    async def endpoint_language(self, address: str) -> str | None:
+        """The language of the guardian behind ``address``, if known."""
+
+    def gettext(self, language: str, message: str, **params: Any) -> str:
+        """A catalog string in ``language`` (English when no catalog has it)."""
+
+
+class Channel(abc.ABC):
+    """Base class of every channel plugin.
+
+    Subclasses set :attr:`plugin` (the name used as ``plugin:`` in config) and, when they
+    know it, :attr:`endpoint_kind`; they may declare :attr:`Settings` for their own keys.
+    """
+
+    plugin: ClassVar[str]
+    endpoint_kind: ClassVar[EndpointKind | None] = None
+    Settings: ClassVar[type[ChannelSettings]] = ChannelSettings
+    max_body_length: ClassVar[int | None] = None
+    supports_buttons: ClassVar[bool] = False
+    default_rate_per_second: ClassVar[float | None] = None
+    default_rate_per_recipient_per_second: ClassVar[float | None] = None
+
+    def __init__(self, name: str, settings: ChannelSettings, context: ChannelContext) -> None:
+        self.name = name
+        self.settings = settings
+        self.context = context
+        self.log = context.logger
+
+    @property
+    def kind(self) -> EndpointKind:
+        """The endpoint kind this channel reaches."""
+        kind = self.endpoint_kind or self.settings.endpoint
+        if kind is None:  # pragma: no cover - validated when the channel is built
+            raise ValueError(f"channel {self.name!r} does not say which endpoint kind it reaches")
+        return kind
+
+    @property
+    def variant(self) -> str:
+        """The template block family this channel renders (``sms``, ``email``, ``telegram``)."""
+        return VARIANT_BY_KIND[self.kind]
+
+    @property
+    def rate_per_second(self) -> float | None:
+        """Overall send rate, from config or the plugin's default."""
+        return self.settings.rate_per_second or self.default_rate_per_second
+
+    @property
+    def rate_per_recipient_per_second(self) -> float | None:
+        """Per-address send rate, from config or the plugin's default."""
+        return self.settings.rate_per_recipient_per_second or self.default_rate_per_recipient_per_second
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Open clients, start pollers. Called once before the first send."""
+
+    async def stop(self) -> None:  # noqa: B027 - optional hook
+        """Close clients and stop background tasks."""
+
+    @abc.abstractmethod
+    async def send(self, message: OutboundMessage) -> SendResult:
+        """Hand ``message`` to the provider; raise a :class:`~gateway.errors.SendError` subclass."""
+
+    def webhooks(self) -> Mapping[str, WebhookHandler]:
+        """Webhook actions, mounted by the core at ``POST /webhooks/{channel}/{action}``."""
+        return {}
+
+    def preview_details(self, message: OutboundMessage) -> Mapping[str, Any]:
+        """Facts shown before sending (segments, encoding, cost for SMS). Empty by default."""
+        return {}
+
+    def cost_units(self, message: OutboundMessage) -> int:
+        """How many units of the channel's rate limit one message uses (SMS: segments)."""
+        return 1
+
+    async def reconcile(self, message: OutboundMessage, provider_message_id: str | None) -> str | None:
+        """For a message whose fate is unknown: the provider's status if it can tell, else None."""
+        return None

@@ -1,0 +1,728 @@
+"""The ``gateway`` command (Typer + Rich). Every command takes ``--config`` (default
+``./config.yaml``, or ``$GATEWAY_CONFIG``); every listing takes ``--json``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gateway.errors import GatewayError
+
+__all__ = ["CliState", "app", "main"]
+
+T = TypeVar("T")
+console = Console()
+err_console = Console(stderr=True)
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", envvar="GATEWAY_CONFIG", help="Config file (default ./config.yaml)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+class CliState:
+    """What commands (and plugins adding commands) share: the config path and a gateway opener.
+
+    A plugin's command gets it as ``typer.Context.obj`` and opens the gateway with
+    ``async with ctx.obj.gateway() as gw: ...``.
+    """
+
+    def __init__(self, config: Path | None = None) -> None:
+        self.config = config
+
+    def load(self, config: Path | None = None) -> Any:
+        """The validated config."""
+        from gateway.config import load_config
+
+        return load_config(config or self.config)
+
+    @asynccontextmanager
+    async def gateway(self, config: Path | None = None, *, migrate: bool = True) -> Any:
+        """Open a Gateway (schema migrated), closed on exit."""
+        from gateway.app import Gateway
+
+        gw = Gateway(self.load(config))
+        try:
+            if migrate:
+                await gw.migrate()
+            yield gw
+        finally:
+            await gw.close()
+
+
+state = CliState()
+app = typer.Typer(
+    name="gateway",
+    help="Multilingual family-engagement messaging gateway.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+families_app = typer.Typer(help="Import and list families.", no_args_is_help=True)
+broadcast_app = typer.Typer(help="Send broadcasts and follow them.", no_args_is_help=True)
+survey_app = typer.Typer(help="Surveys and RSVPs.", no_args_is_help=True)
+translate_app = typer.Typer(help="Machine translation and the translation memory.", no_args_is_help=True)
+plugins_app = typer.Typer(help="Installed plugins.", no_args_is_help=True)
+sandbox_app = typer.Typer(
+    help="The sandbox channel: inject replies, read what it sent.", no_args_is_help=True
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+staff_app = typer.Typer(help="Staff accounts.", no_args_is_help=True)
+app.add_typer(families_app, name="families")
+app.add_typer(broadcast_app, name="broadcast")
+app.add_typer(survey_app, name="survey")
+app.add_typer(translate_app, name="translate")
+app.add_typer(plugins_app, name="plugins")
+app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(db_app, name="db")
+app.add_typer(staff_app, name="staff")
+
+
+@app.callback()
+def _root(ctx: typer.Context, config: ConfigOpt = None) -> None:
+    state.config = config
+    ctx.obj = state
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine; turn gateway errors into a clear message and exit status 2."""
+    try:
+        return asyncio.run(coro)
+    except GatewayError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        raise typer.Exit(2) from None
+    except (LookupError, FileNotFoundError) as exc:
+        err_console.print(f"[bold red]error:[/] {exc.args[0] if exc.args else exc}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def emit_json(data: Any) -> None:
+    """Print JSON (UTF-8, not ASCII-escaped)."""
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def with_gateway(config: Path | None, fn: Callable[[Any], Awaitable[T]]) -> T:
+    """Open the gateway, call ``fn(gw)``, close it."""
+
+    async def go() -> T:
+        async with state.gateway(config) as gw:
+            return await fn(gw)
+
+    return run(go())
+
+
+# -- init / db -------------------------------------------------------------------------------
+@app.command()
+def init(
+    config: ConfigOpt = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing config file.")] = False,
+) -> None:
+    """Write config.yaml from the example and create the database."""
+    from gateway.config import EXAMPLE_CONFIG
+
+    target = config or Path("config.yaml")
+    if target.exists() and not force:
+        console.print(f"{target} exists; keeping it (use --force to overwrite)")
+    else:
+        target.write_text(EXAMPLE_CONFIG.read_text(encoding="utf-8"), encoding="utf-8")
+        console.print(f"wrote {target}")
+
+    async def go(gw: Any) -> None:
+        console.print(f"database ready: {_safe_url(gw.config.database_url)}")
+
+    with_gateway(target, go)
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOpt = None) -> None:
+    """Apply database migrations."""
+
+    async def go() -> None:
+        from gateway.storage.migrate import current, upgrade_async
+
+        cfg = state.load(config)
+        await upgrade_async(cfg.database_url)
+        revision = await asyncio.to_thread(current, cfg.database_url)
+        console.print(f"database at revision {revision}: {_safe_url(cfg.database_url)}")
+
+    run(go())
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+# -- families --------------------------------------------------------------------------------
+@families_app.command("import")
+def families_import(
+    file: Annotated[Path, typer.Argument(help="CSV with the families columns.", exists=True, dir_okay=False)],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check and report; write nothing.")] = False,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Import families from CSV: per-row errors, valid rows imported, re-import idempotent."""
+    from gateway.families import import_families
+
+    async def go(gw: Any) -> dict[str, Any]:
+        return await import_families(gw, file, dry_run=dry_run, progress=not as_json)
+
+    report = with_gateway(config, go)
+    if as_json:
+        emit_json(report)
+    else:
+        verb = "would import" if dry_run else "imported"
+        console.print(
+            f"{file}: {verb} {report['families_imported']} new and {report['families_updated']} "
+            f"updated families ({report['students']} students); {len(report['errors'])} errors, "
+            f"{len(report['warnings'])} warnings"
+        )
+        for problem in report["errors"]:
+            console.print(
+                f"  [red]{file}:{problem['line']}[/] {problem['column'] or ''}: {problem['reason']}",
+                highlight=False,
+            )
+        for problem in report["warnings"][:20]:
+            console.print(f"  [yellow]{file}:{problem['line']}[/] {problem['reason']}", highlight=False)
+    if report["errors"] and not report["families_imported"] and not report["families_updated"]:
+        raise typer.Exit(1)
+
+
+@families_app.command("list")
+def families_list(
+    school: Annotated[str | None, typer.Option(help="Only families with a student at this school.")] = None,
+    language: Annotated[str | None, typer.Option(help="Only families with a guardian reading this.")] = None,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """List families with guardians, endpoints and students."""
+    from gateway.storage.families import FamilyRepository, family_as_dict
+
+    async def go(gw: Any) -> list[dict[str, Any]]:
+        async with gw.db.session() as session:
+            families = await FamilyRepository(session).list(school=school, language=language)
+            return [family_as_dict(f, gw.channel_name_for_kind) for f in families]
+
+    rows = with_gateway(config, go)
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table("family", "guardians", "students", "tags")
+    for row in rows:
+        guardians = "\n".join(
+            f"{g['name']} ({g['language']}) "
+            + ", ".join(f"{e['channel']}{' [opted out]' if e['opted_out'] else ''}" for e in g["endpoints"])
+            for g in row["guardians"]
+        )
+        students = "\n".join(f"{s['name']} — {s['school']} {s['grade'] or ''}" for s in row["students"])
+        table.add_row(row["family_id"], guardians, students, ", ".join(row["tags"]))
+    console.print(table)
+    console.print(f"{len(rows)} families")
+
+
+@families_app.command("link")
+def families_link(
+    family_id: Annotated[str, typer.Argument(help="The family's id.")],
+    channel: Annotated[str, typer.Option(help="Channel to onboard (Telegram).")] = "telegram",
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Print a one-time Telegram deep link per guardian of a family."""
+    from gateway.families import onboarding_links
+
+    links = with_gateway(config, lambda gw: onboarding_links(gw, family_id, channel))
+    if as_json:
+        emit_json(links)
+        return
+    for link in links:
+        console.print(f"{link['guardian']} ({link['language']}): {link['url']}", highlight=False)
+
+
+# -- preview / broadcast -------------------------------------------------------------------------
+@app.command()
+def preview(
+    template: Annotated[str, typer.Argument(help="Template name, e.g. workshop_invitation.")],
+    event: Annotated[Path | None, typer.Option(help="Event YAML file.")] = None,
+    language: Annotated[
+        list[str] | None, typer.Option(help="Language(s) to show (default: all catalogs).")
+    ] = None,
+    channel: Annotated[list[str] | None, typer.Option(help="Channel(s) to show (default: all).")] = None,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Render a template per language and channel, with SMS segments, before anything is sent."""
+    from gateway.broadcasts import preview_template
+
+    previews = with_gateway(config, lambda gw: preview_template(gw, template, event, language, channel))
+    if as_json:
+        emit_json(previews)
+        return
+    for item in previews:
+        head = f"[bold]{item['language']}[/] · {item['channel']}"
+        details = item.get("details") or {}
+        if details:
+            head += " · " + ", ".join(f"{k}: {v}" for k, v in details.items())
+        head += f" · text: {item['source']}"
+        console.rule(head)
+        if item.get("subject"):
+            console.print(f"Subject: {item['subject']}", highlight=False, markup=False)
+        console.print(item["body"], highlight=False, markup=False)
+
+
+AudienceOpt = Annotated[str | None, typer.Option("--audience", help='e.g. "school:Lincoln grade:6"')]
+ChannelsOpt = Annotated[str | None, typer.Option("--channels", help="Comma-separated channel names.")]
+AtOpt = Annotated[str | None, typer.Option("--at", help="Send time, ISO 8601 with offset.")]
+
+
+@broadcast_app.command("send")
+def broadcast_send(
+    template: Annotated[str, typer.Argument(help="Template name.")],
+    event: Annotated[Path | None, typer.Option(help="Event YAML file.")] = None,
+    audience: AudienceOpt = None,
+    channels: ChannelsOpt = None,
+    at: AtOpt = None,
+    urgent: Annotated[bool, typer.Option("--urgent", help="Ignore quiet hours.")] = False,
+    policy: Annotated[str, typer.Option(help="preferred (with fallback) or all.")] = "preferred",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Summary only; nothing is written.")] = False,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Plan a broadcast into the outbox (dispatched by `gateway serve` / `gateway worker`)."""
+    from gateway.broadcasts import send_broadcast
+
+    send_at = _parse_at(at)
+    summary = with_gateway(
+        config,
+        lambda gw: send_broadcast(
+            gw,
+            template,
+            event_file=event,
+            audience=audience,
+            channels=_split(channels),
+            send_at=send_at,
+            urgent=urgent,
+            policy=policy,
+            dry_run=dry_run,
+        ),
+    )
+    _print_summary(summary, as_json)
+
+
+@broadcast_app.command("status")
+def broadcast_status(
+    broadcast_id: Annotated[int, typer.Argument(help="Broadcast id.")],
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Delivery counts of a broadcast, by language, channel and status."""
+
+    async def go(gw: Any) -> dict[str, Any]:
+        summary = await gw.planner.status(broadcast_id)
+        data = summary.as_dict()
+        data["funnel"] = getattr(summary, "funnel", {})
+        return data
+
+    _print_summary(with_gateway(config, go), as_json)
+
+
+def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        emit_json(summary)
+        return
+    console.print(
+        f"broadcast {summary['broadcast_id'] or '(dry run)'}: {summary['status']} — "
+        f"{summary['families']} families, {summary['messages']} messages",
+        highlight=False,
+    )
+    table = Table("language", "messages", "text from", "sms")
+    for language, count in summary["by_language"].items():
+        translation = summary.get("translation", {}).get(language, {})
+        source = "catalog " + translation["catalog"] if translation.get("catalog") else "English (no catalog)"
+        texts = translation.get("texts") or {}
+        if texts:
+            source += "; free text: " + ", ".join(f"{k} {v}" for k, v in texts.items())
+        sms = "; ".join(
+            f"{ch}: {d.get('segments')} seg {d.get('encoding')}"
+            for ch, d in summary.get("preview", {}).get(language, {}).items()
+            if "segments" in d
+        )
+        table.add_row(language, str(count), source, sms)
+    console.print(table)
+    console.print("by channel: " + ", ".join(f"{k} {v}" for k, v in summary["by_channel"].items()))
+    console.print("by status: " + ", ".join(f"{k} {v}" for k, v in summary["by_status"].items()))
+    if summary.get("deferred_quiet_hours"):
+        console.print(f"{summary['deferred_quiet_hours']} messages wait for the end of quiet hours")
+    if summary["skipped"]:
+        reasons: dict[str, int] = {}
+        for item in summary["skipped"]:
+            reasons[item["reason"]] = reasons.get(item["reason"], 0) + 1
+        console.print("skipped: " + ", ".join(f"{v} {k}" for k, v in reasons.items()))
+    for note in summary.get("notes", []):
+        console.print(note, highlight=False)
+
+
+def _split(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def _parse_at(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"--at {value!r}: not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise typer.BadParameter(f"--at {value!r}: add a UTC offset, e.g. 2027-03-01T09:00:00-06:00")
+    return moment
+
+
+# -- surveys -----------------------------------------------------------------------------------
+@survey_app.command("send")
+def survey_send(
+    file: Annotated[Path, typer.Argument(help="Survey YAML file.", exists=True, dir_okay=False)],
+    audience: AudienceOpt = None,
+    channels: ChannelsOpt = None,
+    at: AtOpt = None,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Send the first question of a survey to its audience."""
+    from gateway.broadcasts import send_survey
+
+    summary = with_gateway(
+        config,
+        lambda gw: send_survey(gw, file, audience=audience, channels=_split(channels), send_at=_parse_at(at)),
+    )
+    if as_json:
+        emit_json(
+            {
+                k: summary[k]
+                for k in (
+                    "survey_id",
+                    "broadcast_id",
+                    "families",
+                    "messages",
+                    "by_language",
+                    "by_channel",
+                    "skipped",
+                )
+            }
+        )
+    else:
+        _print_summary(summary, False)
+
+
+@survey_app.command("results")
+def survey_results(
+    survey_id: Annotated[str, typer.Argument(help="Survey id (from the file) or number.")],
+    format: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    config: ConfigOpt = None,
+) -> None:
+    """Answers by question, language and school, with the response rate."""
+    from gateway.exports import results_csv
+
+    results = with_gateway(config, lambda gw: gw.inbound.surveys.results(survey_id))
+    if format == "json":
+        emit_json(results)
+    elif format == "csv":
+        sys.stdout.write(results_csv(results))
+    elif format == "table":
+        console.print(
+            f"{results['title'] or results['survey_id']}: {results['respondents']} of "
+            f"{results['sessions']} answered ({results['response_rate']:.0%})",
+            highlight=False,
+        )
+        for q in results["questions"]:
+            table = Table(f"{q['id']}: {q['text']}", "answers", *sorted(q["by_language"]))
+            for value, count in sorted(q["answers"].items(), key=lambda kv: -kv[1]):
+                table.add_row(
+                    value,
+                    str(count),
+                    *(str(q["by_language"][lang].get(value, 0)) for lang in sorted(q["by_language"])),
+                )
+            console.print(table)
+    else:
+        raise typer.BadParameter("--format must be table, csv or json")
+
+
+# -- inbox ---------------------------------------------------------------------------------------
+@app.command()
+def inbox(
+    unread: Annotated[bool, typer.Option("--unread", help="Only items not yet answered or read.")] = False,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Free-text replies and unmatched answers, urgent first, with translations."""
+    from gateway.inbox import list_inbox
+
+    items = with_gateway(config, lambda gw: list_inbox(gw, unread=unread))
+    if as_json:
+        emit_json(items)
+        return
+    table = Table("id", "family", "channel", "received", "text", "translation", "")
+    for item in items:
+        translation = item["translation"] or item.get("note") or ""
+        table.add_row(
+            str(item["id"]),
+            item["family_id"] or "(unknown)",
+            item["channel"],
+            item["received_at"][:16],
+            item["text"],
+            translation,
+            "URGENT" if item["urgent"] else "",
+        )
+    console.print(table)
+
+
+@app.command()
+def reply(
+    inbound_id: Annotated[int, typer.Argument(help="Inbox item id.")],
+    text: Annotated[str, typer.Argument(help="Your answer, in the staff language.")],
+    config: ConfigOpt = None,
+) -> None:
+    """Answer an inbox item: translated into the family's language, sent on their channel."""
+
+    async def go(gw: Any) -> Any:
+        row = await gw.inbound.staff_reply(inbound_id, text)
+        await gw.start_channels([row.channel])
+        await gw.dispatcher.run_until_idle([row.channel])
+        return row
+
+    row = with_gateway(config, go)
+    console.print(f"reply queued as message {row.id} on {row.channel} in {row.language}")
+
+
+# -- translate -----------------------------------------------------------------------------------
+@translate_app.command("languages")
+def translate_languages(as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
+    """What can be translated into what, by which engine; which catalogs are reviewed."""
+
+    async def go(gw: Any) -> dict[str, Any]:
+        engines = []
+        for engine in gw.engines:
+            pairs = await asyncio.to_thread(engine.language_pairs) if engine.available() else []
+            engines.append(
+                {
+                    "engine": engine.name,
+                    "available": engine.available(),
+                    "pairs": [{"source": s, "target": t} for s, t in pairs],
+                }
+            )
+        return {"catalogs": gw.catalogs.available(), "engines": engines}
+
+    data = with_gateway(config, go)
+    if as_json:
+        emit_json(data)
+        return
+    console.print("reviewed catalogs: " + ", ".join(data["catalogs"]))
+    for engine in data["engines"]:
+        pairs = (
+            ", ".join(f"{p['source']}→{p['target']}" for p in engine["pairs"])
+            or "no language pairs installed"
+        )
+        console.print(f"engine {engine['engine']}: {pairs}", highlight=False)
+
+
+@translate_app.command("status")
+def translate_status(as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
+    """Translation memory size, engine calls, hits and misses, per language."""
+    data = with_gateway(config, lambda gw: gw.translation.status())
+    if as_json:
+        emit_json(data)
+        return
+    console.print(
+        f"memory entries: {data['memory_entries']}; engine calls: {data['engine_calls']}; "
+        f"hits: {data['hits']}; misses: {data['misses']}"
+    )
+    table = Table("language", "reviewed", "memory", "machine", "fallback")
+    for language, counts in data["by_language"].items():
+        table.add_row(language, *(str(counts[k]) for k in ("reviewed", "memory", "machine", "fallback")))
+    console.print(table)
+
+
+@translate_app.command("install")
+def translate_install(
+    file: Annotated[Path, typer.Argument(help="An .argosmodel package.", exists=True, dir_okay=False)],
+    engine: Annotated[str, typer.Option(help="Engine to install into.")] = "argos",
+    config: ConfigOpt = None,
+) -> None:
+    """Install a translation model into the gateway's data folder (no network)."""
+
+    async def go(gw: Any) -> Any:
+        for candidate in gw.engines:
+            if candidate.name == engine and hasattr(candidate, "install"):
+                return await asyncio.to_thread(candidate.install, file)
+        raise GatewayError(f"engine {engine!r} is not configured or cannot install packages")
+
+    result = with_gateway(config, go)
+    console.print(f"installed {file.name}: {result}")
+
+
+@translate_app.command("export")
+def translate_export(
+    language: Annotated[str, typer.Option("--language", "-l", help="Target language.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Where to write the .po file.")
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Machine translations into LANGUAGE as fuzzy .po entries for human review."""
+    from gateway.exports import export_machine_translations
+
+    target = output or Path(f"machine-{language}.po")
+    count = with_gateway(config, lambda gw: export_machine_translations(gw, language, target))
+    console.print(f"wrote {count} entries to {target}")
+
+
+@translate_app.command("import")
+def translate_import(
+    file: Annotated[Path, typer.Argument(help="A reviewed .po file.", exists=True, dir_okay=False)],
+    language: Annotated[str, typer.Option("--language", "-l", help="Target language.")],
+    config: ConfigOpt = None,
+) -> None:
+    """Import reviewed translations (non-fuzzy entries); they win over machine ones."""
+    from gateway.exports import import_reviewed_translations
+
+    count = with_gateway(config, lambda gw: import_reviewed_translations(gw, language, file))
+    console.print(f"imported {count} reviewed entries for {language}")
+
+
+# -- plugins / sandbox ---------------------------------------------------------------------------
+@plugins_app.command("list")
+def plugins_list(as_json: JsonOpt = False) -> None:
+    """Registered plugins and what they provide."""
+    from gateway.plugins import describe_plugins, make_plugin_manager
+
+    infos = describe_plugins(make_plugin_manager())
+    data = [
+        {
+            "name": i.name,
+            "module": i.module,
+            "distribution": i.distribution,
+            "channels": list(i.channels),
+            "engines": list(i.engines),
+            "hooks": list(i.hooks),
+        }
+        for i in infos
+    ]
+    if as_json:
+        emit_json(data)
+        return
+    table = Table("plugin", "module", "channels", "engines", "hooks")
+    for item in data:
+        table.add_row(
+            item["name"],
+            item["module"],
+            ", ".join(item["channels"]),
+            ", ".join(item["engines"]),
+            ", ".join(item["hooks"]),
+        )
+    console.print(table)
+
+
+@sandbox_app.command("reply")
+def sandbox_reply(
+    text: Annotated[str, typer.Argument(help="The reply text.")],
+    sender: Annotated[str, typer.Option("--from", help="Sender address (phone, e-mail or chat id).")],
+    channel: Annotated[str | None, typer.Option(help="Channel name (default: by address).")] = None,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Inject a reply into the inbound pipeline, as if a family had sent it."""
+    from gateway.sandbox_tools import inject_reply
+
+    outcome = with_gateway(config, lambda gw: inject_reply(gw, sender, text, channel))
+    if as_json:
+        emit_json(outcome)
+    else:
+        console.print(
+            f"inbound {outcome['inbound_id']}: {outcome['classification']}"
+            + (" (duplicate)" if outcome["duplicate"] else ""),
+            highlight=False,
+        )
+        for sent in outcome.get("replies", []):
+            console.print(f"  ↳ replied on {sent['channel']}: {sent['body']}", highlight=False, markup=False)
+
+
+@sandbox_app.command("outbox")
+def sandbox_outbox(as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
+    """What the sandbox channels have sent."""
+    from gateway.sandbox_tools import sandbox_messages
+
+    rows = with_gateway(config, sandbox_messages)
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table("id", "channel", "address", "language", "text")
+    for row in rows:
+        table.add_row(
+            str(row["message_id"]),
+            row["channel"],
+            row["address"],
+            row["language"],
+            (row["subject"] + " — " if row.get("subject") else "") + row["body"][:120],
+        )
+    console.print(table)
+
+
+# -- demo / serve / worker -----------------------------------------------------------------------
+@app.command()
+def demo(
+    dir: Annotated[
+        Path | None, typer.Option("--dir", help="Folder for the demo's database and outbox.")
+    ] = None,
+) -> None:
+    """The embedded default end to end: families, an invitation, replies, a summary."""
+    from gateway.demo import run_demo
+
+    run(run_demo(dir, console))
+
+
+@app.command()
+def serve(config: ConfigOpt = None) -> None:
+    """HTTP (webhooks, API, web app) + scheduler + dispatcher + pollers."""
+    from gateway.server import serve_forever
+
+    run(serve_forever(state.load(config), role="serve"))
+
+
+@app.command()
+def worker(config: ConfigOpt = None) -> None:
+    """Dispatcher only, for scale-out."""
+    from gateway.server import serve_forever
+
+    run(serve_forever(state.load(config), role="worker"))
+
+
+def _load_plugin_commands() -> None:
+    from gateway.plugins import make_plugin_manager
+
+    try:
+        make_plugin_manager().hook.gateway_cli_commands(cli=app)
+    except Exception as exc:  # a broken plugin must not break the whole command
+        err_console.print(f"warning: a plugin failed to add commands: {exc}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    os.environ.setdefault("PYTHONIOENCODING", "utf-8")
+    _load_plugin_commands()
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,138 @@
+"""Language codes: BCP 47 validation, suggestions for common mistakes, Babel locales, direction.
+
+A family's language is stored as given (canonical case: ``es-MX``, ``zh-Hans``, ``prs``). For
+catalogs and engines it is looked up from the most specific form to the least (``es-MX`` →
+``es``), and for formatting it maps to the nearest locale Babel has (``prs`` → ``fa_AF``).
+"""
+
+from __future__ import annotations
+
+import difflib
+from functools import lru_cache
+
+import langcodes
+from babel import Locale, UnknownLocaleError
+
+__all__ = [
+    "LanguageError",
+    "babel_locale",
+    "display_name",
+    "fallback_chain",
+    "is_rtl",
+    "normalize_language",
+]
+
+#: Codes people write that are not languages, and what they most likely meant.
+COMMON_MISTAKES: dict[str, str] = {
+    "sp": "es",
+    "spa": "es",
+    "esp": "es",
+    "vn": "vi",
+    "cn": "zh-Hans",
+    "ch": "zh-Hans",
+    "zh-cn": "zh-Hans",
+    "zh-tw": "zh-Hant",
+    "jp": "ja",
+    "kr": "ko",
+    "gr": "el",
+    "dk": "da",
+    "se": "sv",
+    "cz": "cs",
+    "ua": "uk",
+    "ir": "fa",
+    "far": "fa",
+    "dari": "prs",
+    "sm": "so",
+    "som": "so",
+    "swa": "sw",
+    "bur": "my",
+    "nep": "ne",
+    "fre": "fr",
+    "ger": "de",
+    "kh": "km",
+    "hmn": "hmn",
+}
+
+#: Babel has no locale for these; format dates and numbers with a close relative.
+BABEL_ALIASES: dict[str, str] = {"prs": "fa_AF", "hmn": "en", "kar": "my", "ctd": "my"}
+
+RTL_LANGUAGES = frozenset({"ar", "fa", "prs", "ps", "ur", "he", "yi", "ckb", "dv", "sd", "ug"})
+
+
+class LanguageError(ValueError):
+    """An unknown language code, with a suggestion when one is likely."""
+
+
+@lru_cache(maxsize=512)
+def normalize_language(code: str) -> str:
+    """Validate a BCP 47 tag and return it in canonical case; raise with a suggestion."""
+    raw = code.strip()
+    if not raw:
+        raise LanguageError("language is empty")
+    tag = raw.replace("_", "-")
+    lowered = tag.lower()
+    if lowered in COMMON_MISTAKES and COMMON_MISTAKES[lowered] != lowered:
+        suggestion = COMMON_MISTAKES[lowered]
+        raise LanguageError(
+            f"unknown language code {raw!r}; did you mean {suggestion!r} ({display_name(suggestion)})?"
+        )
+    if not langcodes.tag_is_valid(tag):
+        raise LanguageError(_unknown_message(raw))
+    language = langcodes.Language.get(tag, normalize=False)
+    if language.language is None:
+        raise LanguageError(_unknown_message(raw))
+    return str(language.to_tag())
+
+
+def _unknown_message(raw: str) -> str:
+    suggestion = _suggest(raw)
+    hint = f"; did you mean {suggestion!r} ({display_name(suggestion)})?" if suggestion else ""
+    return f"unknown language code {raw!r}{hint} (use a BCP 47 code such as es, so, zh-Hans)"
+
+
+def _suggest(raw: str) -> str | None:
+    try:
+        found = langcodes.find(raw)
+        return str(found.to_tag())
+    except LookupError:
+        pass
+    names = {Locale("en").languages.get(c, ""): c for c in Locale("en").languages}
+    match = difflib.get_close_matches(raw.title(), [n for n in names if n], n=1, cutoff=0.8)
+    return names[match[0]] if match else None
+
+
+@lru_cache(maxsize=512)
+def display_name(code: str) -> str:
+    """English name of a language tag (``so`` → ``Somali``)."""
+    try:
+        return str(langcodes.Language.get(code, normalize=False).display_name())
+    except (ValueError, LookupError):
+        return code
+
+
+@lru_cache(maxsize=512)
+def fallback_chain(code: str) -> tuple[str, ...]:
+    """Most to least specific forms of a tag: ``zh-Hans-CN`` → (``zh-Hans-CN``, ``zh-Hans``, ``zh``)."""
+    parts = code.split("-")
+    return tuple("-".join(parts[:i]) for i in range(len(parts), 0, -1))
+
+
+@lru_cache(maxsize=512)
+def babel_locale(code: str) -> Locale:
+    """The closest Babel locale for a language tag (English when Babel has nothing close)."""
+    for candidate in fallback_chain(code):
+        alias = BABEL_ALIASES.get(candidate)
+        try:
+            return Locale.parse(alias or candidate, sep="_" if alias else "-")
+        except (UnknownLocaleError, ValueError):
+            continue
+    return Locale.parse("en")
+
+
+@lru_cache(maxsize=512)
+def is_rtl(code: str) -> bool:
+    """Whether the language is written right to left."""
+    base = code.split("-")[0].lower()
+    if base in RTL_LANGUAGES:
+        return True
+    return babel_locale(code).character_order == "right-to-left"

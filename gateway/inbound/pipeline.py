@@ -1,0 +1,373 @@
+"""The inbound pipeline: every reply, whatever the channel, goes through :meth:`handle`.
+
+dedupe on the provider id → match the sender to a family endpoint (or the message a reply
+token / button names) → classify (opt-out, opt-in, HELP, survey answer, RSVP, free text,
+unknown sender) → act (opt out and confirm, answer the survey and ask the next question,
+re-prompt once, file in the staff inbox with a translation) → record what it did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.channels import InboundMessage, InboundOutcome
+from gateway.domain.contacts import mask_address
+from gateway.domain.languages import LanguageError, display_name, normalize_language
+from gateway.inbound.answers import AnswerMatcher
+from gateway.inbound.detect import LanguageDetector
+from gateway.inbound.keywords import KeywordTable
+from gateway.inbound.normalize import normalize_reply
+from gateway.outbox.conversation import queue_conversation
+from gateway.storage.models import (
+    Endpoint,
+    Family,
+    Guardian,
+    InboundRecord,
+    OutboxMessage,
+    utcnow,
+)
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+__all__ = ["InboundPipeline"]
+
+log = logging.getLogger("gateway.inbound")
+
+
+@dataclass
+class _Match:
+    endpoint: Endpoint | None
+    guardian: Guardian | None
+    family: Family | None
+    message: OutboxMessage | None
+
+
+class InboundPipeline:
+    """Decides what a reply means, and does it."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        config = gateway.config.inbound
+        self.keywords = KeywordTable.load(
+            gateway.config.locales_dir,
+            {"opt_out": config.opt_out_words, "opt_in": config.opt_in_words, "help": config.help_words},
+        )
+        self.answers = AnswerMatcher.load(gateway.config.locales_dir)
+        self.detector = LanguageDetector()
+        self.urgent_words = [normalize_reply(w) for w in config.urgent_words if w.strip()]
+        from gateway.inbound.surveys import SurveyRuntime
+
+        self.surveys = SurveyRuntime(gateway, self.answers)
+
+    async def handle(self, message: InboundMessage) -> InboundOutcome:
+        """Process one reply exactly once."""
+        gw = self.gateway
+        async with gw.db.session() as session:
+            existing = await session.scalar(
+                select(InboundRecord.id).where(
+                    InboundRecord.channel == message.channel,
+                    InboundRecord.provider_message_id == message.provider_message_id,
+                )
+            )
+            if existing is not None:
+                return InboundOutcome(inbound_id=existing, duplicate=True, classification="duplicate")
+            record = InboundRecord(
+                channel=message.channel,
+                provider_message_id=message.provider_message_id,
+                sender=message.sender,
+                text=message.text,
+                received_at=message.received_at,
+                raw=_jsonable(dict(message.raw)),
+            )
+            session.add(record)
+            try:
+                await session.flush()
+            except IntegrityError:
+                await session.rollback()
+                return InboundOutcome(inbound_id=None, duplicate=True, classification="duplicate")
+            match = await self._match(session, message)
+            record.endpoint_id = match.endpoint.id if match.endpoint else None
+            record.guardian_id = match.guardian.id if match.guardian else None
+            record.family_id = match.family.id if match.family else None
+            record.in_reply_to_id = match.message.id if match.message else None
+            outcome = await self._classify_and_act(session, message, record, match)
+            await session.commit()
+        await gw.translation.flush_stats()
+        log.info(
+            "inbound %s on %s from %s: %s",
+            record.id,
+            message.channel,
+            mask_address(message.sender),
+            outcome.classification,
+        )
+        await gw.call_hook("gateway_inbound_processed", gateway=gw, inbound=message, outcome=outcome)
+        return outcome
+
+    # -- matching -----------------------------------------------------------------------
+    async def _match(self, session: AsyncSession, message: InboundMessage) -> _Match:
+        gw = self.gateway
+        related: OutboxMessage | None = None
+        if message.in_reply_to_message_id:
+            related = await session.get(OutboxMessage, message.in_reply_to_message_id)
+        if related is None and message.reply_token:
+            related = await session.scalar(
+                select(OutboxMessage).where(OutboxMessage.reply_token == message.reply_token)
+            )
+        if related is None and message.provider_in_reply_to:
+            related = await session.scalar(
+                select(OutboxMessage)
+                .where(
+                    OutboxMessage.channel == message.channel,
+                    OutboxMessage.provider_message_id.in_(list(message.provider_in_reply_to)),
+                )
+                .limit(1)
+            )
+        endpoint: Endpoint | None = None
+        if related is not None and related.endpoint_id:
+            endpoint = await session.get(Endpoint, related.endpoint_id)
+        if endpoint is None:
+            try:
+                kind = gw.channel(message.channel).kind
+            except Exception:
+                kind = None
+            if kind is not None:
+                candidates = list(
+                    await session.scalars(
+                        select(Endpoint).where(Endpoint.kind == kind, Endpoint.address == message.sender)
+                    )
+                )
+                endpoint = await self._most_recent(session, candidates)
+        guardian = await session.get(Guardian, endpoint.guardian_id) if endpoint else None
+        family = await session.get(Family, guardian.family_id) if guardian else None
+        return _Match(endpoint, guardian, family, related)
+
+    async def _most_recent(self, session: AsyncSession, endpoints: list[Endpoint]) -> Endpoint | None:
+        """Of several guardians sharing an address, the one we wrote to last."""
+        if len(endpoints) <= 1:
+            return endpoints[0] if endpoints else None
+        last = await session.scalar(
+            select(OutboxMessage.endpoint_id)
+            .where(OutboxMessage.endpoint_id.in_([e.id for e in endpoints]))
+            .order_by(OutboxMessage.id.desc())
+            .limit(1)
+        )
+        for endpoint in endpoints:
+            if endpoint.id == last:
+                return endpoint
+        return endpoints[0]
+
+    # -- classification -----------------------------------------------------------------
+    async def _classify_and_act(
+        self, session: AsyncSession, message: InboundMessage, record: InboundRecord, match: _Match
+    ) -> InboundOutcome:
+        gw = self.gateway
+
+        def outcome(classification: str, answer_label: str | None = None) -> InboundOutcome:
+            record.classification = classification
+            return InboundOutcome(
+                inbound_id=record.id,
+                duplicate=False,
+                classification=classification,
+                family_id=match.family.external_id if match.family else None,
+                answer_label=answer_label,
+            )
+
+        if match.endpoint is None or match.guardian is None:
+            record.inbox = True
+            record.action = "kept as unknown sender"
+            record.language = await asyncio.to_thread(self.detector.detect, message.text)
+            await self._translate_for_inbox(session, record, record.language)
+            return outcome("unknown_sender")
+        endpoint, guardian = match.endpoint, match.guardian
+        language = guardian.language
+        record.language = language
+        keyword = (
+            self.keywords.classify(message.text, opted_out=endpoint.opted_out)
+            if message.choice is None
+            else None
+        )
+        if keyword == "opt_out":
+            already = endpoint.opted_out
+            await session.execute(
+                update(Endpoint)
+                .where(Endpoint.kind == endpoint.kind, Endpoint.address == endpoint.address)
+                .values(opted_out=True, opted_out_at=utcnow())
+            )
+            if not already:
+                await queue_conversation(
+                    gw,
+                    session,
+                    template="opt_out_confirmation",
+                    channel_name=message.channel,
+                    address=message.sender,
+                    language=language,
+                    guardian=guardian,
+                    family=match.family,
+                    endpoint=endpoint,
+                    compliance=True,
+                )
+            record.action = "opted out" + ("" if not already else " (already)")
+            return outcome("opt_out")
+        if keyword == "opt_in":
+            was_out = endpoint.opted_out
+            await session.execute(
+                update(Endpoint)
+                .where(Endpoint.kind == endpoint.kind, Endpoint.address == endpoint.address)
+                .values(opted_out=False, opted_out_at=None)
+            )
+            if was_out:
+                await queue_conversation(
+                    gw,
+                    session,
+                    template="opt_in_confirmation",
+                    channel_name=message.channel,
+                    address=message.sender,
+                    language=language,
+                    guardian=guardian,
+                    family=match.family,
+                    endpoint=endpoint,
+                    compliance=True,
+                )
+            record.action = "opted in" if was_out else "already subscribed"
+            return outcome("opt_in")
+        if keyword == "help":
+            await queue_conversation(
+                gw,
+                session,
+                template="help_reply",
+                channel_name=message.channel,
+                address=message.sender,
+                language=language,
+                guardian=guardian,
+                family=match.family,
+                endpoint=endpoint,
+                compliance=True,
+                context={"resources": [r.model_dump() for r in gw.config.district.resources]},
+            )
+            record.action = "sent help text"
+            return outcome("help")
+        language_change = re.fullmatch(r"/language\s+(\S+)", message.text.strip())
+        if language_change:
+            try:
+                new = normalize_language(language_change.group(1))
+            except LanguageError as exc:
+                record.action = f"language change refused: {exc}"
+                return outcome("language_change")
+            guardian.language = new
+            record.action = f"language set to {new} ({display_name(new)})"
+            return outcome("language_change")
+        if endpoint.opted_out:
+            record.inbox = True
+            record.action = "from an opted-out endpoint: filed, nothing sent"
+            await self._translate_for_inbox(session, record, language)
+            return outcome("free_text")
+        answered = await self.surveys.handle_reply(session, message, record, match)
+        if answered is not None:
+            return outcome(answered.classification, answered.label)
+        detected = await asyncio.to_thread(self.detector.detect, message.text)
+        if detected and detected != language.split("-")[0]:
+            record.language = detected
+        record.inbox = True
+        await self._translate_for_inbox(session, record, record.language or language)
+        record.urgent = self._is_urgent(message.text, record.translation)
+        record.action = "filed in the staff inbox" + (" (urgent)" if record.urgent else "")
+        if record.urgent:
+            await self._notify_on_call(session, record, match)
+        return outcome("free_text")
+
+    async def _translate_for_inbox(
+        self, session: AsyncSession, record: InboundRecord, language: str | None
+    ) -> None:
+        staff = self.gateway.config.translation.staff_language
+        if not language or language.split("-")[0] == staff.split("-")[0]:
+            record.translation = None
+            return
+        result = await self.gateway.translation.translate(
+            record.text, staff, source=language, session=session
+        )
+        if result.origin in ("machine", "memory", "reviewed"):
+            record.translation = result.text
+        else:
+            record.translation = None
+
+    def _is_urgent(self, text: str, translation: str | None) -> bool:
+        haystack = " " + normalize_reply(f"{text} {translation or ''}") + " "
+        return any(re.search(rf"\b{re.escape(w)}", haystack) for w in self.urgent_words)
+
+    async def _notify_on_call(self, session: AsyncSession, record: InboundRecord, match: _Match) -> None:
+        gw = self.gateway
+        cfg = gw.config.inbound
+        if not cfg.on_call or cfg.on_call_channel not in gw.channels:
+            return
+        family = match.family.external_id if match.family else "unknown"
+        for address in cfg.on_call:
+            session.add(
+                OutboxMessage(
+                    channel=cfg.on_call_channel,
+                    address=address,
+                    language=gw.config.translation.staff_language,
+                    subject=f"URGENT reply from family {family}",
+                    body=(
+                        f"An urgent reply arrived (inbox item {record.id}, family {family}, "
+                        f"channel {record.channel}).\n\nOriginal: {record.text}\n"
+                        f"Translation: {record.translation or '(none)'}\n"
+                    ),
+                    html=None,
+                    payload={"staff_alert": True},
+                    conversation=True,
+                    status="queued",
+                    due_at=utcnow(),
+                )
+            )
+
+    # -- staff replies ------------------------------------------------------------------
+    async def staff_reply(self, inbound_id: int, text: str, staff: str | None = None) -> OutboxMessage:
+        """Translate a staff answer into the family's language and queue it on their channel."""
+        gw = self.gateway
+        async with gw.db.session() as session:
+            record = await session.get(InboundRecord, inbound_id)
+            if record is None:
+                raise LookupError(f"no inbox item {inbound_id}")
+            guardian = await session.get(Guardian, record.guardian_id) if record.guardian_id else None
+            family = await session.get(Family, record.family_id) if record.family_id else None
+            endpoint = await session.get(Endpoint, record.endpoint_id) if record.endpoint_id else None
+            language = guardian.language if guardian else (record.language or "en")
+            translated = await gw.translation.translate(
+                text, language, source=gw.config.translation.staff_language, session=session
+            )
+            row = await queue_conversation(
+                gw,
+                session,
+                template="staff_reply",
+                channel_name=record.channel,
+                address=record.sender,
+                language=language,
+                guardian=guardian,
+                family=family,
+                endpoint=endpoint,
+                context={"text": translated.text},
+                payload={"in_reply_to_inbound": record.id, "translation_origin": translated.origin},
+            )
+            record.answered_at = utcnow()
+            record.read = True
+            await session.commit()
+            return row
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)

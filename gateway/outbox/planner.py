@@ -1,0 +1,678 @@
+"""Broadcast planning: audience → one outbox row per guardian × endpoint, rendered in the
+guardian's language, written in one transaction before anything is sent.
+
+Nothing here sends. A template error anywhere aborts the whole broadcast before any row is
+written; opted-out and invalid endpoints are never planned; quiet hours set ``due_at``.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from gateway.channels import Button, Channel, OutboundMessage
+from gateway.domain.audience import Audience, parse_audience
+from gateway.domain.languages import is_rtl
+from gateway.domain.surveys import Question, SurveySpec
+from gateway.errors import GatewayError
+from gateway.outbox.quiet_hours import QUIET_KINDS, defer_for_quiet_hours
+from gateway.rendering import messages as msg
+from gateway.rendering.formatting import format_names
+from gateway.storage.models import (
+    Broadcast,
+    Endpoint,
+    Family,
+    Guardian,
+    OutboxMessage,
+    Student,
+    SurveySession,
+    utcnow,
+)
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+__all__ = ["BroadcastPlanner", "BroadcastRequest", "BroadcastSummary"]
+
+log = logging.getLogger("gateway.planner")
+FAMILY_CHUNK = 1000
+INSERT_CHUNK = 2000
+YESNO_LABELS = {"yes": msg.YES, "no": msg.NO, "maybe": msg.MAYBE}
+
+
+@dataclass
+class BroadcastRequest:
+    """What to send, to whom, how and when."""
+
+    template: str
+    audience: str = ""
+    context: dict[str, Any] = field(default_factory=dict)
+    event: dict[str, Any] | None = None
+    event_id: int | None = None
+    survey: SurveySpec | None = None
+    survey_id: int | None = None
+    question_id: str | None = None
+    channels: list[str] | None = None
+    policy: Literal["preferred", "all"] = "preferred"
+    send_at: datetime | None = None
+    urgent: bool = False
+    kind: str = "message"
+    created_by: str | None = None
+    idempotency_key: str | None = None
+    only_guardians: set[int] | None = None
+    exclude_guardians: set[int] | None = None
+    school_scope: list[str] | None = None
+
+
+@dataclass
+class BroadcastSummary:
+    """The ``broadcast send --json`` shape, plus details for the dry-run summary."""
+
+    broadcast_id: int | None
+    status: str
+    families: int = 0
+    messages: int = 0
+    by_language: Counter[str] = field(default_factory=Counter)
+    by_channel: Counter[str] = field(default_factory=Counter)
+    by_status: Counter[str] = field(default_factory=Counter)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    deferred_quiet_hours: int = 0
+    translation: dict[str, dict[str, Any]] = field(default_factory=dict)
+    preview: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            "broadcast_id": self.broadcast_id,
+            "status": self.status,
+            "families": self.families,
+            "messages": self.messages,
+            "by_language": dict(sorted(self.by_language.items())),
+            "by_channel": dict(sorted(self.by_channel.items())),
+            "by_status": dict(sorted(self.by_status.items())),
+            "skipped": self.skipped,
+            "deferred_quiet_hours": self.deferred_quiet_hours,
+            "translation": self.translation,
+            "preview": self.preview,
+        }
+
+
+@dataclass
+class _LanguagePack:
+    """Everything translated once per language for one broadcast."""
+
+    language: str
+    event: dict[str, Any] | None
+    question: dict[str, Any] | None
+    survey: dict[str, Any] | None
+    extra: dict[str, Any]
+    origins: Counter[str]
+    held: bool = False
+
+
+class BroadcastPlanner:
+    """Turns a :class:`BroadcastRequest` into outbox rows."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    # -- public -------------------------------------------------------------------------
+    async def plan(self, request: BroadcastRequest, *, dry_run: bool = False) -> BroadcastSummary:
+        """Plan (and unless ``dry_run``, write) a broadcast; returns its summary."""
+        gw = self.gateway
+        gw.renderer.check(request.template)
+        audience = parse_audience(request.audience)
+        if request.school_scope is not None:
+            audience = audience.restricted_to_schools(request.school_scope)
+        channels = self._allowed_channels(request.channels)
+        send_at = request.send_at or utcnow()
+        summary = BroadcastSummary(broadcast_id=None, status="dry-run" if dry_run else "queued")
+        packs: dict[str, _LanguagePack] = {}
+        async with gw.db.session() as session:
+            if request.idempotency_key and not dry_run:
+                existing = await session.scalar(
+                    select(Broadcast).where(Broadcast.idempotency_key == request.idempotency_key)
+                )
+                if existing is not None:
+                    return await self.status(existing.id)
+            broadcast = None
+            if not dry_run:
+                broadcast = Broadcast(
+                    kind=request.kind,
+                    template=request.template,
+                    context=_jsonable(request.context),
+                    audience=request.audience,
+                    channels=request.channels,
+                    policy=request.policy,
+                    urgent=request.urgent,
+                    status="planning",
+                    send_at=send_at,
+                    event_id=request.event_id,
+                    survey_id=request.survey_id,
+                    idempotency_key=request.idempotency_key,
+                    created_by=request.created_by,
+                )
+                session.add(broadcast)
+                await session.flush()
+                summary.broadcast_id = broadcast.id
+            rows: list[dict[str, Any]] = []
+            sessions: list[dict[str, Any]] = []
+            previewed: set[tuple[str, str]] = set()
+            async for family, guardians, students in self._audience(session, audience, request):
+                planned_family = False
+                for guardian in guardians:
+                    targets, reason = self._targets(guardian, channels, request.policy)
+                    if not targets:
+                        summary.skipped.append(
+                            {"family_id": family.external_id, "guardian": guardian.name, "reason": reason}
+                        )
+                        continue
+                    pack = packs.get(guardian.language)
+                    if pack is None:
+                        pack = await self._language_pack(request, guardian.language, session)
+                        packs[guardian.language] = pack
+                    fallback_ids = [e.id for _, e in targets[1:]] if request.policy == "preferred" else []
+                    chosen = targets[:1] if request.policy == "preferred" else targets
+                    for channel, endpoint in chosen:
+                        row = self._render_row(
+                            request,
+                            pack,
+                            family,
+                            guardian,
+                            students,
+                            channel,
+                            endpoint,
+                            send_at,
+                            broadcast.id if broadcast else None,
+                            fallback_ids,
+                        )
+                        if row["due_at"] != send_at:
+                            summary.deferred_quiet_hours += 1
+                        if pack.held:
+                            row["status"] = "held"
+                        rows.append(row)
+                        summary.messages += 1
+                        summary.by_language[guardian.language] += 1
+                        summary.by_channel[channel.name] += 1
+                        summary.by_status[row["status"]] += 1
+                        key = (guardian.language, channel.name)
+                        if key not in previewed:
+                            previewed.add(key)
+                            details = dict(channel.preview_details(_as_outbound(row)))
+                            if details:
+                                summary.preview.setdefault(guardian.language, {})[channel.name] = details
+                    if request.survey_id is not None and request.question_id and not dry_run:
+                        channel, endpoint = chosen[0]
+                        sessions.append(
+                            {
+                                "survey_id": request.survey_id,
+                                "family_id": family.id,
+                                "guardian_id": guardian.id,
+                                "channel": channel.name,
+                                "address": endpoint.address,
+                                "language": guardian.language,
+                                "current_question": request.question_id,
+                                "status": "open",
+                            }
+                        )
+                    planned_family = True
+                if planned_family:
+                    summary.families += 1
+                if len(rows) >= INSERT_CHUNK and not dry_run:
+                    await session.execute(insert(OutboxMessage), rows)
+                    rows.clear()
+            if not dry_run:
+                if rows:
+                    await session.execute(insert(OutboxMessage), rows)
+                if sessions:
+                    await self._upsert_sessions(session, sessions)
+            for language, pack in packs.items():
+                catalog = gw.catalogs.catalog_language(language)
+                summary.translation[language] = {
+                    "catalog": catalog,
+                    "template": "reviewed" if catalog or language.split("-")[0] == "en" else "fallback",
+                    "texts": dict(pack.origins),
+                    "held": pack.held,
+                }
+                gw.translation.count(language, "reviewed" if catalog else "fallback")
+            if broadcast is not None:
+                broadcast.status = "queued" if summary.messages else "empty"
+                broadcast.summary = summary.as_dict()
+                summary.status = broadcast.status
+                await session.commit()
+            else:
+                await session.rollback()
+        await gw.translation.flush_stats()
+        return summary
+
+    async def status(self, broadcast_id: int) -> BroadcastSummary:
+        """Current counts of a broadcast from the outbox."""
+        async with self.gateway.db.session() as session:
+            broadcast = await session.get(Broadcast, broadcast_id)
+            if broadcast is None:
+                raise GatewayError(f"no broadcast with id {broadcast_id}")
+            result = await session.execute(
+                select(
+                    OutboxMessage.language,
+                    OutboxMessage.channel,
+                    OutboxMessage.status,
+                    func.count(OutboxMessage.id),
+                    func.count(func.distinct(OutboxMessage.family_id)),
+                )
+                .where(OutboxMessage.broadcast_id == broadcast_id)
+                .group_by(OutboxMessage.language, OutboxMessage.channel, OutboxMessage.status)
+            )
+            families = await session.scalar(
+                select(func.count(func.distinct(OutboxMessage.family_id))).where(
+                    OutboxMessage.broadcast_id == broadcast_id
+                )
+            )
+        summary = BroadcastSummary(broadcast_id=broadcast_id, status=broadcast.status)
+        funnel: dict[str, Counter[str]] = defaultdict(Counter)
+        for language, channel, status, count, _ in result:
+            summary.messages += count
+            summary.by_language[language] += count
+            summary.by_channel[channel] += count
+            summary.by_status[status] += count
+            funnel[language][status] += count
+        summary.families = families or 0
+        stored = broadcast.summary or {}
+        summary.skipped = stored.get("skipped", [])
+        summary.translation = stored.get("translation", {})
+        summary.preview = stored.get("preview", {})
+        summary.status = _overall_status(broadcast.status, summary.by_status)
+        summary.translation = {**summary.translation}
+        summary.funnel = {k: dict(v) for k, v in funnel.items()}  # type: ignore[attr-defined]
+        return summary
+
+    async def render_for(
+        self, session: AsyncSession, broadcast: Broadcast, guardian: Guardian, channel: Channel
+    ) -> Any:
+        """Render a stored broadcast again for one guardian on another channel."""
+        request = await request_from_broadcast(self.gateway, session, broadcast)
+        pack = await self._language_pack(request, guardian.language, session)
+        context = base_context(self.gateway, guardian.language)
+        context.update(request.context)
+        context.update(pack.extra)
+        context["guardian"] = {"name": guardian.name, "language": guardian.language}
+        context["family"] = {"family_id": ""}
+        if pack.event:
+            context["event"] = localize_event(pack.event, guardian.timezone)
+        return self.gateway.renderer.render(request.template, channel.variant, guardian.language, context)
+
+    # -- audience -------------------------------------------------------------------------
+    async def _audience(
+        self, session: AsyncSession, audience: Audience, request: BroadcastRequest
+    ) -> AsyncIterator[tuple[Family, list[Guardian], list[Student]]]:
+        """Families in the audience, in chunks, with their matching guardians and students."""
+        query = select(Family.id).order_by(Family.id)
+        if audience.families:
+            query = query.where(Family.external_id.in_(sorted(audience.families)))
+        if audience.schools:
+            query = query.where(
+                Family.id.in_(
+                    select(Student.family_id).where(func.lower(Student.school).in_(sorted(audience.schools)))
+                )
+            )
+        if request.only_guardians is not None:
+            query = query.where(
+                Family.id.in_(
+                    select(Guardian.family_id).where(Guardian.id.in_(sorted(request.only_guardians)))
+                )
+            )
+        ids = list(await session.scalars(query))
+        for start in range(0, len(ids), FAMILY_CHUNK):
+            chunk = ids[start : start + FAMILY_CHUNK]
+            families = await session.scalars(
+                select(Family)
+                .where(Family.id.in_(chunk))
+                .order_by(Family.id)
+                .options(
+                    selectinload(Family.guardians).selectinload(Guardian.endpoints),
+                    selectinload(Family.students),
+                )
+            )
+            for family in families:
+                students = family.students
+                if audience.filters_students:
+                    students = [
+                        s for s in students if audience.matches_student(s.school, s.grade, s.tags or [])
+                    ]
+                    if not students:
+                        continue
+                guardians = [
+                    g
+                    for g in family.guardians
+                    if audience.matches_language(g.language)
+                    and (request.only_guardians is None or g.id in request.only_guardians)
+                    and not (request.exclude_guardians and g.id in request.exclude_guardians)
+                ]
+                if guardians:
+                    yield family, guardians, students
+
+    def _allowed_channels(self, names: Sequence[str] | None) -> list[Channel]:
+        gw = self.gateway
+        if names:
+            return [gw.channel(n) for n in names]
+        return [c for c in gw.channels.values() if c.settings.enabled]
+
+    def _targets(
+        self, guardian: Guardian, channels: list[Channel], policy: str
+    ) -> tuple[list[tuple[Channel, Endpoint]], str]:
+        """Usable (channel, endpoint) pairs in preference order, or the reason there are none."""
+        by_kind: dict[str, Channel] = {}
+        for channel in channels:
+            by_kind.setdefault(channel.kind, channel)
+        preferred_kind = None
+        if guardian.preferred_channel:
+            pref = guardian.preferred_channel
+            if pref in self.gateway.channels:
+                preferred_kind = self.gateway.channels[pref].kind
+            elif pref in ("phone", "email", "telegram"):
+                preferred_kind = pref
+            elif pref == "sms":
+                preferred_kind = "phone"
+        order = {c.kind: i for i, c in enumerate(channels)}
+        endpoints = sorted(
+            guardian.endpoints,
+            key=lambda e: (0 if e.kind == preferred_kind else 1, order.get(e.kind, 99), e.id),
+        )
+        usable = [
+            (by_kind[e.kind], e) for e in endpoints if e.kind in by_kind and not e.opted_out and not e.invalid
+        ]
+        if usable:
+            return usable, ""
+        if not guardian.endpoints:
+            return [], "no endpoint"
+        reachable = [e for e in guardian.endpoints if e.kind in by_kind]
+        if not reachable:
+            return [], f"no endpoint on channels {', '.join(c.name for c in channels)}"
+        if all(e.opted_out for e in reachable):
+            return [], "opted out"
+        return [], "invalid address"
+
+    # -- translation and rendering --------------------------------------------------------
+    async def _language_pack(
+        self, request: BroadcastRequest, language: str, session: AsyncSession | None = None
+    ) -> _LanguagePack:
+        """Translate every free text of the broadcast into ``language`` once."""
+        gw = self.gateway
+        texts: list[str] = []
+        event = dict(request.event) if request.event else None
+        if event:
+            texts += [event.get("title") or "", event.get("description") or "", event.get("place") or ""]
+        question = (
+            request.survey.question(request.question_id) if (request.survey and request.question_id) else None
+        )
+        if question:
+            texts.append(question.text)
+            texts += [
+                c.label for c in question.choices if c.value not in YESNO_LABELS and not c.label.isdigit()
+            ]
+        if request.survey:
+            texts.append(request.survey.title)
+        extra_keys = [k for k, v in request.context.items() if isinstance(v, str) and k in ("text", "title")]
+        texts += [request.context[k] for k in extra_keys]
+        translated = await gw.translation.translate_many(texts, language, session=session) if texts else []
+        origins = Counter(t.origin for t in translated if t.text.strip())
+        lookup = {src: t.text for src, t in zip(texts, translated, strict=True)}
+        held = any(t.origin == "held" for t in translated)
+        if event:
+            event["title"] = lookup.get(event.get("title") or "", event.get("title"))
+            event["description"] = lookup.get(event.get("description") or "", event.get("description"))
+            event["place"] = lookup.get(event.get("place") or "", event.get("place"))
+        question_ctx = None
+        if question:
+            question_ctx = _question_context(question, request.survey, language, gw, lookup)
+        survey_ctx = None
+        if request.survey:
+            survey_ctx = {
+                "id": request.survey.id,
+                "title": lookup.get(request.survey.title, request.survey.title),
+            }
+        extra = {k: lookup.get(request.context[k], request.context[k]) for k in extra_keys}
+        return _LanguagePack(language, event, question_ctx, survey_ctx, extra, origins, held)
+
+    def _render_row(
+        self,
+        request: BroadcastRequest,
+        pack: _LanguagePack,
+        family: Family,
+        guardian: Guardian,
+        students: list[Student],
+        channel: Channel,
+        endpoint: Endpoint,
+        send_at: datetime,
+        broadcast_id: int | None,
+        fallback_ids: list[int],
+    ) -> dict[str, Any]:
+        gw = self.gateway
+        language = guardian.language
+        token = secrets.token_urlsafe(16)
+        unsubscribe_url = (
+            gw.public_url(f"/unsubscribe/{token}")
+            if channel.kind == "email" and gw.config.http.public_base_url
+            else None
+        )
+        context = base_context(gw, language)
+        context.update(request.context)
+        context.update(pack.extra)
+        context.update(
+            {
+                "guardian": {"name": guardian.name, "language": language},
+                "family": {"family_id": family.external_id},
+                "student_names": format_names([s.name.split()[0] for s in students], language),
+                "buttons": channel.supports_buttons and pack.question is not None,
+                "unsubscribe_url": unsubscribe_url,
+            }
+        )
+        if pack.event:
+            context["event"] = localize_event(pack.event, guardian.timezone)
+        if pack.question:
+            context["question"] = pack.question
+            context["survey"] = pack.survey
+        rendered = gw.renderer.render(request.template, channel.variant, language, context)
+        due = send_at
+        if not request.urgent and gw.config.quiet_hours.enabled and channel.kind in QUIET_KINDS:
+            due = defer_for_quiet_hours(
+                send_at, guardian.timezone, gw.config.quiet_hours.start, gw.config.quiet_hours.end
+            )
+        payload: dict[str, Any] = {"direction": rendered.direction, "family_id": family.external_id}
+        if unsubscribe_url:
+            payload["unsubscribe_url"] = unsubscribe_url
+        if fallback_ids:
+            payload["fallback"] = fallback_ids
+        if pack.question:
+            payload["survey_id"] = request.survey_id
+            payload["question_id"] = pack.question["id"]
+            if channel.supports_buttons:
+                payload["buttons"] = [[c["value"], c["label"]] for c in pack.question["choices"]]
+        return {
+            "broadcast_id": broadcast_id,
+            "family_id": family.id,
+            "guardian_id": guardian.id,
+            "endpoint_id": endpoint.id,
+            "channel": channel.name,
+            "address": endpoint.address,
+            "language": language,
+            "subject": rendered.subject,
+            "body": rendered.body,
+            "html": rendered.html,
+            "payload": payload,
+            "conversation": False,
+            "status": "queued",
+            "due_at": due,
+            "attempts": 0,
+            "reply_token": token,
+            "cost_units": 1,
+            "created_at": utcnow(),
+            "updated_at": utcnow(),
+        }
+
+    async def _upsert_sessions(self, session: AsyncSession, sessions: list[dict[str, Any]]) -> None:
+        survey_ids = {s["survey_id"] for s in sessions}
+        existing = {
+            (row.survey_id, row.guardian_id): row
+            for row in await session.scalars(
+                select(SurveySession).where(
+                    SurveySession.survey_id.in_(survey_ids),
+                    SurveySession.guardian_id.in_([s["guardian_id"] for s in sessions]),
+                )
+            )
+        }
+        new = []
+        for data in sessions:
+            row = existing.get((data["survey_id"], data["guardian_id"]))
+            if row is None:
+                new.append(data)
+            elif row.status == "open":
+                row.channel, row.address = data["channel"], data["address"]
+        if new:
+            await session.execute(insert(SurveySession), new)
+
+
+def base_context(gw: Gateway, language: str) -> dict[str, Any]:
+    """What every template sees, whoever it is for."""
+    district = gw.config.district
+    return {
+        "district": {
+            "name": district.name,
+            "phone": district.phone,
+            "email": district.email,
+            "website": district.website,
+        },
+        "lang": language,
+        "dir": "rtl" if is_rtl(language) else "ltr",
+        "student_names": "",
+        "unsubscribe_url": None,
+        "buttons": False,
+    }
+
+
+def localize_event(event: dict[str, Any], timezone: str) -> dict[str, Any]:
+    """The event with start/end in the family's time zone."""
+    zone = ZoneInfo(timezone)
+    localized = dict(event)
+    for key in ("start", "end"):
+        value = event.get(key)
+        if isinstance(value, datetime):
+            localized[key] = value.astimezone(zone)
+    return localized
+
+
+def _question_context(
+    question: Question, survey: SurveySpec | None, language: str, gw: Gateway, lookup: dict[str, str]
+) -> dict[str, Any]:
+    choices = []
+    for number, choice in enumerate(question.choices, start=1):
+        if choice.value in YESNO_LABELS and question.type == "yesno":
+            label = gw.catalogs.gettext(language, YESNO_LABELS[choice.value])
+        else:
+            label = lookup.get(choice.label, choice.label)
+        choices.append({"number": number, "value": choice.value, "label": label})
+    total = len(survey.questions) if survey else 1
+    number = survey.questions.index(question) + 1 if survey else 1
+    return {
+        "id": question.id,
+        "type": question.type,
+        "text": lookup.get(question.text, question.text),
+        "number": number,
+        "total": total,
+        "choices": choices,
+        "rsvp": question.rsvp,
+    }
+
+
+def _as_outbound(row: dict[str, Any]) -> OutboundMessage:
+    payload = row.get("payload") or {}
+    return OutboundMessage(
+        message_id=0,
+        channel=row["channel"],
+        address=row["address"],
+        language=row["language"],
+        body=row["body"],
+        subject=row.get("subject"),
+        html=row.get("html"),
+        buttons=tuple(Button(v, label) for v, label in payload.get("buttons", [])),
+        reply_token=row.get("reply_token"),
+    )
+
+
+def _overall_status(stored: str, by_status: Counter[str]) -> str:
+    if stored in ("planning", "empty", "cancelled"):
+        return stored
+    if by_status.get("queued") or by_status.get("sending") or by_status.get("held"):
+        return "sending" if (by_status.get("sent") or by_status.get("delivered")) else "queued"
+    if not by_status:
+        return stored
+    return "done"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+async def request_from_broadcast(
+    gw: Gateway, session: AsyncSession, broadcast: Broadcast, question_id: str | None = None
+) -> BroadcastRequest:
+    """Rebuild the request a stored broadcast was planned from (fallbacks, reminders)."""
+    from gateway.domain.surveys import SurveySpec
+    from gateway.storage.models import Event, Survey
+
+    event_ctx = None
+    if broadcast.event_id:
+        event = await session.get(Event, broadcast.event_id)
+        if event is not None:
+            event_ctx = event_context(event)
+    survey = None
+    if broadcast.survey_id:
+        row = await session.get(Survey, broadcast.survey_id)
+        if row is not None:
+            survey = SurveySpec.model_validate(row.definition)
+    return BroadcastRequest(
+        template=broadcast.template,
+        audience=broadcast.audience,
+        context=dict(broadcast.context or {}),
+        event=event_ctx,
+        event_id=broadcast.event_id,
+        survey=survey,
+        survey_id=broadcast.survey_id,
+        question_id=question_id,
+        channels=broadcast.channels,
+        policy=broadcast.policy,  # type: ignore[arg-type]
+        urgent=broadcast.urgent,
+        kind=broadcast.kind,
+    )
+
+
+def event_context(event: Any) -> dict[str, Any]:
+    """The untranslated event row as templates see it."""
+    return {
+        "id": event.external_id,
+        "title": event.title,
+        "description": event.description,
+        "place": event.place,
+        "address": event.address,
+        "start": event.starts_at,
+        "end": event.ends_at,
+        "url": (event.data or {}).get("url"),
+        "contact": (event.data or {}).get("contact") or {"name": None, "phone": None, "email": None},
+        "rsvp": event.rsvp,
+        "school": event.school,
+    }

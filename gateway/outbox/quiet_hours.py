@@ -1,0 +1,43 @@
+"""Quiet hours: SMS and Telegram messages due inside the window wait for its end, in the
+family's own time zone (``zoneinfo``, so daylight-saving changes are handled)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+__all__ = ["QUIET_KINDS", "defer_for_quiet_hours", "in_quiet_hours"]
+
+#: Endpoint kinds quiet hours apply to (e-mail waits in the inbox anyway).
+QUIET_KINDS = frozenset({"phone", "telegram"})
+
+
+@lru_cache(maxsize=256)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def in_quiet_hours(moment: datetime, timezone: str, start: time, end: time) -> bool:
+    """Whether ``moment`` falls in the window in ``timezone`` (the window may cross midnight)."""
+    local = moment.astimezone(_zone(timezone)).time()
+    if start == end:
+        return False
+    if start < end:
+        return start <= local < end
+    return local >= start or local < end
+
+
+def defer_for_quiet_hours(moment: datetime, timezone: str, start: time, end: time) -> datetime:
+    """``moment`` itself when allowed, else the window's end (local wall time), in UTC."""
+    if not in_quiet_hours(moment, timezone, start, end):
+        return moment
+    zone = _zone(timezone)
+    local = moment.astimezone(zone)
+    day = local.date()
+    if start > end and local.time() >= start:
+        day = day + timedelta(days=1)
+    resume = datetime.combine(day, end, tzinfo=zone)
+    # A wall time inside a spring-forward gap does not exist: normalising through UTC moves
+    # it forward by the gap, which is what a person would expect.
+    return resume.astimezone(UTC)

@@ -1,0 +1,51 @@
+"""Dates, times and numbers in the family's locale (Babel), as Jinja filters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import date, datetime
+from typing import Any
+
+from babel import dates, numbers
+from babel.lists import format_list
+
+from gateway.domain.languages import babel_locale
+
+__all__ = ["locale_filters", "format_names"]
+
+
+def locale_filters(language: str) -> dict[str, Callable[..., str]]:
+    """``date``, ``time``, ``datetime``, ``number`` filters bound to ``language``'s locale.
+
+    Values are expected already in the family's time zone (aware datetimes keep their zone).
+    """
+    locale = babel_locale(language)
+
+    def format_date(value: date | datetime, format: str = "full") -> str:
+        if isinstance(value, datetime):
+            value = value.date() if value.tzinfo is None else value
+        return dates.format_date(value, format=format, locale=locale)
+
+    def format_time(value: datetime, format: str = "short") -> str:
+        return dates.format_time(value, format=format, tzinfo=value.tzinfo, locale=locale)
+
+    def format_datetime(value: datetime, format: str = "medium") -> str:
+        return dates.format_datetime(value, format=format, tzinfo=value.tzinfo, locale=locale)
+
+    def format_number(value: Any) -> str:
+        return numbers.format_decimal(value, locale=locale)
+
+    return {
+        "date": format_date,
+        "time": format_time,
+        "datetime": format_datetime,
+        "number": format_number,
+    }
+
+
+def format_names(names: Iterable[str], language: str) -> str:
+    """``Ana, Luis y Sofía``: a list of names joined the way the language does it."""
+    items = [n for n in names if n]
+    if not items:
+        return ""
+    return format_list(items, locale=babel_locale(language))

@@ -1,0 +1,1 @@
+"""Timed jobs (event reminders, survey reminders and closes) on APScheduler."""

@@ -1,0 +1,409 @@
+"""SQLAlchemy models: the gateway's whole state, one table per concept.
+
+```
+families ─┬─ guardians ── endpoints (kind, address, opted_out, invalid)
+          └─ students (school, grade, tags)
+events ── broadcasts ── outbox_messages ── message_status_events
+surveys ── survey_sessions ── survey_answers
+inbound_messages                translation_memory      translation_stats
+link_tokens   staff   audit_log   dispatch_counters
+```
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+__all__ = [
+    "AuditEntry",
+    "Base",
+    "Broadcast",
+    "Endpoint",
+    "Event",
+    "Family",
+    "Guardian",
+    "InboundRecord",
+    "LinkToken",
+    "OutboxMessage",
+    "RateCounter",
+    "StaffMember",
+    "StatusEvent",
+    "Student",
+    "Survey",
+    "SurveyAnswer",
+    "SurveySession",
+    "TranslationMemoryEntry",
+    "TranslationStat",
+]
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """Now, aware, UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware (SQLite forgets zones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a naming convention Alembic can rely on."""
+
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Family(Base):
+    """A household: guardians and students under one ``family_id`` from the district's SIS."""
+
+    __tablename__ = "families"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    guardians: Mapped[list[Guardian]] = relationship(
+        back_populates="family", cascade="all, delete-orphan", order_by="Guardian.id"
+    )
+    students: Mapped[list[Student]] = relationship(
+        back_populates="family", cascade="all, delete-orphan", order_by="Student.id"
+    )
+
+
+class Guardian(Base):
+    """A parent or carer, with their own language, time zone and endpoints."""
+
+    __tablename__ = "guardians"
+    __table_args__ = (UniqueConstraint("family_id", "name_key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    family_id: Mapped[int] = mapped_column(ForeignKey("families.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    name_key: Mapped[str] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(35), index=True)
+    timezone: Mapped[str] = mapped_column(String(64))
+    preferred_channel: Mapped[str | None] = mapped_column(String(32))
+    family: Mapped[Family] = relationship(back_populates="guardians")
+    endpoints: Mapped[list[Endpoint]] = relationship(
+        back_populates="guardian", cascade="all, delete-orphan", order_by="Endpoint.id"
+    )
+
+
+class Endpoint(Base):
+    """One address of a guardian on one kind of channel, with its opt-in/opt-out state."""
+
+    __tablename__ = "endpoints"
+    __table_args__ = (
+        UniqueConstraint("guardian_id", "kind", "address"),
+        Index("ix_endpoints_kind_address", "kind", "address"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    guardian_id: Mapped[int] = mapped_column(ForeignKey("guardians.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    address: Mapped[str] = mapped_column(String(320))
+    opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    opted_out_at: Mapped[datetime | None]
+    invalid: Mapped[bool] = mapped_column(Boolean, default=False)
+    invalid_reason: Mapped[str | None] = mapped_column(String(200))
+    guardian: Mapped[Guardian] = relationship(back_populates="endpoints")
+
+
+class Student(Base):
+    """A child: school, grade and tags are what audiences filter on."""
+
+    __tablename__ = "students"
+    __table_args__ = (UniqueConstraint("family_id", "name_key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    family_id: Mapped[int] = mapped_column(ForeignKey("families.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    name_key: Mapped[str] = mapped_column(String(200))
+    school: Mapped[str | None] = mapped_column(String(200), index=True)
+    grade: Mapped[str | None] = mapped_column(String(16))
+    tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    family: Mapped[Family] = relationship(back_populates="students")
+
+
+class LinkToken(Base):
+    """A single-use onboarding token (Telegram deep link) for one guardian."""
+
+    __tablename__ = "link_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    guardian_id: Mapped[int] = mapped_column(ForeignKey("guardians.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16), default="telegram")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    used_at: Mapped[datetime | None]
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Event(Base):
+    """A workshop or school event that invitations and reminders are about."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(100), unique=True)
+    title: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text, default="")
+    school: Mapped[str | None] = mapped_column(String(200))
+    place: Mapped[str | None] = mapped_column(Text)
+    address: Mapped[str | None] = mapped_column(Text)
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime | None]
+    timezone: Mapped[str] = mapped_column(String(64))
+    audience: Mapped[str] = mapped_column(Text, default="")
+    rsvp: Mapped[bool] = mapped_column(Boolean, default=False)
+    reminders: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Survey(Base):
+    """A sequence of questions (an RSVP is a survey of one question tied to an event)."""
+
+    __tablename__ = "surveys"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(100), unique=True)
+    title: Mapped[str] = mapped_column(Text, default="")
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id"))
+    close_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Broadcast(Base):
+    """Template + context + audience + channel policy + send time."""
+
+    __tablename__ = "broadcasts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), default="message")
+    template: Mapped[str] = mapped_column(String(100))
+    context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    audience: Mapped[str] = mapped_column(Text, default="")
+    channels: Mapped[list[Any] | None] = mapped_column(JSON)
+    policy: Mapped[str] = mapped_column(String(16), default="preferred")
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="scheduled")
+    send_at: Mapped[datetime] = mapped_column(default=utcnow)
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id"))
+    survey_id: Mapped[int | None] = mapped_column(ForeignKey("surveys.id"))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OutboxMessage(Base):
+    """One message for one endpoint, written before any send; the dispatcher's work queue."""
+
+    __tablename__ = "outbox_messages"
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "due_at"),
+        Index("ix_outbox_provider", "channel", "provider_message_id"),
+        Index("ix_outbox_broadcast", "broadcast_id", "status"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    broadcast_id: Mapped[int | None] = mapped_column(ForeignKey("broadcasts.id"))
+    family_id: Mapped[int | None] = mapped_column(ForeignKey("families.id", ondelete="SET NULL"))
+    guardian_id: Mapped[int | None] = mapped_column(
+        ForeignKey("guardians.id", ondelete="SET NULL"), index=True
+    )
+    endpoint_id: Mapped[int | None] = mapped_column(ForeignKey("endpoints.id", ondelete="SET NULL"))
+    channel: Mapped[str] = mapped_column(String(32))
+    address: Mapped[str] = mapped_column(String(320))
+    language: Mapped[str] = mapped_column(String(35))
+    subject: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    html: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    conversation: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    due_at: Mapped[datetime] = mapped_column(default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+    provider_message_id: Mapped[str | None] = mapped_column(String(200))
+    reply_token: Mapped[str | None] = mapped_column(String(64), unique=True)
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    error_reason: Mapped[str | None] = mapped_column(Text)
+    cost_units: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StatusEvent(Base):
+    """The status history of an outbox message."""
+
+    __tablename__ = "message_status_events"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("outbox_messages.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class InboundRecord(Base):
+    """A reply as received, what the pipeline made of it, and the staff inbox state."""
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (UniqueConstraint("channel", "provider_message_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    provider_message_id: Mapped[str] = mapped_column(String(200))
+    sender: Mapped[str] = mapped_column(String(320))
+    family_id: Mapped[int | None] = mapped_column(ForeignKey("families.id", ondelete="SET NULL"))
+    guardian_id: Mapped[int | None] = mapped_column(ForeignKey("guardians.id", ondelete="SET NULL"))
+    endpoint_id: Mapped[int | None] = mapped_column(ForeignKey("endpoints.id", ondelete="SET NULL"))
+    text: Mapped[str] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(35))
+    translation: Mapped[str | None] = mapped_column(Text)
+    classification: Mapped[str] = mapped_column(String(32), default="unknown")
+    action: Mapped[str | None] = mapped_column(Text)
+    in_reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("outbox_messages.id"))
+    inbox: Mapped[bool] = mapped_column(Boolean, default=False)
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    read: Mapped[bool] = mapped_column(Boolean, default=False)
+    answered_at: Mapped[datetime | None]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    raw: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class SurveySession(Base):
+    """One guardian's progress through one survey."""
+
+    __tablename__ = "survey_sessions"
+    __table_args__ = (UniqueConstraint("survey_id", "guardian_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    survey_id: Mapped[int] = mapped_column(ForeignKey("surveys.id", ondelete="CASCADE"))
+    family_id: Mapped[int] = mapped_column(ForeignKey("families.id", ondelete="CASCADE"))
+    guardian_id: Mapped[int] = mapped_column(ForeignKey("guardians.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(32))
+    address: Mapped[str] = mapped_column(String(320))
+    language: Mapped[str] = mapped_column(String(35))
+    current_question: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    reprompts: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SurveyAnswer(Base):
+    """The current answer of one session to one question (a changed answer replaces it)."""
+
+    __tablename__ = "survey_answers"
+    __table_args__ = (UniqueConstraint("session_id", "question_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("survey_sessions.id", ondelete="CASCADE"))
+    survey_id: Mapped[int] = mapped_column(ForeignKey("surveys.id", ondelete="CASCADE"), index=True)
+    question_id: Mapped[str] = mapped_column(String(100))
+    value: Mapped[str] = mapped_column(Text)
+    raw_text: Mapped[str] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(35))
+    answered_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TranslationMemoryEntry(Base):
+    """A translated string, reused for every family and broadcast after the first time."""
+
+    __tablename__ = "translation_memory"
+    __table_args__ = (UniqueConstraint("source_language", "target_language", "source_key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_language: Mapped[str] = mapped_column(String(35))
+    target_language: Mapped[str] = mapped_column(String(35))
+    source_key: Mapped[str] = mapped_column(String(64))
+    source_text: Mapped[str] = mapped_column(Text)
+    translated_text: Mapped[str] = mapped_column(Text)
+    origin: Mapped[str] = mapped_column(String(16), default="machine")
+    engine: Mapped[str | None] = mapped_column(String(32))
+    hits: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TranslationStat(Base):
+    """Counters per target language: where the texts families read came from."""
+
+    __tablename__ = "translation_stats"
+    __table_args__ = (UniqueConstraint("language", "counter"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    language: Mapped[str] = mapped_column(String(35))
+    counter: Mapped[str] = mapped_column(String(32))
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class RateCounter(Base):
+    """Sends per channel (or recipient) per time slot, shared by every worker process."""
+
+    __tablename__ = "dispatch_counters"
+    __table_args__ = (UniqueConstraint("key", "slot"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(400))
+    slot: Mapped[int] = mapped_column(BigInteger)
+    used: Mapped[float] = mapped_column(Float, default=0)
+
+
+class StaffMember(Base):
+    """A district staff account (admin or liaison), scoped to schools."""
+
+    __tablename__ = "staff"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    schools: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    password_hash: Mapped[str | None] = mapped_column(Text)
+    token_hash: Mapped[str | None] = mapped_column(String(128), index=True)
+    language: Mapped[str] = mapped_column(String(35), default="en")
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEntry(Base):
+    """Who changed what, when."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    actor: Mapped[str] = mapped_column(String(320))
+    action: Mapped[str] = mapped_column(String(100))
+    target: Mapped[str | None] = mapped_column(String(200))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,95 @@
+"""A fake :class:`gateway.ChannelContext` that records what a channel hands back to the core."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway.channels import (
+    EndpointLink,
+    InboundMessage,
+    InboundOutcome,
+    StatusUpdate,
+)
+from gateway.errors import ConfigError, EndpointState
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class FakeChannelContext:
+    """Records inbound messages, status updates and endpoint changes; links by a token table.
+
+    ``received`` keeps every reply handed in (duplicates by provider id are reported as such,
+    like the real pipeline); ``links`` maps onboarding tokens to :class:`EndpointLink` and each
+    token works once.
+    """
+
+    name: str = "test"
+    data_dir: Path = field(default_factory=lambda: Path("."))
+    public_base_url: str | None = "https://gateway.example.org"
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("gateway.test"))
+    received: list[InboundMessage] = field(default_factory=list)
+    statuses: list[StatusUpdate] = field(default_factory=list)
+    endpoint_states: list[tuple[str, EndpointState | None, str]] = field(default_factory=list)
+    links: dict[str, EndpointLink] = field(default_factory=dict)
+    languages: dict[str, str] = field(default_factory=dict)
+    classification: str = "free_text"
+    answer_label: str | None = None
+    _seen: set[str] = field(default_factory=set)
+
+    def public_url(self, path: str) -> str:
+        """Join the public base URL and ``path``."""
+        if not self.public_base_url:
+            raise ConfigError("http.public_base_url: required for this channel")
+        return self.public_base_url.rstrip("/") + path
+
+    def webhook_path(self, action: str) -> str:
+        """``/webhooks/{name}/{action}``."""
+        return f"/webhooks/{self.name}/{action}"
+
+    async def receive(self, message: InboundMessage) -> InboundOutcome:
+        """Record ``message`` once per provider id."""
+        if message.provider_message_id in self._seen:
+            return InboundOutcome(inbound_id=None, duplicate=True, classification="duplicate")
+        self._seen.add(message.provider_message_id)
+        self.received.append(message)
+        return InboundOutcome(
+            inbound_id=len(self.received),
+            duplicate=False,
+            classification=self.classification,
+            answer_label=self.answer_label,
+        )
+
+    async def update_status(self, update: StatusUpdate) -> bool:
+        """Record ``update``."""
+        self.statuses.append(update)
+        return True
+
+    async def set_endpoint_state(self, address: str, state: EndpointState | None, reason: str) -> int:
+        """Record the change."""
+        self.endpoint_states.append((address, state, reason))
+        return 1
+
+    async def link_endpoint(self, token: str, address: str) -> EndpointLink | None:
+        """Redeem ``token`` once."""
+        link = self.links.pop(token, None)
+        if link is not None:
+            self.languages[address] = link.language
+        return link
+
+    async def endpoint_language(self, address: str) -> str | None:
+        """The language recorded for ``address``."""
+        return self.languages.get(address)
+
+    def gettext(self, language: str, message: str, **params: Any) -> str:
+        """Identity translation with ``%(name)s`` interpolation."""
+        return message % params if params else message

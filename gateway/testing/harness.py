@@ -1,0 +1,129 @@
+"""Test harness shared by the core's tests, plugin tests and benchmarks: throwaway databases
+(SQLite files or PostgreSQL databases cloned from a migrated template), configs written to a
+folder, and a gateway opened on them."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "PG_ADMIN_URL",
+    "clone_pg_database",
+    "create_pg_template",
+    "drop_pg_database",
+    "open_gateway",
+    "pg_available",
+    "write_config",
+]
+
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+async def _admin(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN_URL, timeout=10)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def pg_available() -> bool:
+    """Whether the PostgreSQL server at 127.0.0.1:5432 answers."""
+
+    async def probe() -> bool:
+        try:
+            await _admin("SELECT 1")
+            return True
+        except Exception:
+            return False
+
+    return asyncio.run(probe())
+
+
+def pg_url(name: str) -> str:
+    """URL of a database on the local server."""
+    return f"postgresql://postgres@127.0.0.1:5432/{name}"
+
+
+async def create_pg_template(prefix: str = "gwtmpl") -> str:
+    """Create and migrate a template database; returns its name."""
+    from gateway.storage.migrate import upgrade_async
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    await _admin(f'CREATE DATABASE "{name}"')
+    await upgrade_async(pg_url(name))
+    return name
+
+
+async def clone_pg_database(template: str, prefix: str = "gwtest") -> str:
+    """A fresh database copied from a migrated template (fast); returns its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    await _admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    return pg_url(name)
+
+
+async def drop_pg_database(url: str) -> None:
+    """Drop a database created by these helpers (terminating its connections)."""
+    name = url.rsplit("/", 1)[-1]
+    await _admin(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        f"WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+    )
+    await _admin(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+def write_config(folder: Path, db_url: str | None = None, **sections: Any) -> Path:
+    """A config.yaml in ``folder``: sandbox sms/email/telegram (not echoing), quiet hours off,
+    and ``sections`` merged in (``channels=...`` replaces the channels)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data: dict[str, Any] = {
+        "district": {"name": "Test District", "phone": "+19135550100", "email": "help@district.example"},
+        "paths": {"data_dir": str(folder / "data")},
+        "database": {"url": db_url or f"sqlite+aiosqlite:///{folder / 'data' / 'gateway.db'}"},
+        "http": {"public_base_url": "https://gateway.test"},
+        "channels": {
+            "sms": {"plugin": "sandbox", "endpoint": "phone", "echo": False},
+            "email": {"plugin": "sandbox", "endpoint": "email", "echo": False},
+            "telegram": {"plugin": "sandbox", "endpoint": "telegram", "echo": False},
+        },
+        "translation": {"engines": []},
+        "quiet_hours": {"enabled": False},
+        "scheduler": {"enabled": False},
+        "dispatch": {"backoff_base_seconds": 0.01, "poll_seconds": 0.05},
+    }
+    for key, value in sections.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict) and key != "channels":
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+@asynccontextmanager
+async def open_gateway(config_path: Path, *, start: bool = True, extra_plugins: tuple[Any, ...] = ()
+                       ) -> AsyncIterator[Any]:
+    """A migrated Gateway on ``config_path`` (channels started), closed on exit."""
+    from gateway.app import Gateway
+    from gateway.config import load_config
+    from gateway.plugins import make_plugin_manager
+
+    pm = make_plugin_manager(extra_plugins)
+    gw = Gateway(load_config(config_path), pm)
+    try:
+        await gw.migrate()
+        if start:
+            await gw.start_channels()
+        yield gw
+    finally:
+        await gw.close()

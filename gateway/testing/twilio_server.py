@@ -1,0 +1,513 @@
+"""A local server that speaks Twilio's Programmable Messaging REST protocol (2010-04-01).
+
+It is what the ``twilio_sms`` channel's tests, the benchmarks and end-to-end tests send to
+through the real ``twilio`` library:
+
+* ``POST /2010-04-01/Accounts/{AccountSid}/Messages.json`` (HTTP Basic auth ``SID:token``,
+  form fields ``To``, ``From`` or ``MessagingServiceSid``, ``Body``, ``StatusCallback``),
+  answering ``201`` with a message resource shaped like Twilio's;
+* ``GET .../Messages/{MessageSid}.json`` (fetch) and ``GET .../Messages.json`` (list, newest
+  first, filters ``To``, ``From``, ``DateSent``, ``DateSent<``, ``DateSent>``, ``PageSize``);
+* errors as Twilio's JSON ``{"code", "message", "more_info", "status"}``, injected per
+  recipient number (:meth:`FakeTwilioServer.fail_for`) or from a scripted queue
+  (:meth:`FakeTwilioServer.fail_next`, :meth:`~FakeTwilioServer.hang_next`,
+  :meth:`~FakeTwilioServer.disconnect_next`);
+* :meth:`FakeTwilioServer.post_status_callbacks`: signed status callbacks to the message's
+  ``StatusCallback``, as Twilio posts them (``queued`` → ``sent`` → ``delivered``, or ``failed``
+  / ``undelivered`` with ``ErrorCode``).
+
+:func:`inbound_sms_form` and :func:`sign_twilio_request` build and sign an incoming-SMS webhook
+the way Twilio does, for tests of the inbound side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hmac
+import itertools
+import json
+import os
+import re
+import secrets
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+from aiohttp import web
+from twilio.request_validator import RequestValidator
+
+from gateway.sms import MAX_SMS_CHARACTERS, count_segments
+
+__all__ = [
+    "API_VERSION",
+    "FakeTwilioServer",
+    "ScriptedFailure",
+    "TwilioMessageRecord",
+    "inbound_sms_form",
+    "new_sid",
+    "sign_twilio_request",
+]
+
+API_VERSION = "2010-04-01"
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_SHORT_CODE = re.compile(r"^\d{3,8}$")
+_JSON = "application/json"
+
+
+def new_sid(prefix: str) -> str:
+    """A Twilio-style SID: two-letter prefix and 32 lower-case hex digits."""
+    return prefix + secrets.token_hex(16)
+
+
+def sign_twilio_request(auth_token: str, url: str, params: Mapping[str, Any]) -> str:
+    """The ``X-Twilio-Signature`` Twilio would send for a form post of ``params`` to ``url``."""
+    return RequestValidator(auth_token).compute_signature(url, params)
+
+
+def inbound_sms_form(
+    *,
+    from_: str,
+    to: str,
+    body: str,
+    account_sid: str,
+    message_sid: str | None = None,
+    media_urls: Sequence[str] = (),
+    media_types: Sequence[str] = (),
+    messaging_service_sid: str | None = None,
+) -> dict[str, str]:
+    """The form Twilio posts to a number's incoming-message webhook."""
+    sid = message_sid or new_sid("SM" if not media_urls else "MM")
+    form = {
+        "ToCountry": "US",
+        "ToState": "MO",
+        "SmsMessageSid": sid,
+        "NumMedia": str(len(media_urls)),
+        "ToCity": "",
+        "FromZip": "",
+        "SmsSid": sid,
+        "FromState": "",
+        "SmsStatus": "received",
+        "FromCity": "",
+        "Body": body,
+        "FromCountry": "US",
+        "To": to,
+        "ToZip": "",
+        "NumSegments": str(count_segments(body).segments),
+        "MessageSid": sid,
+        "AccountSid": account_sid,
+        "From": from_,
+        "ApiVersion": API_VERSION,
+    }
+    if messaging_service_sid:
+        form["MessagingServiceSid"] = messaging_service_sid
+    for index, url in enumerate(media_urls):
+        form[f"MediaUrl{index}"] = url
+        form[f"MediaContentType{index}"] = media_types[index] if index < len(media_types) else "image/jpeg"
+    return form
+
+
+@dataclass
+class TwilioMessageRecord:
+    """One message the server accepted, with the form exactly as it arrived."""
+
+    sid: str
+    account_sid: str
+    to: str
+    from_: str | None
+    messaging_service_sid: str | None
+    body: str
+    status_callback: str | None
+    form: dict[str, str]
+    status: str
+    num_segments: int
+    date_created: datetime
+    date_sent: datetime | None = None
+    date_updated: datetime | None = None
+    error_code: int | None = None
+    authorization: str = ""
+
+    @property
+    def uri(self) -> str:
+        """The resource path, as Twilio's ``uri`` field gives it."""
+        return f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{self.sid}.json"
+
+    def to_json(self) -> dict[str, Any]:
+        """The message resource in Twilio's JSON shape."""
+        return {
+            "account_sid": self.account_sid,
+            "api_version": API_VERSION,
+            "body": self.body,
+            "date_created": format_datetime(self.date_created),
+            "date_sent": format_datetime(self.date_sent) if self.date_sent else None,
+            "date_updated": format_datetime(self.date_updated or self.date_created),
+            "direction": "outbound-api",
+            "error_code": self.error_code,
+            "error_message": None,
+            "from": self.from_,
+            "messaging_service_sid": self.messaging_service_sid,
+            "num_media": "0",
+            "num_segments": str(self.num_segments),
+            "price": None,
+            "price_unit": "USD",
+            "sid": self.sid,
+            "status": self.status,
+            "subresource_uris": {
+                "media": self.uri.removesuffix(".json") + "/Media.json",
+            },
+            "to": self.to,
+            "uri": self.uri,
+        }
+
+
+@dataclass(frozen=True)
+class ScriptedFailure:
+    """What the server does instead of accepting one request.
+
+    ``status``/``code``: answer with Twilio's error JSON; ``retry_after``: add a
+    ``Retry-After`` header; ``hang``: wait this many seconds before answering (or forever when
+    the client gives up first); ``disconnect``: read the request, then drop the connection.
+    """
+
+    status: int = 500
+    code: int | None = None
+    message: str | None = None
+    retry_after: float | None = None
+    hang: float | None = None
+    disconnect: bool = False
+
+
+_DEFAULT_MESSAGES = {
+    400: "Bad request",
+    401: "Authenticate",
+    404: "The requested resource was not found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+def _error_body(status: int, code: int | None, message: str | None) -> dict[str, Any]:
+    code = code if code is not None else status
+    return {
+        "code": code,
+        "message": message or _DEFAULT_MESSAGES.get(status, "Error"),
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": status,
+    }
+
+
+def _error_response(
+    status: int, code: int | None, message: str | None = None, retry_after: float | None = None
+) -> web.Response:
+    headers = {}
+    if retry_after is not None:
+        headers["Retry-After"] = str(int(retry_after) if float(retry_after).is_integer() else retry_after)
+    return web.Response(
+        status=status,
+        text=json.dumps(_error_body(status, code, message)),
+        content_type=_JSON,
+        headers=headers,
+    )
+
+
+def _parse_filter_date(value: str) -> datetime | None:
+    for pattern in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(value, pattern).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    return None
+
+
+class FakeTwilioServer:
+    """An in-process Twilio Messaging API on ``127.0.0.1``.
+
+    ``messages`` is every accepted message in order, ``by_sid`` indexes them; ``requests``
+    counts every ``POST`` to ``Messages.json`` (accepted, refused or failed).
+    """
+
+    def __init__(
+        self,
+        *,
+        account_sid: str | None = None,
+        auth_token: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.account_sid = account_sid or new_sid("AC")
+        self.auth_token = auth_token or secrets.token_hex(16)
+        self.host = host
+        self.port = port
+        self.messages: list[TwilioMessageRecord] = []
+        self.by_sid: dict[str, TwilioMessageRecord] = {}
+        self.requests = 0
+        self.callback_results: list[tuple[str, str, int]] = []
+        self._script: deque[ScriptedFailure] = deque()
+        self._by_recipient: dict[str, ScriptedFailure] = {}
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._expected_auth = self._basic(self.account_sid, self.auth_token)
+        self._sid_counter = itertools.count(1)
+        self._sid_prefix = os.urandom(8).hex()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """Base URL to give the client as ``api_base_url``."""
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> FakeTwilioServer:
+        """Listen; returns ``self`` so ``server = await FakeTwilioServer().start()`` works."""
+        app = web.Application()
+        base = f"/{API_VERSION}/Accounts/{{account_sid}}/Messages"
+        app.router.add_post(base + ".json", self._create_message)
+        app.router.add_get(base + ".json", self._list_messages)
+        app.router.add_get(base + "/{sid}.json", self._fetch_message)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, backlog=1024)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])
+        return self
+
+    async def stop(self) -> None:
+        """Stop listening and close the callback client."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeTwilioServer:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    # -- scripting ---------------------------------------------------------------------
+
+    def fail_next(
+        self,
+        status: int = 500,
+        code: int | None = None,
+        *,
+        message: str | None = None,
+        retry_after: float | None = None,
+        times: int = 1,
+    ) -> None:
+        """Answer the next ``times`` message creations with this error."""
+        failure = ScriptedFailure(status=status, code=code, message=message, retry_after=retry_after)
+        self._script.extend([failure] * times)
+
+    def hang_next(self, seconds: float = 3600.0, *, times: int = 1) -> None:
+        """Hold the next ``times`` message creations for ``seconds`` (after reading them)."""
+        self._script.extend([ScriptedFailure(hang=seconds)] * times)
+
+    def disconnect_next(self, *, times: int = 1) -> None:
+        """Drop the connection on the next ``times`` message creations, after reading them."""
+        self._script.extend([ScriptedFailure(disconnect=True)] * times)
+
+    def fail_for(
+        self, number: str, status: int = 400, code: int = 21211, *, message: str | None = None
+    ) -> None:
+        """Refuse every message to ``number`` with this error (e.g. 21610, 21211)."""
+        self._by_recipient[number] = ScriptedFailure(status=status, code=code, message=message)
+
+    def clear_failures(self) -> None:
+        """Forget scripted and per-recipient failures."""
+        self._script.clear()
+        self._by_recipient.clear()
+
+    # -- handlers ----------------------------------------------------------------------
+
+    @staticmethod
+    def _basic(user: str, password: str) -> str:
+        token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        return "Basic " + token
+
+    def _authorized(self, request: web.Request) -> bool:
+        header = request.headers.get("Authorization", "")
+        path_sid = request.match_info["account_sid"]
+        return path_sid == self.account_sid and hmac.compare_digest(
+            header.encode(), self._expected_auth.encode()
+        )
+
+    def _next_sid(self) -> str:
+        return f"SM{self._sid_prefix}{next(self._sid_counter):016x}"
+
+    async def _create_message(self, request: web.Request) -> web.StreamResponse:
+        self.requests += 1
+        if not self._authorized(request):
+            return _error_response(401, 20003, "Authenticate")
+        try:
+            form = await request.post()
+        except ValueError:
+            return _error_response(400, 20001, "Could not parse the request body")
+        failure = self._script.popleft() if self._script else None
+        if failure is not None:
+            if failure.disconnect:
+                if request.transport is not None:
+                    request.transport.close()
+                raise asyncio.CancelledError  # nothing is answered
+            if failure.hang is not None:
+                await asyncio.sleep(failure.hang)
+            else:
+                return _error_response(failure.status, failure.code, failure.message, failure.retry_after)
+        fields = {key: str(value) for key, value in form.items()}
+        to = fields.get("To", "")
+        from_ = fields.get("From") or None
+        service = fields.get("MessagingServiceSid") or None
+        body = fields.get("Body", "")
+        if not to:
+            return _error_response(400, 21604, "A 'To' phone number is required.")
+        if not from_ and not service:
+            return _error_response(400, 21603, "A 'From' phone number is required.")
+        if not body and "MediaUrl" not in fields:
+            return _error_response(400, 21602, "Message body is required.")
+        if len(body) > MAX_SMS_CHARACTERS:
+            return _error_response(
+                400, 21617, "The concatenated message body exceeds the 1600 character limit."
+            )
+        if not _E164.match(to) and not _SHORT_CODE.match(to):
+            return _error_response(400, 21211, f"Invalid 'To' Phone Number: {to}")
+        refusal = self._by_recipient.get(to)
+        if refusal is not None:
+            return _error_response(refusal.status, refusal.code, refusal.message)
+        now = datetime.now(UTC)
+        record = TwilioMessageRecord(
+            sid=self._next_sid(),
+            account_sid=self.account_sid,
+            to=to,
+            from_=from_,
+            messaging_service_sid=service,
+            body=body,
+            status_callback=fields.get("StatusCallback") or None,
+            form=fields,
+            # Through a Messaging Service Twilio first answers "accepted", then picks a sender.
+            status="queued" if from_ else "accepted",
+            num_segments=count_segments(body).segments,
+            date_created=now,
+            authorization=request.headers.get("Authorization", ""),
+        )
+        self.messages.append(record)
+        self.by_sid[record.sid] = record
+        return web.Response(status=201, text=json.dumps(record.to_json()), content_type=_JSON)
+
+    async def _fetch_message(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return _error_response(401, 20003, "Authenticate")
+        record = self.by_sid.get(request.match_info["sid"])
+        if record is None:
+            return _error_response(404, 20404, f"The requested resource {request.path} was not found")
+        return web.Response(text=json.dumps(record.to_json()), content_type=_JSON)
+
+    async def _list_messages(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return _error_response(401, 20003, "Authenticate")
+        query = request.query
+        selected: Iterable[TwilioMessageRecord] = reversed(self.messages)
+        if "To" in query:
+            selected = [m for m in selected if m.to == query["To"]]
+        if "From" in query:
+            selected = [m for m in selected if m.from_ == query["From"]]
+        for key, keep in (
+            ("DateSent>", lambda sent, bound: sent >= bound),
+            ("DateSent<", lambda sent, bound: sent <= bound),
+            ("DateSent", lambda sent, bound: sent.date() == bound.date()),
+        ):
+            bound = _parse_filter_date(query[key]) if key in query else None
+            if bound is not None:
+                selected = [m for m in selected if m.date_sent is not None and keep(m.date_sent, bound)]
+        page_size = max(1, min(1000, int(query.get("PageSize", "50") or 50)))
+        page = list(selected)[:page_size]
+        uri = request.path_qs
+        payload = {
+            "end": max(0, len(page) - 1),
+            "first_page_uri": uri,
+            "next_page_uri": None,
+            "page": 0,
+            "page_size": page_size,
+            "previous_page_uri": None,
+            "messages": [m.to_json() for m in page],
+            "start": 0,
+            "uri": uri,
+        }
+        return web.Response(text=json.dumps(payload), content_type=_JSON)
+
+    # -- status callbacks ---------------------------------------------------------------
+
+    def status_callback_form(
+        self, record: TwilioMessageRecord, status: str, error_code: int | None = None
+    ) -> dict[str, str]:
+        """The form Twilio posts to a ``StatusCallback`` for ``record`` reaching ``status``."""
+        form = {
+            "SmsSid": record.sid,
+            "SmsStatus": status,
+            "MessageStatus": status,
+            "To": record.to,
+            "MessageSid": record.sid,
+            "AccountSid": record.account_sid,
+            "From": record.from_ or "+15005550006",
+            "ApiVersion": API_VERSION,
+        }
+        if record.messaging_service_sid:
+            form["MessagingServiceSid"] = record.messaging_service_sid
+        if error_code is not None:
+            form["ErrorCode"] = str(error_code)
+        return form
+
+    async def post_status_callbacks(
+        self,
+        sid: str,
+        statuses: Sequence[str] = ("sent", "delivered"),
+        *,
+        error_code: int | None = None,
+        via: str | None = None,
+    ) -> list[int]:
+        """Post a signed status callback for each of ``statuses``, in order; returns the HTTP
+        statuses the receiver answered.
+
+        ``error_code`` is added to ``failed`` / ``undelivered`` callbacks. The signature covers
+        the message's ``StatusCallback`` URL; ``via`` (``http://127.0.0.1:port``) swaps its
+        scheme and host for where the request is really sent, like a reverse proxy in front of
+        the gateway.
+        """
+        record = self.by_sid[sid]
+        if not record.status_callback:
+            raise ValueError(f"message {sid} was created without a StatusCallback")
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        target = record.status_callback
+        if via:
+            parts = urlsplit(record.status_callback)
+            base = urlsplit(via)
+            target = urlunsplit((base.scheme, base.netloc, parts.path, parts.query, ""))
+        answers: list[int] = []
+        for status in statuses:
+            code = error_code if status in ("failed", "undelivered") else None
+            now = datetime.now(UTC)
+            record.status = status
+            record.date_updated = now
+            if status == "sent":
+                record.date_sent = now
+            if code is not None:
+                record.error_code = code
+            form = self.status_callback_form(record, status, code)
+            signature = sign_twilio_request(self.auth_token, record.status_callback, form)
+            async with self._session.post(
+                target,
+                data=form,
+                headers={"X-Twilio-Signature": signature, "User-Agent": "TwilioProxy/1.1"},
+            ) as response:
+                await response.read()
+                answers.append(response.status)
+                self.callback_results.append((sid, status, response.status))
+        return answers

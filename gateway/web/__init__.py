@@ -1,0 +1,1 @@
+"""The aiohttp application: channel webhooks, one-click unsubscribe, health, metrics, API."""

@@ -1,0 +1,143 @@
+"""aiohttp application factory.
+
+Each channel plugin declares its webhook actions; the core mounts them at
+``POST /webhooks/{channel}/{action}``. Bodies over ``http.max_body_bytes`` get 413 before a
+plugin sees them. ``POST /unsubscribe/{token}`` is RFC 8058 one-click; a ``GET`` of the same
+URL changes nothing (mail scanners prefetch links).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from sqlalchemy import func, select
+
+from gateway.storage.models import Endpoint, OutboxMessage, utcnow
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+__all__ = ["GATEWAY_KEY", "create_app"]
+
+log = logging.getLogger("gateway.web")
+GATEWAY_KEY: web.AppKey[Any] = web.AppKey("gateway", object)
+TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def create_app(gw: Gateway) -> web.Application:
+    """Build the application for a gateway (channels started by the caller)."""
+    app = web.Application(client_max_size=gw.config.http.max_body_bytes, middlewares=[_errors])
+    app[GATEWAY_KEY] = gw
+    for name, channel in gw.channels.items():
+        for action, handler in channel.webhooks().items():
+            app.router.add_post(f"/webhooks/{name}/{action}", _wrap(handler))
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_post("/unsubscribe/{token}", unsubscribe_post)
+    app.router.add_get("/unsubscribe/{token}", unsubscribe_get)
+    app.router.add_post("/webhooks/{channel}/{action}", _unknown_webhook)
+    gw.pm.hook.gateway_web_routes(gateway=gw, app=app)
+    return app
+
+
+def _wrap(handler: Any) -> Any:
+    async def webhook(request: web.Request) -> web.StreamResponse:
+        return await handler(request)
+
+    return webhook
+
+
+async def _unknown_webhook(request: web.Request) -> web.Response:
+    return web.json_response({"error": "no such webhook"}, status=404)
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("error handling %s %s", request.method, request.path)
+        return web.json_response({"error": "internal error"}, status=500)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness plus the outbox's lag, depth and in-flight count."""
+    gw = request.app[GATEWAY_KEY]
+    try:
+        async with gw.db.session() as session:
+            oldest = await session.scalar(
+                select(func.min(OutboxMessage.due_at)).where(
+                    OutboxMessage.status == "queued", OutboxMessage.due_at <= utcnow()
+                )
+            )
+            in_flight = await session.scalar(select(func.count()).where(OutboxMessage.status == "sending"))
+        depth = await gw.dispatcher.queue_depth()
+    except Exception as exc:
+        return web.json_response({"status": "error", "database": str(exc)[:200]}, status=503)
+    lag = (utcnow() - oldest).total_seconds() if oldest else 0.0
+    return web.json_response(
+        {
+            "status": "ok",
+            "lag_seconds": round(lag, 3),
+            "in_flight": in_flight or 0,
+            "queue_depth": depth,
+            "channels": sorted(gw.channels),
+            "errors": {k: v for k, v in gw.dispatcher.metrics.items() if k.startswith("failed")},
+        }
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text format."""
+    from gateway.web.metrics import render_metrics
+
+    gw = request.app[GATEWAY_KEY]
+    body = await render_metrics(gw)
+    return web.Response(body=body, content_type="text/plain", charset="utf-8")
+
+
+def _valid_token(token: str) -> bool:
+    return 8 <= len(token) <= 64 and set(token) <= TOKEN_CHARS
+
+
+async def unsubscribe_post(request: web.Request) -> web.Response:
+    """RFC 8058 one-click: opt the address out at once, no login, no redirect."""
+    gw = request.app[GATEWAY_KEY]
+    token = request.match_info["token"]
+    if not _valid_token(token):
+        return _invalid_link()
+    async with gw.db.session() as session:
+        row = await session.scalar(select(OutboxMessage).where(OutboxMessage.reply_token == token))
+        if row is None or row.endpoint_id is None:
+            return _invalid_link()
+        endpoint = await session.get(Endpoint, row.endpoint_id)
+        if endpoint is None:
+            return _invalid_link()
+        endpoint.opted_out = True
+        endpoint.opted_out_at = utcnow()
+        await session.commit()
+    log.info("one-click unsubscribe for message %s", row.id)
+    return web.Response(text="You are unsubscribed. You will not receive more e-mails from us.\n")
+
+
+async def unsubscribe_get(request: web.Request) -> web.Response:
+    """A page with a button; fetching it changes nothing."""
+    token = request.match_info["token"]
+    if not _valid_token(token):
+        return _invalid_link()
+    html = (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Unsubscribe</title>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'></head><body>"
+        f"<form method='post' action='/unsubscribe/{token}'>"
+        "<p>Stop receiving e-mails from your school district?</p>"
+        "<button type='submit'>Unsubscribe</button></form></body></html>"
+    )
+    return web.Response(text=html, content_type="text/html")
+
+
+def _invalid_link() -> web.Response:
+    return web.Response(status=404, text="This link is not valid.\n")

@@ -1,0 +1,1 @@
+"""Built-in plugins, shipped as ``gateway_plugins`` and registered through entry points."""

@@ -1,0 +1,22 @@
+"""The ``smtp_email`` channel plugin: e-mail out over SMTP, replies and bounces in over IMAP."""
+
+from __future__ import annotations
+
+from gateway import hookimpl
+
+from .channel import SmtpEmailChannel
+from .settings import ImapSettings, SmtpEmailSettings, SmtpSettings
+
+__all__ = [
+    "ImapSettings",
+    "SmtpEmailChannel",
+    "SmtpEmailSettings",
+    "SmtpSettings",
+    "gateway_channel_types",
+]
+
+
+@hookimpl
+def gateway_channel_types() -> list[type]:
+    """The channel classes this plugin provides."""
+    return [SmtpEmailChannel]

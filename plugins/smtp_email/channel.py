@@ -1,0 +1,126 @@
+"""The ``smtp_email`` channel: SMTP out over reused aiosmtplib connections, replies from IMAP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any, ClassVar
+
+from gateway import Channel, ChannelContext, OutboundMessage, SendResult
+
+from .composer import build_email, email_bytes
+from .imap_reader import ImapMailboxReader
+from .inbound_mail import BounceMail, IgnoredMail, ReplyMail, parse_incoming_mail
+from .masking import mask_address
+from .settings import SmtpEmailSettings
+from .smtp_pool import SmtpConnectionPool
+
+__all__ = ["SmtpEmailChannel"]
+
+
+class SmtpEmailChannel(Channel):
+    """E-mail to families: multipart text + HTML with a ``Reply-To`` token, replies via IMAP.
+
+    ``send()`` returns the message's ``Message-ID`` (stable across attempts) as the provider
+    id; bounces found in the IMAP mailbox are reported against it. Without an ``imap`` block
+    the channel only sends.
+    """
+
+    plugin: ClassVar[str] = "smtp_email"
+    endpoint_kind = "email"
+    Settings = SmtpEmailSettings
+
+    def __init__(self, name: str, settings: SmtpEmailSettings, context: ChannelContext) -> None:
+        super().__init__(name, settings, context)
+        self.settings: SmtpEmailSettings = settings
+        self.pool = SmtpConnectionPool(settings.smtp, self.log)
+        self.reader: ImapMailboxReader | None = (
+            ImapMailboxReader(settings.imap, self.handle_incoming_mail, self.log)
+            if settings.imap is not None
+            else None
+        )
+        self._reader_task: asyncio.Task[None] | None = None
+        self._own_addresses = frozenset({settings.smtp.from_address.lower()})
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the IMAP reader loop (SMTP connections open on the first send)."""
+        if self.reader is not None and self._reader_task is None:
+            self._reader_task = asyncio.create_task(
+                self.reader.run(), name=f"imap-reader:{self.name}"
+            )
+
+    async def stop(self) -> None:
+        """Stop the reader, log out of IMAP and QUIT every SMTP connection."""
+        task, self._reader_task = self._reader_task, None
+        if self.reader is not None:
+            self.reader.request_stop()
+            if task is not None:
+                try:
+                    await asyncio.wait_for(asyncio.shield(task), timeout=10)
+                except TimeoutError:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            await self.reader.close()
+        await self.pool.close()
+
+    # -- sending -------------------------------------------------------------------------
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        """Send one message; SMTP 4xx → retryable, 5xx → permanent (see the module docs)."""
+        email = build_email(message, self.settings.smtp)
+        data = email_bytes(email)
+        await self.pool.deliver(self.settings.smtp.from_address, message.address.strip(), data)
+        self.log.debug("e-mail %s sent to %s", message.message_id, mask_address(message.address))
+        return SendResult(provider_message_id=str(email["Message-ID"]), status="sent")
+
+    def preview_details(self, message: OutboundMessage) -> dict[str, Any]:
+        """From, Reply-To and size of the MIME message."""
+        email = build_email(message, self.settings.smtp)
+        return {
+            "from": str(email["From"]),
+            "reply_to": str(email["Reply-To"]) if email["Reply-To"] else None,
+            "bytes": len(email_bytes(email)),
+            "html": message.html is not None,
+        }
+
+    # -- replies -------------------------------------------------------------------------
+
+    async def poll_once(self) -> int:
+        """Read the IMAP mailbox once (replies, unsubscribes, bounces); returns mails handled."""
+        if self.reader is None:
+            return 0
+        return await self.reader.poll_once()
+
+    async def handle_incoming_mail(self, raw: bytes) -> bool:
+        """Hand one raw mail to the core; False (retry later) when the core failed."""
+        try:
+            parsed = parse_incoming_mail(
+                raw,
+                channel=self.name,
+                reply_domain=self.settings.smtp.effective_reply_domain,
+                own_addresses=self._own_addresses,
+            )
+        except Exception:  # one malformed mail must not block the mailbox
+            self.log.exception("unreadable mail in the reply mailbox; marking it read")
+            return True
+        try:
+            if isinstance(parsed, ReplyMail):
+                await self.context.receive(parsed.message)
+                self.log.info(
+                    "%s from %s",
+                    "unsubscribe" if parsed.unsubscribe else "reply",
+                    mask_address(parsed.message.sender),
+                )
+            elif isinstance(parsed, BounceMail):
+                for update in parsed.updates:
+                    await self.context.update_status(update)
+                self.log.info("bounce for %s", parsed.updates[0].provider_message_id)
+            elif isinstance(parsed, IgnoredMail):
+                self.log.info("ignored mail in the reply mailbox: %s", parsed.reason)
+        except Exception:  # keep it unseen and try again next poll
+            self.log.exception("could not hand a mail to the gateway; will retry")
+            return False
+        return True

@@ -1,0 +1,20 @@
+"""The ``telegram`` channel plugin: a Telegram bot built on aiogram 3.
+
+Configure it as ``channels.<name>: {plugin: telegram, token: ..., mode: polling|webhook,
+webhook_secret: ...}``; in webhook mode the core mounts ``POST /webhooks/<name>/update``.
+"""
+
+from __future__ import annotations
+
+from gateway import hookimpl
+
+from .channel import TelegramChannel
+from .settings import TelegramSettings
+
+__all__ = ["TelegramChannel", "TelegramSettings", "gateway_channel_types"]
+
+
+@hookimpl
+def gateway_channel_types() -> list[type]:
+    """The Telegram channel type."""
+    return [TelegramChannel]

@@ -1,0 +1,255 @@
+"""The Telegram channel: sends through aiogram's Bot, receives by long polling or a webhook."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.exceptions import TelegramAPIError
+from aiogram.types import Update
+from aiohttp import web
+from pydantic import ValidationError
+
+from gateway import (
+    Channel,
+    ChannelContext,
+    OutboundMessage,
+    PermanentSendError,
+    PluginError,
+    SendResult,
+    WebhookHandler,
+)
+
+from .errors import send_error_from
+from .html_split import split_telegram_html
+from .keyboards import answer_keyboard
+from .privacy import mask_chat_id
+from .settings import TelegramSettings
+from .updates import RecentUpdates, TelegramUpdateHandlers
+
+__all__ = ["TelegramChannel"]
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+#: How many multi-part messages remember which parts already went out (for a resumed retry).
+_PROGRESS_MEMORY = 1024
+
+
+class TelegramChannel(Channel):
+    """A Telegram bot (aiogram 3): HTML messages, inline answer buttons, deep-link onboarding.
+
+    Addresses are chat ids as strings. Long bodies are split at 4,096 characters (the last part
+    carries the buttons); parts to one chat are spaced by the per-recipient rate. When a retry
+    of a multi-part message comes back after some parts went out, it resumes after them.
+    """
+
+    plugin: ClassVar[str] = "telegram"
+    endpoint_kind = "telegram"
+    Settings = TelegramSettings
+    supports_buttons = True
+    default_rate_per_second = 30
+    default_rate_per_recipient_per_second = 1
+
+    settings: TelegramSettings
+
+    def __init__(self, name: str, settings: TelegramSettings, context: ChannelContext) -> None:
+        super().__init__(name, settings, context)
+        self.bot: Bot | None = None
+        self.bot_username: str | None = settings.bot_username
+        self.dispatcher = Dispatcher(name=f"gateway-telegram-{name}")
+        self.recent_updates = RecentUpdates()
+        self.dispatcher.update.outer_middleware(self.recent_updates)
+        self.handlers = TelegramUpdateHandlers(name, context)
+        self.dispatcher.include_router(self.handlers.router)
+        self._polling: asyncio.Task[None] | None = None
+        self._progress: OrderedDict[int, tuple[str, int, str]] = OrderedDict()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _new_bot(self) -> Bot:
+        session = AiohttpSession(api=TelegramAPIServer.from_base(self.settings.api_base_url))
+        return Bot(
+            token=self.settings.token.get_secret_value(),
+            session=session,
+            default=DefaultBotProperties(parse_mode=ParseMode.HTML),
+        )
+
+    async def start(self) -> None:
+        """getMe; then register the webhook, or drop it and start long polling."""
+        bot = self.bot = self._new_bot()
+        try:
+            me = await bot.me()
+            self.bot_username = self.settings.bot_username or me.username
+            allowed = self.dispatcher.resolve_used_update_types()
+            if self.settings.mode == "webhook":
+                secret = self.settings.webhook_secret
+                assert secret is not None  # validated by TelegramSettings
+                await bot.set_webhook(
+                    url=self.context.public_url(self.context.webhook_path("update")),
+                    secret_token=secret.get_secret_value(),
+                    allowed_updates=allowed,
+                )
+            else:
+                await bot.delete_webhook(drop_pending_updates=False)
+                self._polling = asyncio.create_task(
+                    self.dispatcher.start_polling(
+                        bot,
+                        polling_timeout=self.settings.poll_timeout,
+                        handle_signals=False,
+                        close_bot_session=False,
+                        allowed_updates=allowed,
+                    ),
+                    name=f"telegram-polling-{self.name}",
+                )
+                self._polling.add_done_callback(self._polling_ended)
+        except TelegramAPIError as exc:
+            await bot.session.close()
+            self.bot = None
+            raise PluginError(f"channel {self.name!r}: Telegram refused start-up: {exc}") from exc
+        self.log.info(
+            "telegram channel %s started (%s) as @%s", self.name, self.settings.mode, self.bot_username
+        )
+
+    def _polling_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self.log.error("telegram polling of %s stopped: %r", self.name, task.exception())
+
+    async def stop(self) -> None:
+        """Stop polling and close the HTTP session."""
+        if self._polling is not None:
+            if not self._polling.done():
+                try:
+                    await self.dispatcher.stop_polling()
+                except RuntimeError:  # polling had not started yet
+                    self._polling.cancel()
+                try:
+                    await self._polling
+                except asyncio.CancelledError:
+                    pass
+            self._polling = None
+        if self.bot is not None:
+            await self.bot.session.close()
+            self.bot = None
+
+    # ------------------------------------------------------------------ sending
+
+    def _parts(self, message: OutboundMessage) -> list[str]:
+        return split_telegram_html(message.body)
+
+    def cost_units(self, message: OutboundMessage) -> int:
+        """One unit per Telegram message the body is split into."""
+        return max(1, len(self._parts(message)))
+
+    def preview_details(self, message: OutboundMessage) -> Mapping[str, Any]:
+        """How many Telegram messages the body becomes, and whether buttons are shown."""
+        return {"parts": len(self._parts(message)), "buttons": len(message.buttons)}
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        """Send ``message`` (split if long; buttons under the last part)."""
+        bot = self.bot
+        if bot is None:
+            raise RuntimeError(f"telegram channel {self.name!r} is not started")
+        chat_id = _chat_id(message.address)
+        parts = self._parts(message)
+        if not parts:
+            raise PermanentSendError("message text is empty", code="400")
+        markup = answer_keyboard(message.message_id, message.buttons) if message.buttons else None
+        first, last_id = self._resume_point(message, len(parts))
+        pause = 1.0 / (self.rate_per_recipient_per_second or 1.0)
+        for index in range(first, len(parts)):
+            if index > first:
+                await asyncio.sleep(pause)  # Telegram allows about one message per second a chat
+            is_last = index == len(parts) - 1
+            try:
+                sent = await bot.send_message(
+                    chat_id=chat_id,
+                    text=parts[index],
+                    reply_markup=markup if is_last else None,
+                    request_timeout=int(self.settings.request_timeout),
+                )
+            except TelegramAPIError as exc:
+                error = send_error_from(exc)
+                self.log.info(
+                    "telegram send of message %s to chat %s failed (part %d/%d): %s",
+                    message.message_id,
+                    mask_chat_id(chat_id),
+                    index + 1,
+                    len(parts),
+                    error,
+                )
+                raise error from exc
+            last_id = f"{sent.chat.id}:{sent.message_id}"
+            if not is_last:
+                self._remember_progress(message, index + 1, last_id)
+        self._progress.pop(message.message_id, None)
+        assert last_id is not None
+        return SendResult(provider_message_id=last_id, status="sent")
+
+    def _resume_point(self, message: OutboundMessage, total: int) -> tuple[int, str | None]:
+        saved = self._progress.get(message.message_id)
+        if saved is None or saved[0] != message.body or saved[1] >= total:
+            return 0, None
+        return saved[1], saved[2]
+
+    def _remember_progress(self, message: OutboundMessage, done: int, last_id: str) -> None:
+        self._progress[message.message_id] = (message.body, done, last_id)
+        self._progress.move_to_end(message.message_id)
+        while len(self._progress) > _PROGRESS_MEMORY:
+            self._progress.popitem(last=False)
+
+    # ------------------------------------------------------------------ webhook
+
+    def webhooks(self) -> Mapping[str, WebhookHandler]:
+        """``update``: Telegram's webhook, in webhook mode only."""
+        if self.settings.mode != "webhook":
+            return {}
+        return {"update": self.handle_webhook_update}
+
+    async def handle_webhook_update(self, request: web.Request) -> web.StreamResponse:
+        """Check the secret header, parse the update, run it through the handlers once."""
+        secret = self.settings.webhook_secret
+        given = request.headers.get(SECRET_HEADER, "")
+        if secret is None or not hmac.compare_digest(
+            given.encode(), secret.get_secret_value().encode()
+        ):
+            return web.json_response({"ok": False, "error": "forbidden"}, status=403)
+        bot = self.bot
+        if bot is None:
+            return web.json_response({"ok": False, "error": "not started"}, status=503)
+        try:
+            payload = await request.json()
+        except ValueError:
+            return web.json_response({"ok": False, "error": "invalid JSON"}, status=400)
+        if not isinstance(payload, dict) or not isinstance(payload.get("update_id"), int):
+            return web.json_response({"ok": False, "error": "not an update"}, status=400)
+        if self.recent_updates.seen(payload["update_id"]):
+            return web.json_response({"ok": True, "duplicate": True})
+        try:
+            update = Update.model_validate(payload, context={"bot": bot})
+        except ValidationError:
+            return web.json_response({"ok": False, "error": "not an update"}, status=400)
+        try:
+            await self.dispatcher.feed_update(bot, update)
+        except Exception:
+            # Telegram retries a non-2xx answer later; the dedupe set forgot this update.
+            self.log.exception("telegram: update %s failed", update.update_id)
+            return web.json_response({"ok": False, "error": "processing failed"}, status=500)
+        return web.json_response({"ok": True})
+
+
+def _chat_id(address: str) -> int | str:
+    """A numeric chat id, or an ``@channelusername``; anything else is an invalid address."""
+    text = address.strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    if text.startswith("@") and len(text) > 1:
+        return text
+    raise PermanentSendError("not a Telegram chat id", code="400", endpoint_state="invalid")

@@ -1,0 +1,251 @@
+"""``TwilioSmsChannel``: SMS through Twilio's Programmable Messaging API.
+
+Messages go out through the real ``twilio`` library's async client (one client per channel,
+created in :meth:`TwilioSmsChannel.start` inside the running loop, reused for every send);
+delivery reports and replies come back through :mod:`.webhooks`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, cast
+
+import aiohttp
+from pydantic import Field, SecretStr, field_validator, model_validator
+from twilio.rest import Client
+
+from gateway import (
+    Channel,
+    ChannelContext,
+    ChannelSettings,
+    OutboundMessage,
+    PermanentSendError,
+    SendResult,
+    WebhookHandler,
+)
+from gateway.sms import MAX_SMS_CHARACTERS, count_segments, smart_encode
+
+from .errors import (
+    TWILIO_API_ERRORS,
+    TwilioApiError,
+    error_for_rest_exception,
+    error_for_transport_exception,
+    mask_phone,
+    parse_retry_after,
+)
+from .http import RebasedAsyncTwilioHttpClient, capture_response_headers
+from .webhooks import TWILIO_STATUS_MAP, TwilioWebhooks
+
+__all__ = ["TwilioSmsChannel", "TwilioSmsSettings"]
+
+_SENDER = re.compile(r"^(\+[1-9]\d{6,14}|\d{3,8}|(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11})$")
+
+
+class TwilioSmsSettings(ChannelSettings):
+    """``channels.<name>`` keys of a ``twilio_sms`` channel."""
+
+    plugin: str = "twilio_sms"
+    account_sid: str = Field(pattern=r"^AC[0-9A-Za-z]+$", description="Twilio Account SID.")
+    auth_token: SecretStr = Field(description="Twilio Auth Token (also signs webhooks).")
+    from_number: str | None = Field(
+        default=None, description="Sender: E.164 number, short code or alphanumeric ID."
+    )
+    messaging_service_sid: str | None = Field(
+        default=None, pattern=r"^MG[0-9A-Za-z]+$",
+        description="Send through this Messaging Service instead of one number.",
+    )
+    api_base_url: str = Field(
+        default="https://api.twilio.com", description="Twilio REST API base URL."
+    )
+    status_callback: bool = Field(
+        default=True, description="Ask Twilio for delivery reports at /webhooks/<name>/status."
+    )
+    price_per_segment: float = Field(default=0.0079, ge=0, description="For cost estimates.")
+    smart_encoding: bool = Field(
+        default=False, description="Replace curly quotes, dashes... by GSM-7 characters."
+    )
+    timeout: float = Field(default=15.0, gt=0, le=300, description="Seconds per API request.")
+
+    @field_validator("from_number")
+    @classmethod
+    def _check_sender(cls, value: str | None) -> str | None:
+        if value is not None and not _SENDER.match(value):
+            raise ValueError("must be an E.164 number (+18165550100), a short code or an "
+                             "alphanumeric sender ID of up to 11 characters")
+        return value
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http(s) URL such as https://api.twilio.com")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _exactly_one_sender(self) -> TwilioSmsSettings:
+        if (self.from_number is None) == (self.messaging_service_sid is None):
+            raise ValueError("set exactly one of from_number or messaging_service_sid")
+        return self
+
+
+class TwilioSmsChannel(Channel):
+    """SMS to phone endpoints through Twilio, with status callbacks and signed webhooks."""
+
+    plugin: ClassVar[str] = "twilio_sms"
+    endpoint_kind = "phone"
+    Settings: ClassVar[type[ChannelSettings]] = TwilioSmsSettings
+    max_body_length: ClassVar[int | None] = MAX_SMS_CHARACTERS
+    #: How far back ``reconcile`` looks for a message whose SID never came back.
+    reconcile_window: ClassVar[timedelta] = timedelta(hours=6)
+
+    def __init__(self, name: str, settings: ChannelSettings, context: ChannelContext) -> None:
+        super().__init__(name, settings, context)
+        self.config = cast(TwilioSmsSettings, settings)
+        self._webhooks = TwilioWebhooks(name, context, self.config.auth_token.get_secret_value())
+        self._http: RebasedAsyncTwilioHttpClient | None = None
+        self._client: Client | None = None
+        self._status_callback_url: str | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Create the Twilio client (inside the running loop) and resolve the callback URL."""
+        if self.config.status_callback:
+            # Raises ConfigError when http.public_base_url is unset: fail at start, not later.
+            self._status_callback_url = self.context.public_url(
+                self.context.webhook_path("status")
+            )
+        self._http = RebasedAsyncTwilioHttpClient(
+            self.config.api_base_url,
+            timeout=self.config.timeout,
+            pool_size=max(self.config.concurrency, 8),
+            logger=self.log,
+        )
+        self._client = Client(
+            self.config.account_sid,
+            self.config.auth_token.get_secret_value(),
+            http_client=self._http,
+        )
+
+    async def stop(self) -> None:
+        """Close the HTTP session."""
+        if self._http is not None:
+            await self._http.close()
+        self._http = None
+        self._client = None
+
+    def _require_client(self) -> Client:
+        if self._client is None:
+            raise RuntimeError(f"channel {self.name!r} is not started")
+        return self._client
+
+    # -- sending -----------------------------------------------------------------------
+
+    def outgoing_body(self, body: str) -> str:
+        """The text that is really sent: ``body``, smart-encoded when configured."""
+        return smart_encode(body) if self.config.smart_encoding else body
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        """Create the message at Twilio; raises a SendError subclass on failure."""
+        client = self._require_client()
+        body = self.outgoing_body(message.body)
+        if len(body) > MAX_SMS_CHARACTERS:
+            raise PermanentSendError(
+                f"message is {len(body)} characters; SMS allows at most {MAX_SMS_CHARACTERS}",
+                code=21617,
+            )
+        if not body.strip():
+            raise PermanentSendError("message body is empty", code=21602)
+        params: dict[str, Any] = {"to": message.address, "body": body}
+        if self.config.from_number:
+            params["from_"] = self.config.from_number
+        else:
+            params["messaging_service_sid"] = self.config.messaging_service_sid
+        if self._status_callback_url:
+            params["status_callback"] = self._status_callback_url
+        with capture_response_headers() as headers:
+            try:
+                created = await client.messages.create_async(**params)
+            except TWILIO_API_ERRORS as exc:
+                error = error_for_rest_exception(
+                    cast(TwilioApiError, exc), parse_retry_after(headers.get("Retry-After"))
+                )
+                self.log.info("twilio %s message %s to %s refused: %s", self.name,
+                              message.message_id, mask_phone(message.address), error)
+                raise error from exc
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                error = error_for_transport_exception(exc)
+                self.log.warning("twilio %s message %s to %s: %s", self.name,
+                                 message.message_id, mask_phone(message.address), error)
+                raise error from exc
+        try:
+            segments = int(created.num_segments) if created.num_segments else None
+        except ValueError:
+            segments = None
+        return SendResult(
+            provider_message_id=created.sid,
+            status="queued",
+            segments=segments or count_segments(body).segments,
+        )
+
+    def cost_units(self, message: OutboundMessage) -> int:
+        """SMS segments: what Twilio bills and what per-sender throughput counts."""
+        return count_segments(self.outgoing_body(message.body)).segments
+
+    def preview_details(self, message: OutboundMessage) -> Mapping[str, Any]:
+        """Segments, encoding, characters and estimated cost of ``message`` as it would go."""
+        body = self.outgoing_body(message.body)
+        info = count_segments(body)
+        return {
+            "segments": info.segments,
+            "encoding": info.encoding,
+            "characters": info.characters,
+            "units": info.units,
+            "estimated_cost": round(info.segments * self.config.price_per_segment, 6),
+            "smart_encoded": body != message.body,
+            "too_long": len(body) > MAX_SMS_CHARACTERS,
+        }
+
+    async def reconcile(
+        self, message: OutboundMessage, provider_message_id: str | None
+    ) -> str | None:
+        """Twilio's current status for a message whose fate is unknown, mapped to the
+        gateway's words (``queued``, ``sent``, ``delivered``, ``failed``...).
+
+        With a SID the message is fetched; without one, recent messages to the address
+        (from our sender) are listed and one with the same body created within
+        :attr:`reconcile_window` is taken. None when Twilio has no such message or cannot be
+        asked.
+        """
+        client = self._require_client()
+        try:
+            if provider_message_id:
+                found = await client.messages(provider_message_id).fetch_async()
+                return TWILIO_STATUS_MAP.get(str(found.status).lower())
+            body = self.outgoing_body(message.body)
+            since = datetime.now(UTC) - self.reconcile_window
+            filters: dict[str, Any] = {"to": message.address, "limit": 20, "page_size": 20}
+            if self.config.from_number:
+                filters["from_"] = self.config.from_number
+            for candidate in await client.messages.list_async(**filters):
+                created = candidate.date_created
+                if candidate.body == body and (created is None or created >= since):
+                    return TWILIO_STATUS_MAP.get(str(candidate.status).lower())
+            return None
+        except TWILIO_API_ERRORS as exc:
+            self.log.info("twilio %s reconcile of message %s: HTTP %s code %s", self.name,
+                          message.message_id, getattr(exc, "status", None),
+                          getattr(exc, "code", None))
+            return None
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            self.log.warning("twilio %s reconcile of message %s failed: %s", self.name,
+                             message.message_id, type(exc).__name__)
+            return None
+
+    # -- webhooks ----------------------------------------------------------------------
+
+    def webhooks(self) -> Mapping[str, WebhookHandler]:
+        """``inbound`` (incoming SMS) and ``status`` (delivery reports)."""
+        return self._webhooks.handlers()

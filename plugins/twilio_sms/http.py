@@ -1,0 +1,130 @@
+"""The HTTP client the ``twilio`` library sends through: Twilio's async client, pointed at a
+configurable base URL, with real timeouts and a record of the answer's headers.
+
+``twilio`` has no base-URL setting, so :class:`RebasedAsyncTwilioHttpClient` swaps the scheme and
+host of every URL the library builds for ``api_base_url`` (keeping path and query). Its
+``request`` also applies the channel's timeout (the library's own passes none to aiohttp) and
+records response headers for :func:`capture_response_headers`, because ``TwilioRestException``
+does not carry ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from contextvars import ContextVar
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+from multidict import CIMultiDict
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.http.response import Response
+
+__all__ = ["RebasedAsyncTwilioHttpClient", "capture_response_headers"]
+
+_RESPONSE_HEADERS: ContextVar[CIMultiDict[str] | None] = ContextVar(
+    "twilio_sms_response_headers", default=None
+)
+
+
+@contextlib.contextmanager
+def capture_response_headers() -> Iterator[CIMultiDict[str]]:
+    """Collect the headers of the Twilio answers received inside the ``with`` block (this
+    task only)."""
+    headers: CIMultiDict[str] = CIMultiDict()
+    token = _RESPONSE_HEADERS.set(headers)
+    try:
+        yield headers
+    finally:
+        _RESPONSE_HEADERS.reset(token)
+
+
+class RebasedAsyncTwilioHttpClient(AsyncTwilioHttpClient):
+    """``AsyncTwilioHttpClient`` sending to ``api_base_url`` over one pooled aiohttp session.
+
+    Create it inside a running event loop and ``await close()`` it.
+    """
+
+    def __init__(
+        self,
+        api_base_url: str,
+        *,
+        timeout: float,
+        pool_size: int = 100,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        super().__init__(
+            pool_connections=False,
+            timeout=timeout,
+            logger=logger or logging.getLogger("gateway.twilio_sms.http"),
+        )
+        base = urlsplit(api_base_url)
+        if base.scheme not in ("http", "https") or not base.netloc:
+            raise ValueError(f"api_base_url must be an http(s) URL, got {api_base_url!r}")
+        self._scheme = base.scheme
+        self._netloc = base.netloc
+        self._path_prefix = base.path.rstrip("/")
+        # connect: before anything is sent (safe to retry); sock_read: waiting for the
+        # answer after the request went out (outcome unknown).
+        self._client_timeout = aiohttp.ClientTimeout(
+            total=None, connect=timeout, sock_read=timeout
+        )
+        self._auth_cache: tuple[tuple[str, str], str] | None = None
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=pool_size, limit_per_host=pool_size),
+            timeout=self._client_timeout,
+        )
+
+    def _authorization(self, auth: tuple[str, str]) -> str:
+        if self._auth_cache is None or self._auth_cache[0] != auth:
+            self._auth_cache = (auth, aiohttp.encode_basic_auth(auth[0], auth[1]))
+        return self._auth_cache[1]
+
+    def rebase(self, url: str) -> str:
+        """``url`` with the scheme and host of ``api_base_url`` (and its path as a prefix)."""
+        parts = urlsplit(url)
+        return urlunsplit(
+            (self._scheme, self._netloc, self._path_prefix + parts.path, parts.query, "")
+        )
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the twilio HttpClient signature
+        allow_redirects: bool = False,
+    ) -> Response:
+        """Send one API request to the rebased URL; network errors propagate from aiohttp."""
+        if self.session is None:  # pragma: no cover - closed client
+            raise RuntimeError("the Twilio HTTP client is closed")
+        request_headers = dict(headers or {})
+        if auth is not None:
+            request_headers["Authorization"] = self._authorization(auth)
+        kwargs: dict[str, Any] = {
+            "params": params or None,
+            "data": data,
+            "headers": request_headers,
+            "allow_redirects": allow_redirects,
+        }
+        if timeout is not None:
+            kwargs["timeout"] = aiohttp.ClientTimeout(connect=timeout, sock_read=timeout)
+        async with self.session.request(method.upper(), self.rebase(url), **kwargs) as answer:
+            text = await answer.text()
+            captured = _RESPONSE_HEADERS.get()
+            if captured is not None:
+                captured.extend(answer.headers)
+            self.logger.debug("Twilio API %s %s -> %s", method.upper(), answer.url.path,
+                              answer.status)
+            return Response(answer.status, text, answer.headers)
+
+    async def close(self) -> None:
+        """Close the pooled session."""
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
