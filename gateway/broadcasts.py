@@ -113,10 +113,14 @@ async def send_broadcast(
 
 def _translation_notes(gw: Gateway, data: dict[str, Any]) -> list[str]:
     """One line for the languages whose free text stayed in English, one for missing catalogs."""
-    no_engine, no_catalog = [], []
+    no_engine, rejected, held, no_catalog = [], [], [], []
+    source = gw.config.translation.source_language
     for language, info in sorted(data.get("translation", {}).items()):
-        if (info.get("texts") or {}).get("fallback"):
-            no_engine.append(language)
+        texts = info.get("texts") or {}
+        if texts.get("fallback"):
+            (rejected if gw.translation.can_translate(source, language) else no_engine).append(language)
+        if info.get("held") or texts.get("held"):
+            held.append(language)
         if not info.get("catalog") and language.split("-")[0] != "en":
             no_catalog.append(language)
     notes = []
@@ -124,6 +128,16 @@ def _translation_notes(gw: Gateway, data: dict[str, Any]) -> list[str]:
         notes.append(
             f"free text (event title, description) stays in English for {', '.join(no_engine)}: no "
             "machine translation installed (gateway translate install FILE.argosmodel)"
+        )
+    if rejected:
+        notes.append(
+            f"free text stays in English, with a note, for {', '.join(rejected)}: the machine "
+            "translation lost a protected name, date, link or number and was rejected"
+        )
+    if held:
+        notes.append(
+            f"messages in {', '.join(held)} are held for review: no acceptable machine translation "
+            "(translation.fallback: hold)"
         )
     if no_catalog:
         notes.append(f"no reviewed catalog for {', '.join(no_catalog)}: template text in English")

@@ -679,6 +679,75 @@ def sandbox_outbox(as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
     console.print(table)
 
 
+# -- staff -----------------------------------------------------------------------------------------
+@staff_app.command("add")
+def staff_add(
+    email: Annotated[str, typer.Argument(help="The staff member's e-mail (their login).")],
+    role: Annotated[str, typer.Option("--role", help="admin or liaison.")],
+    school: Annotated[
+        list[str] | None, typer.Option("--school", help="A school a liaison serves (repeat for more).")
+    ] = None,
+    password: Annotated[str | None, typer.Option("--password", help="Password for the web app.")] = None,
+    token: Annotated[bool, typer.Option("--token", help="Make an API token (shown once).")] = False,
+    language: Annotated[str, typer.Option("--language", help="Interface language.")] = "en",
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Create or update a staff account (a liaison sees only families of their schools)."""
+    from gateway.staff import add_staff
+
+    result = with_gateway(
+        config,
+        lambda gw: add_staff(
+            gw, email, role, school, password=password, token=token, language=language, actor="cli"
+        ),
+    )
+    if as_json:
+        emit_json(result)
+        return
+    scope = ", ".join(result["schools"]) or "all schools"
+    console.print(f"{result['email']}: {result['role']} ({scope})", highlight=False)
+    if "token" in result:
+        console.print(f"API token (shown once, stored hashed): {result['token']}", highlight=False)
+    if password is None and not token:
+        console.print("no password or token given: this account cannot sign in yet", highlight=False)
+
+
+@staff_app.command("list")
+def staff_list(as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
+    """Staff accounts with role, schools and state."""
+    from gateway.staff import list_staff
+
+    rows = with_gateway(config, list_staff)
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table("email", "role", "schools", "language", "password", "token", "state")
+    for row in rows:
+        table.add_row(
+            row["email"],
+            row["role"],
+            ", ".join(row["schools"]) or "all",
+            row["language"],
+            "yes" if row["password"] else "no",
+            "yes" if row["token"] else "no",
+            "disabled" if row["disabled"] else "active",
+        )
+    console.print(table)
+
+
+@staff_app.command("disable")
+def staff_disable(
+    email: Annotated[str, typer.Argument(help="The account to disable.")],
+    config: ConfigOpt = None,
+) -> None:
+    """Disable an account: its sessions and token stop working at once."""
+    from gateway.staff import disable_staff
+
+    with_gateway(config, lambda gw: disable_staff(gw, email, actor="cli"))
+    console.print(f"{email}: disabled", highlight=False)
+
+
 # -- demo / serve / worker -----------------------------------------------------------------------
 @app.command()
 def demo(

@@ -426,6 +426,16 @@ class ArgosEngine(TranslationEngine):
         """Whether ``source`` → ``target`` is possible (codes mapped to Argos codes)."""
         return self.route(source, target) is not None
 
+    def install(self, path: Path | str) -> str:
+        """Install an ``.argosmodel`` into this engine's data folder; returns ``"en→es"``.
+
+        Used by ``gateway translate install``; no network. Raises
+        :class:`gateway.TranslationError` for a file that is not a valid package.
+        """
+        source, target = install_package(path, self.data_dir)
+        self._listing = None
+        return f"{source}→{target}"
+
     # -- translating ----------------------------------------------------------------------
     async def translate(self, texts: Sequence[str], source: str, target: str) -> list[str]:
         """Translate a batch in one thread-pool job; raise TranslationError if impossible."""

@@ -354,13 +354,24 @@ class InboundPipeline:
                 guardian=guardian,
                 family=family,
                 endpoint=endpoint,
-                context={"text": translated.text},
+                context={"text": _with_fallback_note(gw, language, translated)},
                 payload={"in_reply_to_inbound": record.id, "translation_origin": translated.origin},
             )
+            if translated.origin == "held":  # translation.fallback: hold — a human decides
+                row.status = "held"
             record.answered_at = utcnow()
             record.read = True
             await session.commit()
             return row
+
+
+def _with_fallback_note(gw: Any, language: str, translated: Any) -> str:
+    """The staff answer as the family reads it; the English source carries a note in their language."""
+    if translated.origin != "fallback":
+        return str(translated.text)
+    from gateway.rendering.messages import SOURCE_FALLBACK_NOTE
+
+    return f"{gw.catalogs.gettext(language, SOURCE_FALLBACK_NOTE)}\n\n{translated.text}"
 
 
 def _jsonable(value: Any) -> Any:

@@ -96,6 +96,11 @@ class SurveyRuntime:
         if value is not None and question.type != "text" and value not in {c.value for c in question.choices}:
             value = None
         completed = survey_session.status != "open"
+        linked = match.message is not None and (match.message.payload or {}).get("question_id") == question.id
+        if completed and question.type == "text" and not linked:
+            # The survey is over: a later message is a new conversation for the staff inbox,
+            # not a replacement of the family's closing comment.
+            return None
         if value is None:
             if completed or _looks_like_free_text(message.text):
                 # A question or a story, not a failed attempt at an answer: the staff inbox

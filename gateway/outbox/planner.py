@@ -427,6 +427,7 @@ class BroadcastPlanner:
         origins = Counter(t.origin for t in translated if t.text.strip())
         lookup = {src: t.text for src, t in zip(texts, translated, strict=True)}
         held = any(t.origin == "held" for t in translated)
+        fell_back = any(t.origin == "fallback" for t in translated if t.text.strip())
         if event:
             event["title"] = lookup.get(event.get("title") or "", event.get("title"))
             event["description"] = lookup.get(event.get("description") or "", event.get("description"))
@@ -434,6 +435,12 @@ class BroadcastPlanner:
         question_ctx = None
         if question:
             question_ctx = _question_context(question, request.survey, language, gw, lookup)
+        # The English source is sent for what could not be translated: say so, in the family's
+        # language, before the description (or the question, or the message text).
+        note = gw.catalogs.gettext(language, msg.SOURCE_FALLBACK_NOTE) if fell_back else ""
+        if note and event:
+            description = event.get("description")
+            event["description"] = f"{note}\n\n{description}" if description else note
         survey_ctx = None
         if request.survey:
             survey_ctx = {
@@ -441,6 +448,11 @@ class BroadcastPlanner:
                 "title": lookup.get(request.survey.title, request.survey.title),
             }
         extra = {k: lookup.get(request.context[k], request.context[k]) for k in extra_keys}
+        if note and not event:
+            if question_ctx:
+                question_ctx["text"] = f"{note}\n{question_ctx['text']}"
+            elif "text" in extra:
+                extra["text"] = f"{note}\n\n{extra['text']}"
         return _LanguagePack(language, event, question_ctx, survey_ctx, extra, origins, held)
 
     def _render_row(

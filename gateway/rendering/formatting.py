@@ -13,6 +13,10 @@ from gateway.domain.languages import babel_locale
 
 __all__ = ["locale_filters", "format_names"]
 
+#: CLDR puts (narrow) no-break spaces in times and numbers (``5:30\u202fPM``); neither is in
+#: GSM-7, so one of them turns a whole English SMS into UCS-2 (twice the segments).
+_PLAIN_SPACES = str.maketrans({"\u202f": " ", "\u00a0": " "})
+
 
 def locale_filters(language: str) -> dict[str, Callable[..., str]]:
     """``date``, ``time``, ``datetime``, ``number`` filters bound to ``language``'s locale.
@@ -24,16 +28,20 @@ def locale_filters(language: str) -> dict[str, Callable[..., str]]:
     def format_date(value: date | datetime, format: str = "full") -> str:
         if isinstance(value, datetime):
             value = value.date() if value.tzinfo is None else value
-        return dates.format_date(value, format=format, locale=locale)
+        return dates.format_date(value, format=format, locale=locale).translate(_PLAIN_SPACES)
 
     def format_time(value: datetime, format: str = "short") -> str:
-        return dates.format_time(value, format=format, tzinfo=value.tzinfo, locale=locale)
+        return dates.format_time(value, format=format, tzinfo=value.tzinfo, locale=locale).translate(
+            _PLAIN_SPACES
+        )
 
     def format_datetime(value: datetime, format: str = "medium") -> str:
-        return dates.format_datetime(value, format=format, tzinfo=value.tzinfo, locale=locale)
+        return dates.format_datetime(
+            value, format=format, tzinfo=value.tzinfo, locale=locale
+        ).translate(_PLAIN_SPACES)
 
     def format_number(value: Any) -> str:
-        return numbers.format_decimal(value, locale=locale)
+        return numbers.format_decimal(value, locale=locale).translate(_PLAIN_SPACES)
 
     return {
         "date": format_date,

@@ -179,9 +179,19 @@ class TranslationService:
 
         terms = self.glossary.for_language(target)
         masked = [placeholders.mask(t, glossary_terms=terms) for t in texts]
+        # Text that is only tokens, digits and punctuation once masked (a date, a URL, a term
+        # kept as is) needs no engine: its originals are put back as they are.
+        wanted = [i for i, m in enumerate(masked) if m.needs_translation]
+        if not wanted:
+            return [Translated(placeholders.unmask(m.text, m), "machine", engine.name) for m in masked]
         try:
             self.engine_calls += 1
-            raw = await engine.translate([m.text for m in masked], source, target)
+            answered = await engine.translate([masked[i].text for i in wanted], source, target)
+            if len(answered) != len(wanted):
+                raise TranslationError(f"returned {len(answered)} texts for {len(wanted)}")
+            raw = [m.text for m in masked]
+            for index, text in zip(wanted, answered, strict=True):
+                raw[index] = text
         except TranslationError as exc:
             log.warning("engine %s failed for %s→%s: %s", engine.name, source, target, exc)
             return [None] * len(texts)

@@ -6,15 +6,8 @@ import asyncio
 import hmac
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from aiogram import Bot, Dispatcher
-from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
-from aiogram.enums import ParseMode
-from aiogram.exceptions import TelegramAPIError
-from aiogram.types import Update
 from aiohttp import web
 from pydantic import ValidationError
 
@@ -28,12 +21,14 @@ from gateway import (
     WebhookHandler,
 )
 
-from .errors import send_error_from
 from .html_split import split_telegram_html
-from .keyboards import answer_keyboard
 from .privacy import mask_chat_id
 from .settings import TelegramSettings
-from .updates import RecentUpdates, TelegramUpdateHandlers
+
+if TYPE_CHECKING:  # aiogram takes seconds to import: only when the channel actually runs
+    from aiogram import Bot, Dispatcher
+
+    from .updates import RecentUpdates, TelegramUpdateHandlers
 
 __all__ = ["TelegramChannel"]
 
@@ -64,17 +59,53 @@ class TelegramChannel(Channel):
         super().__init__(name, settings, context)
         self.bot: Bot | None = None
         self.bot_username: str | None = settings.bot_username
-        self.dispatcher = Dispatcher(name=f"gateway-telegram-{name}")
-        self.recent_updates = RecentUpdates()
-        self.dispatcher.update.outer_middleware(self.recent_updates)
-        self.handlers = TelegramUpdateHandlers(name, context)
-        self.dispatcher.include_router(self.handlers.router)
+        self._dispatcher: Dispatcher | None = None
+        self._recent_updates: RecentUpdates | None = None
+        self._handlers: TelegramUpdateHandlers | None = None
         self._polling: asyncio.Task[None] | None = None
         self._progress: OrderedDict[int, tuple[str, int, str]] = OrderedDict()
+
+    # ------------------------------------------------------------------ aiogram, lazily
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        """The aiogram dispatcher with this channel's handlers (built on first use)."""
+        if self._dispatcher is None:
+            from aiogram import Dispatcher
+
+            from .updates import RecentUpdates, TelegramUpdateHandlers
+
+            dispatcher = Dispatcher(name=f"gateway-telegram-{self.name}")
+            self._recent_updates = RecentUpdates()
+            dispatcher.update.outer_middleware(self._recent_updates)
+            self._handlers = TelegramUpdateHandlers(self.name, self.context)
+            dispatcher.include_router(self._handlers.router)
+            self._dispatcher = dispatcher
+        return self._dispatcher
+
+    @property
+    def recent_updates(self) -> RecentUpdates:
+        """Update ids seen lately (duplicates are dropped)."""
+        _ = self.dispatcher
+        assert self._recent_updates is not None
+        return self._recent_updates
+
+    @property
+    def handlers(self) -> TelegramUpdateHandlers:
+        """The update handlers (commands, answers, buttons, membership changes)."""
+        _ = self.dispatcher
+        assert self._handlers is not None
+        return self._handlers
 
     # ------------------------------------------------------------------ lifecycle
 
     def _new_bot(self) -> Bot:
+        from aiogram import Bot
+        from aiogram.client.default import DefaultBotProperties
+        from aiogram.client.session.aiohttp import AiohttpSession
+        from aiogram.client.telegram import TelegramAPIServer
+        from aiogram.enums import ParseMode
+
         session = AiohttpSession(api=TelegramAPIServer.from_base(self.settings.api_base_url))
         return Bot(
             token=self.settings.token.get_secret_value(),
@@ -84,6 +115,8 @@ class TelegramChannel(Channel):
 
     async def start(self) -> None:
         """getMe; then register the webhook, or drop it and start long polling."""
+        from aiogram.exceptions import TelegramAPIError
+
         bot = self.bot = self._new_bot()
         try:
             me = await bot.me()
@@ -154,6 +187,11 @@ class TelegramChannel(Channel):
 
     async def send(self, message: OutboundMessage) -> SendResult:
         """Send ``message`` (split if long; buttons under the last part)."""
+        from aiogram.exceptions import TelegramAPIError
+
+        from .errors import send_error_from
+        from .keyboards import answer_keyboard
+
         bot = self.bot
         if bot is None:
             raise RuntimeError(f"telegram channel {self.name!r} is not started")
@@ -215,6 +253,8 @@ class TelegramChannel(Channel):
 
     async def handle_webhook_update(self, request: web.Request) -> web.StreamResponse:
         """Check the secret header, parse the update, run it through the handlers once."""
+        from aiogram.types import Update
+
         secret = self.settings.webhook_secret
         given = request.headers.get(SECRET_HEADER, "")
         if secret is None or not hmac.compare_digest(

@@ -1,0 +1,1 @@
+"""Fan-out benchmark (work in progress by the translation engineer)."""
