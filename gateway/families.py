@@ -72,6 +72,9 @@ async def onboarding_links(
     """A fresh single-use deep link per guardian of a family."""
     channel = gw.channel(channel_name)
     bot = getattr(channel, "bot_username", None) or channel.settings.model_dump().get("bot_username")
+    resolve = getattr(channel, "resolve_bot_username", None)
+    if not bot and resolve is not None:
+        bot = await resolve()  # e.g. Telegram's getMe when the channel is not started
     async with gw.db.session() as session:
         family = await session.scalar(select(Family).where(Family.external_id == family_id))
         if family is None:

@@ -190,11 +190,8 @@ class InboundPipeline:
         endpoint, guardian = match.endpoint, match.guardian
         language = guardian.language
         record.language = language
-        keyword = (
-            self.keywords.classify(message.text, opted_out=endpoint.opted_out)
-            if message.choice is None
-            else None
-        )
+        tapped = message.choice is not None or message.raw.get("button_index") is not None
+        keyword = None if tapped else self.keywords.classify(message.text, opted_out=endpoint.opted_out)
         if keyword == "opt_out":
             already = endpoint.opted_out
             await session.execute(
@@ -342,7 +339,11 @@ class InboundPipeline:
             endpoint = await session.get(Endpoint, record.endpoint_id) if record.endpoint_id else None
             language = guardian.language if guardian else (record.language or "en")
             translated = await gw.translation.translate(
-                text, language, source=gw.config.translation.staff_language, session=session
+                text,
+                language,
+                source=gw.config.translation.staff_language,
+                session=session,
+                names=[guardian.name] if guardian and guardian.name else (),
             )
             row = await queue_conversation(
                 gw,

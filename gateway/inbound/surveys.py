@@ -29,7 +29,7 @@ from gateway.storage.models import (
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
-__all__ = ["AnsweredReply", "SurveyRuntime", "store_survey"]
+__all__ = ["AnsweredReply", "SurveyRuntime", "store_survey", "tapped_button_value"]
 
 
 @dataclass(frozen=True)
@@ -88,11 +88,10 @@ class SurveyRuntime:
             return None
         language = guardian.language
         labels = self._labels(question, spec, language)
-        value = (
-            message.choice
-            if message.choice is not None
-            else self.matcher.match(question, message.text, language, labels)
-        )
+        choice = message.choice
+        if choice is None:
+            choice = tapped_button_value(match.message, message.raw.get("button_index"))
+        value = choice if choice is not None else self.matcher.match(question, message.text, language, labels)
         if value is not None and question.type != "text" and value not in {c.value for c in question.choices}:
             value = None
         completed = survey_session.status != "open"
@@ -357,6 +356,22 @@ class SurveyRuntime:
                 .group_by(SurveyAnswer.value)
             )
             return {value: count for value, count in rows}
+
+
+def tapped_button_value(related: OutboxMessage | None, index: Any) -> str | None:
+    """The value of button ``index`` of the outbox message a tap came from (Telegram hands a
+    button's position when its value does not fit in ``callback_data``); None when unknown."""
+    if related is None or isinstance(index, bool) or not isinstance(index, int | str):
+        return None
+    try:
+        position = int(index)
+    except ValueError:
+        return None
+    buttons = (related.payload or {}).get("buttons") or []
+    if not 0 <= position < len(buttons):
+        return None
+    button = buttons[position]
+    return str(button[0]) if isinstance(button, list | tuple) and button else None
 
 
 def _looks_like_free_text(text: str) -> bool:

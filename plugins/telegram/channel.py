@@ -151,6 +151,24 @@ class TelegramChannel(Channel):
             "telegram channel %s started (%s) as @%s", self.name, self.settings.mode, self.bot_username
         )
 
+    async def resolve_bot_username(self) -> str | None:
+        """The bot's username for ``t.me`` deep links: configured, learnt at start, or asked
+        with ``getMe`` (without starting the channel, e.g. from ``gateway families link``)."""
+        if self.bot_username:
+            return self.bot_username
+        from aiogram.exceptions import TelegramAPIError
+
+        bot = self.bot or self._new_bot()
+        try:
+            me = await bot.me()
+            self.bot_username = me.username
+        except TelegramAPIError as exc:
+            self.log.warning("telegram channel %s: getMe failed: %s", self.name, type(exc).__name__)
+        finally:
+            if bot is not self.bot:
+                await bot.session.close()
+        return self.bot_username
+
     def _polling_ended(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
             self.log.error("telegram polling of %s stopped: %r", self.name, task.exception())

@@ -51,9 +51,7 @@ def write_families(path: Path, rows: Iterable[Mapping[str, str]]) -> Path:
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow(
-            {"school": "Lincoln", "grade": "6", "timezone": "America/Chicago", **row}
-        )
+        writer.writerow({"school": "Lincoln", "grade": "6", "timezone": "America/Chicago", **row})
     path.write_text(buffer.getvalue(), encoding="utf-8")
     return path
 
@@ -134,9 +132,9 @@ class LiveGateway:
         result = await asyncio.to_thread(self.cli, list(args), self.config)
         return CliResult(result.exit_code, result.stdout)
 
-    async def drain(self, timeout: float = 20.0) -> None:
+    async def drain(self, within: float = 20.0) -> None:
         """Dispatch until nothing is queued or in flight (retries included)."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while True:
             await self.gw.dispatcher.run_until_idle()
             async with self.gw.db.session() as session:
@@ -148,7 +146,7 @@ class LiveGateway:
             if not waiting:
                 return
             if time.monotonic() > deadline:
-                raise AssertionError(f"{waiting} outbox messages still waiting after {timeout} s")
+                raise AssertionError(f"{waiting} outbox messages still waiting after {within} s")
             await asyncio.sleep(0.05)
 
     async def outbox(self, **where: Any) -> list[OutboxMessage]:

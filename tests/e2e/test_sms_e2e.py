@@ -9,12 +9,11 @@ from typing import Any
 
 import aiohttp
 import pytest
+from e2e_support import LiveGateway, live_gateway, write_event, write_families, write_survey
 from sqlalchemy import select
 
 from gateway.storage.models import StatusEvent
 from gateway.testing.twilio_server import FakeTwilioServer, inbound_sms_form, sign_twilio_request
-
-from e2e_support import LiveGateway, live_gateway, write_event, write_families, write_survey
 
 FROM = "+18165550100"
 MARIA = "+19135550101"  # Spanish
@@ -27,14 +26,38 @@ def _families(folder: Path) -> Path:
     return write_families(
         folder / "families.csv",
         [
-            {"family_id": "F1", "guardian_name": "Maria Hernández", "language": "es",
-             "phone": "(913) 555-0101", "preferred_channel": "sms", "student_name": "Sofía Hernández"},
-            {"family_id": "F2", "guardian_name": "Sarah Johnson", "language": "en",
-             "phone": "913-555-0109", "preferred_channel": "sms", "student_name": "Emma Johnson"},
-            {"family_id": "F3", "guardian_name": "Amina Warsame", "language": "so",
-             "phone": "+1 913 555 0177", "preferred_channel": "sms", "student_name": "Omar Warsame"},
-            {"family_id": "F4", "guardian_name": "Aung Htay", "language": "my",
-             "phone": "913 555 0188", "preferred_channel": "sms", "student_name": "Thiri Htay"},
+            {
+                "family_id": "F1",
+                "guardian_name": "Maria Hernández",
+                "language": "es",
+                "phone": "(913) 555-0101",
+                "preferred_channel": "sms",
+                "student_name": "Sofía Hernández",
+            },
+            {
+                "family_id": "F2",
+                "guardian_name": "Sarah Johnson",
+                "language": "en",
+                "phone": "913-555-0109",
+                "preferred_channel": "sms",
+                "student_name": "Emma Johnson",
+            },
+            {
+                "family_id": "F3",
+                "guardian_name": "Amina Warsame",
+                "language": "so",
+                "phone": "+1 913 555 0177",
+                "preferred_channel": "sms",
+                "student_name": "Omar Warsame",
+            },
+            {
+                "family_id": "F4",
+                "guardian_name": "Aung Htay",
+                "language": "my",
+                "phone": "913 555 0188",
+                "preferred_channel": "sms",
+                "student_name": "Thiri Htay",
+            },
         ],
     )
 
@@ -90,8 +113,9 @@ async def test_invitation_statuses_replies_and_provider_errors(
         twilio.fail_for(BAD_NUMBER, 400, 21211)
         twilio.fail_next(429, 20429)  # the first create is throttled, its retry goes through
         event = write_event(tmp_path)
-        sent = (await live.run("broadcast", "send", "workshop_invitation", "--event", str(event),
-                               "--json")).json()
+        sent = (
+            await live.run("broadcast", "send", "workshop_invitation", "--event", str(event), "--json")
+        ).json()
         assert sent["messages"] == 4 and sent["by_channel"] == {"sms": 4}
         broadcast_id = sent["broadcast_id"]
         await live.drain()
@@ -100,6 +124,7 @@ async def test_invitation_statuses_replies_and_provider_errors(
         accepted = {m.to: m for m in twilio.messages}
         assert sorted(m.to for m in twilio.messages) == [MARIA, SARAH]
         assert twilio.requests == 5  # 4 creations + the retry after 429
+        assert sum(r.attempts for r in await live.outbox(broadcast_id=broadcast_id)) == 5
         maria_sms = accepted[MARIA]
         assert maria_sms.from_ == FROM
         assert maria_sms.status_callback == f"{live.base_url}/webhooks/sms/status"
@@ -116,7 +141,10 @@ async def test_invitation_statuses_replies_and_provider_errors(
 
         # Status callbacks, signed by the fake Twilio against the public URL.
         assert await twilio.post_status_callbacks(maria_sms.sid, ["queued", "sent", "delivered"]) == [
-            204, 204, 204]
+            204,
+            204,
+            204,
+        ]
         # Out of order and repeated: never backwards, applied once.
         assert await twilio.post_status_callbacks(maria_sms.sid, ["sent", "delivered"]) == [204, 204]
         await twilio.post_status_callbacks(accepted[SARAH].sid, ["failed"], error_code=30003)
@@ -125,8 +153,11 @@ async def test_invitation_statuses_replies_and_provider_errors(
         assert rows[SARAH].status == "failed" and rows[SARAH].error_code == "30003"
         assert "unreachable" in (rows[SARAH].error_reason or "")
         async with live.gw.db.session() as session:
-            events = list(await session.scalars(
-                select(StatusEvent.status).where(StatusEvent.message_id == rows[MARIA].id)))
+            events = list(
+                await session.scalars(
+                    select(StatusEvent.status).where(StatusEvent.message_id == rows[MARIA].id)
+                )
+            )
         assert events.count("delivered") == 1 and "queued" not in events[1:]
 
         status = (await live.run("broadcast", "status", str(broadcast_id), "--json")).json()
@@ -179,8 +210,11 @@ async def test_dry_run_and_preview_show_segments_and_encoding_per_language(
     async with live_gateway(tmp_path / "gw", cli, _sms_channels(twilio), db_url=sqlite_url) as live:
         await live.run("families", "import", str(_families(tmp_path)), "--json")
         event = write_event(tmp_path)
-        dry = (await live.run("broadcast", "send", "workshop_invitation", "--event", str(event),
-                              "--dry-run", "--json")).json()
+        dry = (
+            await live.run(
+                "broadcast", "send", "workshop_invitation", "--event", str(event), "--dry-run", "--json"
+            )
+        ).json()
         assert dry["status"] == "dry-run" and dry["messages"] == 4
         spanish, english = dry["preview"]["es"]["sms"], dry["preview"]["en"]["sms"]
         assert spanish["encoding"] == "UCS-2" and english["encoding"] == "GSM-7"
@@ -192,9 +226,21 @@ async def test_dry_run_and_preview_show_segments_and_encoding_per_language(
         assert table.exit_code == 0
         assert f"sms: {spanish['segments']} seg UCS-2" in table.stdout
 
-        previews = (await live.run("preview", "workshop_invitation", "--event", str(event),
-                                   "--language", "es", "--language", "en", "--channel", "sms",
-                                   "--json")).json()
+        previews = (
+            await live.run(
+                "preview",
+                "workshop_invitation",
+                "--event",
+                str(event),
+                "--language",
+                "es",
+                "--language",
+                "en",
+                "--channel",
+                "sms",
+                "--json",
+            )
+        ).json()
         by_language = {p["language"]: p for p in previews}
         assert by_language["es"]["details"]["encoding"] == "UCS-2"
         assert by_language["en"]["details"]["encoding"] == "GSM-7"
