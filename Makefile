@@ -23,12 +23,15 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
-# Debian packages the tests drive for real (IMAP server); installed only when missing.
+# Debian packages the tests drive for real: Dovecot (IMAP server for the e-mail tests) and
+# Chromium (the web app's browser tests, driven by Playwright; never a downloaded browser).
+# Installed only when missing.
+SYSTEM_PACKAGES := $(if $(wildcard /usr/sbin/dovecot),,dovecot-imapd) $(if $(wildcard /usr/bin/chromium),,chromium)
 system-deps:
-	@command -v dovecot >/dev/null 2>&1 || { \
-	  echo "installing dovecot-imapd (real IMAP server for the e-mail tests)"; \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd >/dev/null) \
-	  || echo "warning: could not install dovecot-imapd"; }
+	@if [ -n "$(strip $(SYSTEM_PACKAGES))" ]; then \
+	  echo "installing Debian packages: $(strip $(SYSTEM_PACKAGES))"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
+	fi
 
 demo: $(VENV)/.installed
 	$(BIN)/gateway demo --dir $(DEMO_DIR)

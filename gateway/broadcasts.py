@@ -273,11 +273,12 @@ async def preview_template(
     event_file: Path | None,
     languages: list[str] | None,
     channels: list[str] | None,
+    event_spec: EventSpec | None = None,
 ) -> list[dict[str, Any]]:
     """Render a template in each language × channel with sample family data."""
     from gateway.outbox.planner import _as_outbound
 
-    spec = load_event(event_file) if event_file else _sample_event()
+    spec = event_spec or (load_event(event_file) if event_file else _sample_event())
     langs = languages or ["en", *gw.catalogs.available()]
     chans = [gw.channel(c) for c in channels] if channels else list(gw.channels.values())
     out = []

@@ -455,6 +455,9 @@ def survey_results(
                     *(str(q["by_language"][lang].get(value, 0)) for lang in sorted(q["by_language"])),
                 )
             console.print(table)
+            for school, counts in q.get("by_school", {}).items():
+                shown = ", ".join(f"{v} = {n}" for v, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+                console.print(f"  {school}: {shown}", highlight=False, markup=False)
     else:
         raise typer.BadParameter("--format must be table, csv or json")
 

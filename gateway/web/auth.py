@@ -45,8 +45,8 @@ CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 SESSION_SECONDS = 12 * 3600
 CODEC_KEY: web.AppKey[Any] = web.AppKey("session_codec", object)
-_SESSION = "gw_session_data"
-_IDENTITY = "gw_identity"
+_SESSION: web.RequestKey[Any] = web.RequestKey("gw_session_data", object)
+_IDENTITY: web.RequestKey[Any] = web.RequestKey("gw_identity", object)
 
 
 def load_secret(data_dir: Path) -> bytes:

@@ -1,0 +1,285 @@
+"""What staff change through the web app and the API, each narrowed to their schools and
+written to the audit log (who, what, when). Pages and API handlers both call these."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from gateway.audit import audit, record_audit
+from gateway.broadcasts import send_broadcast, send_survey, store_event
+from gateway.domain.events import EventSpec
+from gateway.domain.languages import normalize_language
+from gateway.domain.surveys import SurveySpec
+from gateway.errors import GatewayError
+from gateway.staff import StaffIdentity
+from gateway.storage.models import Broadcast, Event, Guardian
+from gateway.web.queries import broadcast_status, family_detail, inbox_item_in_scope
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+__all__ = [
+    "ForbiddenError",
+    "NotFoundError",
+    "create_broadcast",
+    "create_event",
+    "create_survey",
+    "event_spec_from_row",
+    "import_csv",
+    "load_event_spec",
+    "reply_to_inbox",
+    "set_guardian_language",
+]
+
+
+class NotFoundError(LookupError):
+    """Unknown, or outside the staff member's schools (the two are never told apart)."""
+
+
+class ForbiddenError(GatewayError):
+    """The staff member's role does not allow this."""
+
+
+def event_spec_from_row(event: Event) -> EventSpec:
+    """A stored event as an :class:`EventSpec` (to invite to it again)."""
+    data = event.data or {}
+    return EventSpec(
+        id=event.external_id,
+        title=event.title,
+        description=event.description or "",
+        school=event.school,
+        place=event.place,
+        address=event.address,
+        start=event.starts_at,
+        end=event.ends_at,
+        timezone=event.timezone,
+        audience=event.audience or "",
+        rsvp=event.rsvp,
+        reminders=list(event.reminders or []),
+        contact=data.get("contact") or {},
+        url=data.get("url"),
+    )
+
+
+def _check_school(staff: StaffIdentity, school: str | None) -> None:
+    if staff.is_admin or school is None:
+        return
+    if school.casefold() not in {s.casefold() for s in staff.schools}:
+        raise ForbiddenError(f"school {school!r} is not one of your schools ({', '.join(staff.schools)})")
+
+
+async def create_event(gw: Gateway, staff: StaffIdentity, spec: EventSpec) -> dict[str, Any]:
+    """Create or update an event of one of the staff member's schools."""
+    _check_school(staff, spec.school)
+    row = await store_event(gw, spec)
+    await audit(gw, staff.email, "event.save", spec.id, {"school": spec.school, "event_pk": row.id})
+    return {"id": spec.id, "pk": row.id}
+
+
+async def load_event_spec(gw: Gateway, event_id: str) -> EventSpec:
+    """A stored event by its id."""
+    async with gw.db.session() as session:
+        row = await session.scalar(select(Event).where(Event.external_id == event_id))
+    if row is None:
+        raise NotFoundError(f"no event {event_id!r}")
+    return event_spec_from_row(row)
+
+
+async def create_broadcast(
+    gw: Gateway,
+    staff: StaffIdentity,
+    *,
+    template: str,
+    event: EventSpec | None,
+    audience: str | None,
+    channels: list[str] | None,
+    send_at: datetime | None,
+    urgent: bool = False,
+    policy: str = "preferred",
+    dry_run: bool = False,
+    context: dict[str, Any] | None = None,
+    idempotency_key: str | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Plan a broadcast to the staff member's families; ``(summary, created)``.
+
+    With an idempotency key, a retry returns the first broadcast's status and creates nothing.
+    Keys are per staff member, so one caller's key never reveals another's broadcast.
+    """
+    if event is not None:
+        _check_school(staff, event.school)
+    key = f"{staff.id}:{idempotency_key}" if idempotency_key and not dry_run else None
+    if key is not None:
+        existing = await _broadcast_by_key(gw, key)
+        if existing is not None:
+            return await _status(gw, staff, existing), False
+    try:
+        summary = await send_broadcast(
+            gw,
+            template,
+            event_spec=event,
+            audience=audience,
+            channels=channels,
+            send_at=send_at,
+            urgent=urgent,
+            policy=policy,
+            dry_run=dry_run,
+            context=context,
+            created_by=staff.email,
+            idempotency_key=key,
+            school_scope=staff.scope,
+        )
+    except IntegrityError:
+        # Two requests with one key raced; the other one won.
+        existing = await _broadcast_by_key(gw, key) if key else None
+        if existing is None:
+            raise
+        return await _status(gw, staff, existing), False
+    if not dry_run and summary.get("broadcast_id"):
+        await audit(
+            gw,
+            staff.email,
+            "broadcast.create",
+            str(summary["broadcast_id"]),
+            {
+                "template": template,
+                "event": event.id if event else None,
+                "audience": audience,
+                "messages": summary.get("messages"),
+                "send_at": send_at.isoformat() if send_at else None,
+            },
+        )
+    return summary, not dry_run
+
+
+async def _broadcast_by_key(gw: Gateway, key: str) -> int | None:
+    async with gw.db.session() as session:
+        return await session.scalar(select(Broadcast.id).where(Broadcast.idempotency_key == key))
+
+
+async def _status(gw: Gateway, staff: StaffIdentity, broadcast_id: int) -> dict[str, Any]:
+    status = await broadcast_status(gw, broadcast_id, staff.scope, staff.email)
+    if status is None:
+        raise NotFoundError(f"no broadcast {broadcast_id}")
+    return status
+
+
+async def create_survey(
+    gw: Gateway,
+    staff: StaffIdentity,
+    spec: SurveySpec,
+    *,
+    audience: str | None = None,
+    channels: list[str] | None = None,
+    send_at: datetime | None = None,
+) -> dict[str, Any]:
+    """Store a survey and send its first question to the staff member's families."""
+    summary = await send_survey(
+        gw,
+        spec=spec,
+        audience=audience,
+        channels=channels,
+        send_at=send_at,
+        created_by=staff.email,
+        school_scope=staff.scope,
+    )
+    await audit(
+        gw,
+        staff.email,
+        "survey.send",
+        spec.id,
+        {"audience": audience or spec.audience, "messages": summary.get("messages")},
+    )
+    return summary
+
+
+async def import_csv(
+    gw: Gateway, staff: StaffIdentity, body: bytes, *, dry_run: bool = False
+) -> dict[str, Any]:
+    """Import a families CSV sent as a request body (admins only: an import may touch any school)."""
+    from gateway.families import import_families
+
+    if not staff.is_admin:
+        raise ForbiddenError("only admins import families")
+    path = await asyncio.to_thread(_write_upload, gw.data_dir / "uploads", body)
+    try:
+        report = await import_families(gw, path, dry_run=dry_run, progress=False)
+    finally:
+        await asyncio.to_thread(path.unlink, missing_ok=True)
+    report["file"] = "(request body)"
+    if not dry_run:
+        await audit(
+            gw,
+            staff.email,
+            "families.import",
+            None,
+            {
+                "rows": report["rows"],
+                "imported": report["families_imported"],
+                "updated": report["families_updated"],
+                "errors": len(report["errors"]),
+            },
+        )
+    return report
+
+
+def _write_upload(folder: Path, body: bytes) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=folder, suffix=".csv", delete=False) as handle:
+        handle.write(body)
+        return Path(handle.name)
+
+
+async def reply_to_inbox(gw: Gateway, staff: StaffIdentity, inbound_id: int, text: str) -> dict[str, Any]:
+    """Answer an inbox item: translated into the family's language, queued on their channel."""
+    text = text.strip()
+    if not text:
+        raise GatewayError("the reply is empty")
+    if not await inbox_item_in_scope(gw, inbound_id, staff.scope):
+        raise NotFoundError(f"no inbox item {inbound_id}")
+    row = await gw.inbound.staff_reply(inbound_id, text, staff=staff.email)
+    await audit(
+        gw, staff.email, "inbox.reply", str(inbound_id), {"message_id": row.id, "channel": row.channel}
+    )
+    return {
+        "message_id": row.id,
+        "inbound_id": inbound_id,
+        "channel": row.channel,
+        "language": row.language,
+        "status": row.status,
+        "body": row.body,
+    }
+
+
+async def set_guardian_language(
+    gw: Gateway, staff: StaffIdentity, family_id: str, guardian_id: int, language: str
+) -> str:
+    """Change the language a guardian reads; returns the normalised tag."""
+    family = await family_detail(gw, family_id, staff.scope)
+    if family is None or guardian_id not in {g["id"] for g in family["guardians"]}:
+        raise NotFoundError(f"no family {family_id!r}")
+    try:
+        tag = normalize_language(language)
+    except ValueError as exc:
+        raise GatewayError(str(exc)) from None
+    async with gw.db.session() as session:
+        guardian = await session.get(Guardian, guardian_id)
+        if guardian is None:
+            raise NotFoundError(f"no family {family_id!r}")
+        before = guardian.language
+        guardian.language = tag
+        await record_audit(
+            session,
+            staff.email,
+            "guardian.language",
+            family_id,
+            {"guardian_id": guardian_id, "from": before, "to": tag},
+        )
+        await session.commit()
+    return tag

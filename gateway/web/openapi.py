@@ -1,0 +1,309 @@
+"""The OpenAPI 3 description of ``/api/``, served at ``/api/openapi.json``.
+
+Written by hand (the API is small); a test checks that every mounted ``/api/`` route is here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+__all__ = ["openapi_document"]
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _param(name: str, where: str = "query", description: str = "", required: bool = False) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": where,
+        "required": required or where == "path",
+        "description": description,
+        "schema": {"type": "string"},
+    }
+
+
+ERRORS = {
+    "400": _json(_ref("Error"), "Malformed body or parameters"),
+    "401": _json(_ref("Error"), "Missing or wrong bearer token"),
+    "404": _json(_ref("Error"), "Unknown, or outside the caller's schools"),
+    "413": {"description": "Body larger than http.max_body_bytes"},
+}
+
+
+def _op(summary: str, response: dict[str, Any], *, body: dict[str, Any] | None = None, **extra: Any) -> dict:
+    op: dict[str, Any] = {"summary": summary, "responses": {"200": response, **ERRORS}}
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": body}
+    op.update(extra)
+    return op
+
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]},
+    "Endpoint": {
+        "type": "object",
+        "properties": {
+            "channel": {"type": "string"},
+            "address": {"type": "string"},
+            "opted_out": {"type": "boolean"},
+        },
+    },
+    "Family": {
+        "type": "object",
+        "properties": {
+            "family_id": {"type": "string"},
+            "guardians": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "name": {"type": "string"},
+                        "language": {"type": "string"},
+                        "timezone": {"type": "string"},
+                        "endpoints": {"type": "array", "items": _ref("Endpoint")},
+                    },
+                },
+            },
+            "students": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "name": {"type": "string"},
+                        "school": {"type": "string"},
+                        "grade": {"type": "string"},
+                    },
+                },
+            },
+            "tags": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "ImportReport": {
+        "type": "object",
+        "properties": {
+            "families_imported": {"type": "integer"},
+            "families_updated": {"type": "integer"},
+            "students": {"type": "integer"},
+            "errors": {"type": "array", "items": {"type": "object"}},
+            "warnings": {"type": "array", "items": {"type": "object"}},
+        },
+    },
+    "Event": {
+        "type": "object",
+        "description": "The fields of an event file.",
+        "required": ["id", "title", "start"],
+        "properties": {
+            "id": {"type": "string"},
+            "title": {"type": "string"},
+            "description": {"type": "string"},
+            "school": {"type": "string"},
+            "place": {"type": "string"},
+            "address": {"type": "string"},
+            "start": {"type": "string", "format": "date-time"},
+            "end": {"type": "string", "format": "date-time"},
+            "timezone": {"type": "string"},
+            "audience": {"type": "string"},
+            "rsvp": {"type": "boolean"},
+            "reminders": {"type": "array", "items": {"type": "string"}},
+            "url": {"type": "string"},
+        },
+    },
+    "BroadcastRequest": {
+        "type": "object",
+        "properties": {
+            "template": {"type": "string", "default": "workshop_invitation"},
+            "event": {"oneOf": [{"type": "string", "description": "a stored event's id"}, _ref("Event")]},
+            "audience": {"type": "string", "example": "school:Lincoln grade:6"},
+            "channels": {"type": "array", "items": {"type": "string"}},
+            "at": {"type": "string", "format": "date-time"},
+            "urgent": {"type": "boolean"},
+            "policy": {"type": "string", "enum": ["preferred", "all"]},
+            "dry_run": {"type": "boolean"},
+            "context": {"type": "object"},
+        },
+    },
+    "BroadcastStatus": {
+        "type": "object",
+        "properties": {
+            "broadcast_id": {"type": "integer"},
+            "status": {"type": "string"},
+            "families": {"type": "integer"},
+            "messages": {"type": "integer"},
+            "by_language": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "by_channel": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "by_status": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "skipped": {"type": "array", "items": {"type": "object"}},
+            "funnel": {"type": "object"},
+        },
+    },
+    "Survey": {
+        "type": "object",
+        "description": "The fields of a survey file (id, title, audience, questions...).",
+        "required": ["id", "questions"],
+        "properties": {
+            "id": {"type": "string"},
+            "title": {"type": "string"},
+            "audience": {"type": "string"},
+            "questions": {"type": "array", "items": {"type": "object"}},
+        },
+    },
+    "SurveyResults": {
+        "type": "object",
+        "properties": {
+            "survey_id": {"type": "string"},
+            "questions": {"type": "array", "items": {"type": "object"}},
+            "respondents": {"type": "integer"},
+            "response_rate": {"type": "number"},
+        },
+    },
+    "InboxItem": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "family_id": {"type": "string"},
+            "channel": {"type": "string"},
+            "received_at": {"type": "string"},
+            "text": {"type": "string"},
+            "language": {"type": "string"},
+            "translation": {"type": "string"},
+            "classification": {"type": "string"},
+            "urgent": {"type": "boolean"},
+        },
+    },
+}
+
+
+def _paths() -> dict[str, Any]:
+    array = {"type": "array"}
+    return {
+        "/api/openapi.json": {
+            "get": {"summary": "This document", "security": [], "responses": {"200": _json({})}}
+        },
+        "/api/me": {"get": _op("The caller's account and schools", _json({"type": "object"}))},
+        "/api/families": {
+            "get": _op(
+                "Families (shape of `families list --json`), scoped to the caller's schools",
+                _json({"type": "array", "items": _ref("Family")}),
+                parameters=[_param("school"), _param("language"), _param("search")],
+            )
+        },
+        "/api/families/import": {
+            "post": _op(
+                "Import a families CSV (admins)",
+                _json(_ref("ImportReport")),
+                body={"text/csv": {"schema": {"type": "string"}}},
+                parameters=[_param("dry_run")],
+            )
+        },
+        "/api/families/{family_id}": {
+            "get": _op("One family", _json(_ref("Family")), parameters=[_param("family_id", "path")])
+        },
+        "/api/events": {
+            "get": _op("Events", _json({"type": "array", "items": _ref("Event")})),
+            "post": _op(
+                "Create or update an event",
+                _json({"type": "object"}, "Created"),
+                body={"application/json": {"schema": _ref("Event")}},
+            ),
+        },
+        "/api/audience": {
+            "get": _op(
+                "Families, guardians and messages an audience reaches (nothing is written)",
+                _json({"type": "object"}),
+                parameters=[_param("audience"), _param("channels"), _param("policy")],
+            )
+        },
+        "/api/broadcasts": {
+            "get": _op("Recent broadcasts", _json(array)),
+            "post": _op(
+                "Plan a broadcast; an `Idempotency-Key` header makes retries create one broadcast",
+                _json(_ref("BroadcastStatus"), "Replayed (same Idempotency-Key); 201 when created"),
+                body={"application/json": {"schema": _ref("BroadcastRequest")}},
+                parameters=[_param("Idempotency-Key", "header")],
+            ),
+        },
+        "/api/broadcasts/{broadcast_id}": {
+            "get": _op(
+                "Status (shape of `broadcast status --json`)",
+                _json(_ref("BroadcastStatus")),
+                parameters=[_param("broadcast_id", "path")],
+            )
+        },
+        "/api/surveys": {
+            "get": _op("Surveys", _json(array)),
+            "post": _op(
+                "Store a survey and send its first question",
+                _json({"type": "object"}, "Created (201)"),
+                body={"application/json": {"schema": _ref("Survey")}},
+            ),
+        },
+        "/api/surveys/{survey_id}/results": {
+            "get": _op(
+                "Results (shape of `survey results --format json`; `format=csv` for CSV)",
+                _json(_ref("SurveyResults")),
+                parameters=[
+                    _param("survey_id", "path"),
+                    _param("school"),
+                    _param("language"),
+                    _param("format"),
+                ],
+            )
+        },
+        "/api/inbox": {
+            "get": _op(
+                "Inbox (shape of `inbox --json`), urgent first",
+                _json({"type": "array", "items": _ref("InboxItem")}),
+                parameters=[_param("unread")],
+            )
+        },
+        "/api/inbox/{inbound_id}/reply": {
+            "post": _op(
+                "Answer an inbox item in the staff language; translated and sent on the family's channel",
+                _json({"type": "object"}, "Queued (201)"),
+                body={
+                    "application/json": {
+                        "schema": {"type": "object", "properties": {"text": {"type": "string"}}}
+                    }
+                },
+                parameters=[_param("inbound_id", "path")],
+            )
+        },
+        "/api/reach": {
+            "get": _op(
+                "Delivery, reply and opt-out rates; families not reached in the last N broadcasts",
+                _json({"type": "object"}),
+                parameters=[_param("last")],
+            )
+        },
+        "/api/audit": {"get": _op("The audit log (admins)", _json(array))},
+    }
+
+
+def openapi_document(app: web.Application | None = None) -> dict[str, Any]:
+    """The OpenAPI 3.0 document."""
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Family engagement gateway admin API",
+            "version": "1",
+            "description": (
+                "Bearer-token API. A token is scoped like its owner: a liaison's token sees only "
+                "families with a student at the liaison's schools; other families are 404."
+            ),
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}],
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": SCHEMAS,
+        },
+        "paths": _paths(),
+    }

@@ -1,0 +1,595 @@
+"""The liaison web app: server-rendered Jinja pages with a little JavaScript.
+
+Every page needs a signed-in staff member and shows only their schools' families; a family of
+another school is the same 404 page as a family that does not exist. Every form POST carries
+a CSRF token; every change is written to the audit log (through :mod:`gateway.web.actions`).
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+import jinja2
+from aiohttp import web
+
+from gateway.audit import audit
+from gateway.domain.languages import display_name, is_rtl
+from gateway.errors import GatewayError
+from gateway.exports import results_csv, safe_cell
+from gateway.inbox import list_inbox
+from gateway.staff import StaffIdentity, authenticate_password
+from gateway.web import actions, queries
+from gateway.web.app import GATEWAY_KEY
+from gateway.web.auth import (
+    CSRF_FIELD,
+    check_csrf,
+    clear_session,
+    csrf_token,
+    page_identity,
+    remember,
+    request_session,
+    start_session,
+)
+from gateway.web.charts import bars, funnel_chart
+from gateway.web.compose import EVENT_TEMPLATES, build_preview, parse_compose, text_source
+
+__all__ = ["add_page_routes", "make_environment"]
+
+HERE = Path(__file__).resolve().parent
+TEMPLATES = HERE / "templates"
+STATIC = HERE / "static"
+ENV_KEY: web.AppKey[Any] = web.AppKey("page_env", object)
+FORM_KEY: web.RequestKey[Any] = web.RequestKey("form", object)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+NAV = (
+    ("/compose", "Compose"),
+    ("/broadcasts", "Broadcasts"),
+    ("/surveys", "Surveys"),
+    ("/reach", "Reach"),
+    ("/inbox", "Inbox"),
+    ("/families", "Families"),
+)
+
+Page = Callable[[web.Request, StaffIdentity], Awaitable[web.StreamResponse]]
+
+
+def make_environment() -> jinja2.Environment:
+    """The Jinja environment of the pages (auto-escaping on)."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=jinja2.select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["language_name"] = display_name
+    env.filters["pct"] = lambda v: f"{100 * float(v or 0):.0f}%"
+    env.filters["when"] = _when
+    env.tests["rtl"] = is_rtl
+    return env
+
+
+def _when(value: Any) -> str:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return "" if value is None else str(value)
+
+
+def _gw(request: web.Request) -> Any:
+    return request.app[GATEWAY_KEY]
+
+
+def render(
+    request: web.Request,
+    template: str,
+    staff: StaffIdentity | None,
+    status: int = 200,
+    **context: Any,
+) -> web.Response:
+    """A page in the staff member's interface language (English where no catalog has a string)."""
+    gw = _gw(request)
+    language = staff.language if staff else "en"
+
+    def gettext(message: str, **params: Any) -> str:
+        return gw.catalogs.gettext(language, message, **params)
+
+    html = (
+        request.app[ENV_KEY]
+        .get_template(template)
+        .render(
+            _=gettext,
+            staff=staff,
+            csrf=csrf_token(request),
+            csrf_field=CSRF_FIELD,
+            nav=NAV,
+            path=request.path,
+            ui_language=language,
+            ui_dir="rtl" if is_rtl(language) else "ltr",
+            district=gw.config.district.name,
+            **context,
+        )
+    )
+    response = web.Response(text=html, status=status, content_type="text/html", headers=SECURITY_HEADERS)
+    return remember(request, response)  # type: ignore[return-value]
+
+
+def not_found(request: web.Request, staff: StaffIdentity | None) -> web.Response:
+    """The one 404 page (unknown and out-of-scope look the same)."""
+    return render(request, "not_found.html", staff, status=404)
+
+
+def page(handler: Page) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """Sign-in required; a POST must carry the session's CSRF token (its form: ``request[FORM_KEY]``)."""
+
+    @functools.wraps(handler)
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        staff = await page_identity(request)
+        if staff is None:
+            if request.method == "GET":
+                raise web.HTTPSeeOther("/login?" + urlencode({"next": request.path_qs}))
+            raise web.HTTPForbidden(text="Sign in first.")
+        if request.method == "POST":
+            try:
+                form = await request.post()
+            except ValueError:
+                raise web.HTTPBadRequest(text="Malformed form data.") from None
+            check_csrf(request, form.get(CSRF_FIELD))  # type: ignore[arg-type]
+            request[FORM_KEY] = form
+        return await handler(request, staff)
+
+    return wrapped
+
+
+def _safe_next(value: str | None) -> str:
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/compose"
+
+
+# -- sign in / out ------------------------------------------------------------------------------
+async def login_get(request: web.Request) -> web.Response:
+    """The sign-in form."""
+    request_session(request)
+    staff = await page_identity(request)
+    if staff is not None:
+        raise web.HTTPSeeOther(_safe_next(request.query.get("next")))
+    return render(request, "login.html", None, next=_safe_next(request.query.get("next")), error=None)
+
+
+async def login_post(request: web.Request) -> web.StreamResponse:
+    """Check the password; start a new session."""
+    try:
+        form = await request.post()
+    except ValueError:
+        raise web.HTTPBadRequest(text="Malformed form data.") from None
+    check_csrf(request, form.get(CSRF_FIELD))  # type: ignore[arg-type]
+    email = str(form.get("email", ""))
+    password = str(form.get("password", ""))
+    staff = await authenticate_password(_gw(request), email, password)
+    target = _safe_next(str(form.get("next", "")))
+    if staff is None:
+        return render(request, "login.html", None, status=401, next=target, error="wrong e-mail or password")
+    response = web.HTTPSeeOther(target)
+    start_session(request, response, staff)
+    await audit(_gw(request), staff.email, "login", None, {})
+    raise response
+
+
+async def logout_post(request: web.Request) -> web.StreamResponse:
+    """End the session."""
+    try:
+        form = await request.post()
+    except ValueError:
+        raise web.HTTPBadRequest(text="Malformed form data.") from None
+    check_csrf(request, form.get(CSRF_FIELD))  # type: ignore[arg-type]
+    staff = await page_identity(request)
+    response = web.HTTPSeeOther("/login")
+    clear_session(response)
+    if staff is not None:
+        await audit(_gw(request), staff.email, "logout", None, {})
+    raise response
+
+
+async def index(request: web.Request) -> web.StreamResponse:
+    """``/`` → compose (or sign in)."""
+    raise web.HTTPSeeOther("/compose")
+
+
+# -- compose --------------------------------------------------------------------------------------
+def _default_form(gw: Any) -> dict[str, Any]:
+    zone = gw.config.families.default_timezone
+    start = (datetime.now(ZoneInfo(zone)) + timedelta(days=7)).replace(
+        hour=18, minute=0, second=0, microsecond=0
+    )
+    return {
+        "template": "workshop_invitation",
+        "timezone": zone,
+        "start": start.strftime("%Y-%m-%dT%H:%M"),
+        "end": (start + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"),
+        "rsvp": "on",
+        "policy": "preferred",
+        "when": "now",
+        "idempotency_key": uuid.uuid4().hex,
+    }
+
+
+def audience_expression(form: dict[str, Any]) -> str:
+    """The audience builder's fields as an expression (the free-text field wins when filled)."""
+    if form.get("audience"):
+        return str(form["audience"])
+    terms = []
+    for key in ("school", "grade", "language", "tag"):
+        value = str(form.get(f"aud_{key}") or "").strip()
+        if value:
+            terms.append(f'{key}:"{value}"' if " " in value else f"{key}:{value}")
+    return " ".join(terms)
+
+
+@page
+async def compose_get(request: web.Request, staff: StaffIdentity) -> web.Response:
+    """The compose form."""
+    gw = _gw(request)
+    return await _compose_page(request, staff, _default_form(gw), list(gw.channels), [], None)
+
+
+async def _compose_page(
+    request: web.Request,
+    staff: StaffIdentity,
+    values: dict[str, Any],
+    channels: list[str],
+    errors: list[str],
+    preview: dict[str, Any] | None,
+    status: int = 200,
+) -> web.Response:
+    gw = _gw(request)
+    options = await queries.audience_options(gw, staff.scope)
+    templates = (
+        sorted(p.stem for p in gw.config.templates_dir.glob("*.j2")) if gw.config.templates_dir else []
+    )
+    return render(
+        request,
+        "compose.html",
+        staff,
+        status=status,
+        form=values,
+        channels=list(gw.channels),
+        chosen=channels,
+        errors=errors,
+        preview=preview,
+        options=options,
+        templates=[t for t in EVENT_TEMPLATES if t in templates] or list(EVENT_TEMPLATES),
+        text_source=text_source,
+        audience=audience_expression(values),
+    )
+
+
+@page
+async def compose_post(request: web.Request, staff: StaffIdentity) -> web.StreamResponse:
+    """Preview (nothing written) or send / schedule."""
+    gw = _gw(request)
+    form = {k: v for k, v in request[FORM_KEY].items() if isinstance(v, str)}
+    parsed = parse_compose(form, list(gw.channels))
+    values = parsed.values
+    values.setdefault("idempotency_key", uuid.uuid4().hex)
+    audience = audience_expression(values)
+    template = values.get("template") or "workshop_invitation"
+    policy = values.get("policy") or "preferred"
+    if parsed.errors or parsed.event is None:
+        return await _compose_page(request, staff, values, parsed.channels, parsed.errors, None, 400)
+    try:
+        if values.get("action") == "send":
+            summary, _created = await actions.create_broadcast(
+                gw,
+                staff,
+                template=template,
+                event=parsed.event,
+                audience=audience,
+                channels=parsed.channels,
+                send_at=parsed.send_at.astimezone(UTC) if parsed.send_at else None,
+                urgent=bool(values.get("urgent")),
+                policy=policy,
+                idempotency_key=values["idempotency_key"],
+            )
+            raise web.HTTPSeeOther(f"/broadcasts/{summary['broadcast_id']}")
+        preview = await build_preview(
+            gw, template, parsed.event, audience, parsed.channels, policy, staff.scope
+        )
+    except (GatewayError, LookupError) as exc:
+        return await _compose_page(request, staff, values, parsed.channels, [str(exc)], None, 400)
+    return await _compose_page(request, staff, values, parsed.channels, [], preview)
+
+
+# -- broadcasts -----------------------------------------------------------------------------------
+@page
+async def broadcasts_page(request: web.Request, staff: StaffIdentity) -> web.Response:
+    """Recent broadcasts with a small funnel each."""
+    rows = await queries.list_broadcasts(_gw(request), staff.scope)
+    for row in rows:
+        row["bars"] = bars(row["funnel"], scale=max(row["messages"], 1))
+    return render(request, "broadcasts.html", staff, broadcasts=rows)
+
+
+async def _status(request: web.Request, staff: StaffIdentity) -> dict[str, Any] | None:
+    try:
+        broadcast_id = int(request.match_info["broadcast_id"])
+    except ValueError:
+        return None
+    return await queries.broadcast_status(_gw(request), broadcast_id, staff.scope, staff.email)
+
+
+@page
+async def broadcast_page(request: web.Request, staff: StaffIdentity) -> web.Response:
+    """One broadcast: the delivery funnel overall, per language and per channel (live)."""
+    status = await _status(request, staff)
+    if status is None:
+        return not_found(request, staff)
+    return render(request, "broadcast.html", staff, status=200, b=status, chart=funnel_chart(status))
+
+
+@page
+async def broadcast_chart(request: web.Request, staff: StaffIdentity) -> web.Response:
+    """The funnel fragment the broadcast page refreshes."""
+    status = await _status(request, staff)
+    if status is None:
+        return not_found(request, staff)
+    return render(request, "_funnel.html", staff, b=status, chart=funnel_chart(status))
+
+
+# -- surveys --------------------------------------------------------------------------------------
+@page
+async def surveys_page(request: web.Request, staff: StaffIdentity) -> web.Response:
+    """Surveys sent to the staff member's families."""
+    return render(
+        request, "surveys.html", staff, surveys=await queries.list_surveys(_gw(request), staff.scope)
+    )
+
+
+@page
+async def survey_page(request: web.Request, staff: StaffIdentity) -> web.Response:
+    """Bar charts per question, filtered by school and language."""
+    gw = _gw(request)
+    school = request.query.get("school") or None
+    language = request.query.get("language") or None
+    results = await queries.survey_results(
+        gw, request.match_info["survey_id"], staff.scope, school=school, language=language
+    )
+    if results is None:
+        return not_found(request, staff)
+    options = await queries.audience_options(gw, staff.scope)
+    for question in results["questions"]:
+        question["bars"] = bars(dict(sorted(question["answers"].items(), key=lambda kv: -kv[1])))
+    query = urlencode({k: v for k, v in (("school", school), ("language", language)) if v})
+    return render(
+        request,
+        "survey.html",
+        staff,
+        results=results,
+        options=options,
+        school=school,
+        language=language,
+        csv_url=f"/surveys/{request.match_info['survey_id']}/results.csv" + (f"?{query}" if query else ""),
+    )
+
+
+@page
+async def survey_csv(request: web.Request, staff: StaffIdentity) -> web.StreamResponse:
+    """The filtered results as CSV."""
+    results = await queries.survey_results(
+        _gw(request),
+        request.match_info["survey_id"],
+        staff.scope,
+        school=request.query.get("school") or None,
+        language=request.query.get("language") or None,
+    )
+    if results is None:
+        return not_found(request, staff)
+    return web.Response(
+        text=results_csv(results),
+        content_type="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{results["survey_id"]}-results.csv"'},
+    )
+
+
+# -- reach ------------------------------------------------------------------------------------------
+@page
+async def reach_page(request: web.Request, staff: StaffIdentity) -> web.Response:
+    """Rates by language, channel and school; families no channel reached lately."""
+    try:
+        last = max(1, min(int(request.query.get("last", "5")), 100))
+    except ValueError:
+        last = 5
+    report = await queries.reach_report(_gw(request), staff.scope, last)
+    return render(request, "reach.html", staff, report=report, last=last)
+
+
+# -- inbox ------------------------------------------------------------------------------------------
+@page
+async def inbox_page(request: web.Request, staff: StaffIdentity) -> web.Response:
+    """Replies with original and translation, urgent first, with a reply box each."""
+    unread = request.query.get("unread") == "1"
+    items = await list_inbox(_gw(request), unread=unread, schools=staff.scope)
+    replied = request.query.get("replied")
+    return render(
+        request, "inbox.html", staff, items=items, unread=unread, replied=replied, query=request.query
+    )
+
+
+@page
+async def inbox_reply(request: web.Request, staff: StaffIdentity) -> web.StreamResponse:
+    """Send a staff answer (translated into the family's language)."""
+    try:
+        inbound_id = int(request.match_info["inbound_id"])
+    except ValueError:
+        return not_found(request, staff)
+    text = str(request[FORM_KEY].get("text", ""))
+    try:
+        result = await actions.reply_to_inbox(_gw(request), staff, inbound_id, text)
+    except actions.NotFoundError:
+        return not_found(request, staff)
+    except GatewayError as exc:
+        items = await list_inbox(_gw(request), schools=staff.scope)
+        return render(request, "inbox.html", staff, status=400, items=items, error=str(exc), query={})
+    query = urlencode({"replied": inbound_id, "channel": result["channel"], "language": result["language"]})
+    raise web.HTTPSeeOther(f"/inbox?{query}#item-{inbound_id}")
+
+
+# -- families -------------------------------------------------------------------------------------
+def _family_filters(request: web.Request) -> dict[str, str | None]:
+    q = request.query
+    return {
+        "search": q.get("q") or None,
+        "school": q.get("school") or None,
+        "language": q.get("language") or None,
+    }
+
+
+@page
+async def families_page(request: web.Request, staff: StaffIdentity) -> web.Response:
+    """Search families of the staff member's schools."""
+    gw = _gw(request)
+    filters = _family_filters(request)
+    rows = await queries.list_families(gw, staff.scope, limit=500, **filters)
+    options = await queries.audience_options(gw, staff.scope)
+    query = urlencode({k: v for k, v in request.query.items() if k in ("q", "school", "language") and v})
+    return render(
+        request,
+        "families.html",
+        staff,
+        families=rows,
+        options=options,
+        filters=filters,
+        export_url="/families/export.csv" + (f"?{query}" if query else ""),
+    )
+
+
+@page
+async def families_export(request: web.Request, staff: StaffIdentity) -> web.StreamResponse:
+    """The same list as CSV (one row per guardian endpoint)."""
+    rows = await queries.list_families(_gw(request), staff.scope, **_family_filters(request))
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["family_id", "guardian", "language", "channel", "address", "opted_out", "students"])
+    for family in rows:
+        students = "; ".join(
+            f"{s['name']} ({s['school']} {s['grade'] or ''})".strip() for s in family["students"]
+        )
+        for guardian in family["guardians"]:
+            for endpoint in guardian["endpoints"] or [{"channel": "", "address": "", "opted_out": ""}]:
+                writer.writerow(
+                    [
+                        safe_cell(x)
+                        for x in (
+                            family["family_id"],
+                            guardian["name"],
+                            guardian["language"],
+                            endpoint["channel"],
+                            endpoint["address"],
+                            endpoint["opted_out"],
+                            students,
+                        )
+                    ]
+                )
+    await audit(_gw(request), staff.email, "families.export", None, {"families": len(rows)})
+    return web.Response(
+        text=out.getvalue(),
+        content_type="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": 'attachment; filename="families.csv"', **SECURITY_HEADERS},
+    )
+
+
+@page
+async def family_page(request: web.Request, staff: StaffIdentity) -> web.Response:
+    """A family: guardians, endpoints and opt-out state, language edit, history across channels."""
+    gw = _gw(request)
+    family = await queries.family_detail(gw, request.match_info["family_id"], staff.scope)
+    if family is None:
+        return not_found(request, staff)
+    history = await queries.family_history(gw, family["id"])
+    return render(
+        request,
+        "family.html",
+        staff,
+        family=family,
+        history=history,
+        saved=request.query.get("saved"),
+        error=None,
+    )
+
+
+@page
+async def family_language(request: web.Request, staff: StaffIdentity) -> web.StreamResponse:
+    """Change the language a guardian reads."""
+    gw = _gw(request)
+    family_id = request.match_info["family_id"]
+    form = request[FORM_KEY]
+    try:
+        guardian_id = int(str(form.get("guardian_id", "")))
+        await actions.set_guardian_language(gw, staff, family_id, guardian_id, str(form.get("language", "")))
+    except (ValueError, actions.NotFoundError):
+        return not_found(request, staff)
+    except GatewayError as exc:
+        family = await queries.family_detail(gw, family_id, staff.scope)
+        if family is None:
+            return not_found(request, staff)
+        history = await queries.family_history(gw, family["id"])
+        return render(
+            request,
+            "family.html",
+            staff,
+            status=400,
+            family=family,
+            history=history,
+            saved=None,
+            error=str(exc),
+        )
+    raise web.HTTPSeeOther(f"/families/{family_id}?saved=1")
+
+
+def add_page_routes(app: web.Application) -> None:
+    """Mount the pages and their static files."""
+    app[ENV_KEY] = make_environment()
+    r = app.router
+    r.add_get("/", index)
+    r.add_get("/login", login_get)
+    r.add_post("/login", login_post)
+    r.add_post("/logout", logout_post)
+    r.add_get("/compose", compose_get)
+    r.add_post("/compose", compose_post)
+    r.add_get("/broadcasts", broadcasts_page)
+    r.add_get("/broadcasts/{broadcast_id}", broadcast_page)
+    r.add_get("/broadcasts/{broadcast_id}/chart", broadcast_chart)
+    r.add_get("/surveys", surveys_page)
+    r.add_get("/surveys/{survey_id}", survey_page)
+    r.add_get("/surveys/{survey_id}/results.csv", survey_csv)
+    r.add_get("/reach", reach_page)
+    r.add_get("/inbox", inbox_page)
+    r.add_post("/inbox/{inbound_id}/reply", inbox_reply)
+    r.add_get("/families", families_page)
+    r.add_get("/families/export.csv", families_export)
+    r.add_get("/families/{family_id}", family_page)
+    r.add_post("/families/{family_id}/language", family_language)
+    r.add_static("/static/", STATIC, append_version=True)

@@ -1,0 +1,603 @@
+"""Read models for the web app and the API, every one narrowed to a staff member's schools.
+
+``scope`` is ``None`` for an admin (everything) or a list of school names for a liaison. A
+family outside the scope is treated exactly like a family that does not exist (the caller
+answers 404), so a liaison cannot even learn that it exists.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Select, func, select
+
+from gateway.domain.audience import parse_audience
+from gateway.outbox.planner import BroadcastRequest, BroadcastSummary
+from gateway.storage.families import FamilyRepository, family_as_dict
+from gateway.storage.models import (
+    Broadcast,
+    Endpoint,
+    Event,
+    Family,
+    Guardian,
+    InboundRecord,
+    OutboxMessage,
+    Student,
+    Survey,
+    SurveySession,
+)
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+__all__ = [
+    "FUNNEL_STAGES",
+    "audience_breakdown",
+    "audience_options",
+    "broadcast_status",
+    "family_detail",
+    "family_history",
+    "families_in_scope",
+    "funnel",
+    "inbox_item_in_scope",
+    "list_broadcasts",
+    "list_events",
+    "list_families",
+    "list_surveys",
+    "reach_report",
+    "scoped_family_ids",
+    "survey_results",
+]
+
+#: The delivery funnel's stages and the outbox statuses each one counts.
+FUNNEL_STAGES: dict[str, tuple[str, ...]] = {
+    "queued": ("queued", "sending", "held", "unknown"),
+    "sent": ("sent",),
+    "delivered": ("delivered", "read"),
+    "failed": ("failed", "undelivered"),
+    "opted out": ("cancelled",),
+}
+REACHED = ("sent", "delivered", "read")
+
+
+def scoped_family_ids(scope: Sequence[str]) -> Select[Any]:
+    """A sub-select of the family ids with a student at one of ``scope``'s schools."""
+    return select(Student.family_id).where(func.lower(Student.school).in_([s.casefold() for s in scope]))
+
+
+async def list_families(
+    gw: Gateway,
+    scope: list[str] | None,
+    *,
+    school: str | None = None,
+    language: str | None = None,
+    search: str | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """The ``families list --json`` shape, scoped."""
+    async with gw.db.session() as session:
+        families = await FamilyRepository(session).list(
+            school=school, language=language, schools_scope=scope, search=search or None, limit=limit
+        )
+        return [family_as_dict(f, gw.channel_name_for_kind) for f in families]
+
+
+async def families_in_scope(gw: Gateway, scope: list[str] | None) -> int:
+    """How many families the staff member can see."""
+    async with gw.db.session() as session:
+        query = select(func.count(Family.id))
+        if scope is not None:
+            query = query.where(Family.id.in_(scoped_family_ids(scope)))
+        return int(await session.scalar(query) or 0)
+
+
+async def family_detail(gw: Gateway, family_id: str, scope: list[str] | None) -> dict[str, Any] | None:
+    """One family (``families list`` shape plus guardian ids), or ``None`` when out of scope."""
+    async with gw.db.session() as session:
+        family = await FamilyRepository(session).get(family_id)
+        if family is None:
+            return None
+        if scope is not None:
+            allowed = {s.casefold() for s in scope}
+            if not any((s.school or "").casefold() in allowed for s in family.students):
+                return None
+        data = family_as_dict(family, gw.channel_name_for_kind)
+        for guardian, row in zip(family.guardians, data["guardians"], strict=True):
+            row["id"] = guardian.id
+            for endpoint, item in zip(guardian.endpoints, row["endpoints"], strict=True):
+                item["id"] = endpoint.id
+                item["opted_out_at"] = endpoint.opted_out_at.isoformat() if endpoint.opted_out_at else None
+        data["id"] = family.id
+        return data
+
+
+async def family_history(gw: Gateway, family_pk: int, limit: int = 200) -> list[dict[str, Any]]:
+    """Messages to and from a family across every channel, newest first."""
+    async with gw.db.session() as session:
+        out_rows = await session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.family_id == family_pk)
+            .order_by(OutboxMessage.id.desc())
+            .limit(limit)
+        )
+        items = [
+            {
+                "direction": "out",
+                "at": (r.sent_at or r.created_at),
+                "channel": r.channel,
+                "language": r.language,
+                "status": r.status,
+                "text": (r.subject + " — " if r.subject else "") + r.body,
+                "translation": None,
+                "broadcast_id": r.broadcast_id,
+                "error": r.error_reason,
+            }
+            for r in out_rows
+        ]
+        in_rows = await session.scalars(
+            select(InboundRecord)
+            .where(InboundRecord.family_id == family_pk)
+            .order_by(InboundRecord.id.desc())
+            .limit(limit)
+        )
+        items += [
+            {
+                "direction": "in",
+                "at": r.received_at,
+                "channel": r.channel,
+                "language": r.language,
+                "status": r.classification,
+                "text": r.text,
+                "translation": r.translation,
+                "broadcast_id": None,
+                "error": None,
+            }
+            for r in in_rows
+        ]
+    items.sort(key=lambda item: item["at"], reverse=True)
+    return items[:limit]
+
+
+async def inbox_item_in_scope(gw: Gateway, inbound_id: int, scope: list[str] | None) -> bool:
+    """Whether an inbox item exists and belongs to a family the staff member can see."""
+    async with gw.db.session() as session:
+        record = await session.get(InboundRecord, inbound_id)
+        if record is None or not record.inbox:
+            return False
+        if scope is None:
+            return True
+        if record.family_id is None:
+            return False
+        found = await session.scalar(
+            select(func.count())
+            .where(Student.family_id == record.family_id)
+            .where(func.lower(Student.school).in_([s.casefold() for s in scope]))
+        )
+        return bool(found)
+
+
+# -- broadcasts -----------------------------------------------------------------------------------
+async def broadcast_status(
+    gw: Gateway, broadcast_id: int, scope: list[str] | None, viewer: str | None = None
+) -> dict[str, Any] | None:
+    """The ``broadcast status --json`` shape plus ``funnel``; for a liaison, only their families.
+
+    ``None`` when the broadcast does not exist or touches none of the liaison's families.
+    """
+    if scope is None:
+        try:
+            summary = await gw.planner.status(broadcast_id)
+        except Exception:
+            return None
+        data = summary.as_dict()
+        data["funnel"] = getattr(summary, "funnel", {})
+        await _add_cells(gw, data, broadcast_id, None)
+        return data
+    async with gw.db.session() as session:
+        broadcast = await session.get(Broadcast, broadcast_id)
+        if broadcast is None:
+            return None
+        in_scope = OutboxMessage.family_id.in_(scoped_family_ids(scope))
+        result = await session.execute(
+            select(OutboxMessage.language, OutboxMessage.channel, OutboxMessage.status, func.count())
+            .where(OutboxMessage.broadcast_id == broadcast_id, in_scope)
+            .group_by(OutboxMessage.language, OutboxMessage.channel, OutboxMessage.status)
+        )
+        families = await session.scalar(
+            select(func.count(func.distinct(OutboxMessage.family_id))).where(
+                OutboxMessage.broadcast_id == broadcast_id, in_scope
+            )
+        )
+        visible = set(
+            await session.scalars(select(Family.external_id).where(Family.id.in_(scoped_family_ids(scope))))
+        )
+    summary = BroadcastSummary(broadcast_id=broadcast_id, status=broadcast.status)
+    by_lang_status: dict[str, Counter[str]] = defaultdict(Counter)
+    for language, channel, status, count in result:
+        summary.messages += count
+        summary.by_language[language] += count
+        summary.by_channel[channel] += count
+        summary.by_status[status] += count
+        by_lang_status[language][status] += count
+    stored = broadcast.summary or {}
+    summary.skipped = [s for s in stored.get("skipped", []) if s.get("family_id") in visible]
+    if not summary.messages and not summary.skipped and (viewer is None or broadcast.created_by != viewer):
+        return None
+    summary.families = families or 0
+    summary.translation = {k: v for k, v in stored.get("translation", {}).items() if k in summary.by_language}
+    summary.preview = {k: v for k, v in stored.get("preview", {}).items() if k in summary.by_language}
+    data = summary.as_dict()
+    data["status"] = _overall(broadcast.status, summary.by_status)
+    data["funnel"] = {k: dict(v) for k, v in by_lang_status.items()}
+    await _add_cells(gw, data, broadcast_id, scope)
+    return data
+
+
+def _overall(stored: str, by_status: Counter[str]) -> str:
+    if stored in ("planning", "empty", "cancelled"):
+        return stored
+    pending = sum(by_status[s] for s in ("queued", "sending", "held"))
+    return "sending" if pending else ("done" if by_status else stored)
+
+
+async def _add_cells(gw: Gateway, data: dict[str, Any], broadcast_id: int, scope: list[str] | None) -> None:
+    """Counts per (channel, status), for the per-channel funnel."""
+    async with gw.db.session() as session:
+        query = (
+            select(OutboxMessage.channel, OutboxMessage.status, func.count())
+            .where(OutboxMessage.broadcast_id == broadcast_id)
+            .group_by(OutboxMessage.channel, OutboxMessage.status)
+        )
+        if scope is not None:
+            query = query.where(OutboxMessage.family_id.in_(scoped_family_ids(scope)))
+        by_channel: dict[str, dict[str, int]] = defaultdict(dict)
+        for channel, status, count in await session.execute(query):
+            by_channel[channel][status] = count
+    data["channel_funnel"] = dict(by_channel)
+
+
+def funnel(by_status: dict[str, int], skipped_opted_out: int = 0) -> dict[str, int]:
+    """Outbox statuses folded into the funnel's stages."""
+    stages = {stage: sum(by_status.get(s, 0) for s in statuses) for stage, statuses in FUNNEL_STAGES.items()}
+    stages["opted out"] += skipped_opted_out
+    return stages
+
+
+async def list_broadcasts(gw: Gateway, scope: list[str] | None, limit: int = 50) -> list[dict[str, Any]]:
+    """Recent broadcasts the staff member may see, with their funnel."""
+    async with gw.db.session() as session:
+        query = select(Broadcast).order_by(Broadcast.id.desc()).limit(limit)
+        if scope is not None:
+            query = query.where(
+                Broadcast.id.in_(
+                    select(OutboxMessage.broadcast_id).where(
+                        OutboxMessage.family_id.in_(scoped_family_ids(scope))
+                    )
+                )
+            )
+        broadcasts = list(await session.scalars(query))
+        ids = [b.id for b in broadcasts]
+        counts: dict[int, Counter[str]] = defaultdict(Counter)
+        if ids:
+            count_query = (
+                select(OutboxMessage.broadcast_id, OutboxMessage.status, func.count())
+                .where(OutboxMessage.broadcast_id.in_(ids))
+                .group_by(OutboxMessage.broadcast_id, OutboxMessage.status)
+            )
+            if scope is not None:
+                count_query = count_query.where(OutboxMessage.family_id.in_(scoped_family_ids(scope)))
+            for broadcast_id, status, count in await session.execute(count_query):
+                counts[broadcast_id][status] = count
+        titles = {
+            e.id: e.title
+            for e in await session.scalars(
+                select(Event).where(Event.id.in_([b.event_id for b in broadcasts if b.event_id]))
+            )
+        }
+    return [
+        {
+            "id": b.id,
+            "kind": b.kind,
+            "template": b.template,
+            "title": titles.get(b.event_id or 0) or b.template,
+            "audience": b.audience,
+            "send_at": b.send_at,
+            "created_by": b.created_by,
+            "messages": sum(counts[b.id].values()),
+            "funnel": funnel(dict(counts[b.id])),
+        }
+        for b in broadcasts
+    ]
+
+
+async def list_events(gw: Gateway, scope: list[str] | None) -> list[dict[str, Any]]:
+    """Events (a liaison sees those of their schools and district-wide ones)."""
+    async with gw.db.session() as session:
+        rows = list(await session.scalars(select(Event).order_by(Event.starts_at.desc())))
+    allowed = {s.casefold() for s in scope} if scope is not None else None
+    return [
+        {
+            "id": e.external_id,
+            "title": e.title,
+            "description": e.description,
+            "school": e.school,
+            "place": e.place,
+            "address": e.address,
+            "start": e.starts_at.isoformat(),
+            "end": e.ends_at.isoformat() if e.ends_at else None,
+            "timezone": e.timezone,
+            "audience": e.audience,
+            "rsvp": e.rsvp,
+            "reminders": list(e.reminders or []),
+        }
+        for e in rows
+        if allowed is None or e.school is None or e.school.casefold() in allowed
+    ]
+
+
+async def list_surveys(gw: Gateway, scope: list[str] | None) -> list[dict[str, Any]]:
+    """Surveys with how many of the staff member's families got and answered them."""
+    async with gw.db.session() as session:
+        surveys = list(await session.scalars(select(Survey).order_by(Survey.id.desc())))
+        query = select(SurveySession.survey_id, func.count()).group_by(SurveySession.survey_id)
+        if scope is not None:
+            query = query.where(SurveySession.family_id.in_(scoped_family_ids(scope)))
+        sessions = dict((k, v) for k, v in (await session.execute(query)).all())
+    return [
+        {
+            "id": s.external_id,
+            "pk": s.id,
+            "title": s.title or s.external_id,
+            "sessions": sessions.get(s.id, 0),
+        }
+        for s in surveys
+        if scope is None or sessions.get(s.id)
+    ]
+
+
+# -- audience ---------------------------------------------------------------------------------------
+async def audience_breakdown(
+    gw: Gateway,
+    expression: str,
+    channels: list[str] | None,
+    policy: str,
+    scope: list[str] | None,
+) -> dict[str, Any]:
+    """Who a broadcast would reach, without rendering anything: families, guardians, messages
+    per language × channel, and skipped guardians. Uses the planner's own audience and
+    channel-choice rules so the count is what a send would do."""
+    planner = gw.planner
+    audience = parse_audience(expression)
+    if scope is not None:
+        audience = audience.restricted_to_schools(scope)
+    allowed = planner._allowed_channels(channels)
+    request = BroadcastRequest(template="", audience=expression, channels=channels, school_scope=scope)
+    cells: Counter[tuple[str, str]] = Counter()
+    families = guardians = skipped = 0
+    reasons: Counter[str] = Counter()
+    async with gw.db.session() as session:
+        async for _family, members, _students in planner._audience(session, audience, request):
+            reached = False
+            for guardian in members:
+                targets, reason = planner._targets(guardian, allowed, policy)
+                if not targets:
+                    skipped += 1
+                    reasons[reason] += 1
+                    continue
+                guardians += 1
+                reached = True
+                chosen = targets[:1] if policy == "preferred" else targets
+                for channel, _endpoint in chosen:
+                    cells[(guardian.language, channel.name)] += 1
+            families += reached
+    by_language: Counter[str] = Counter()
+    by_channel: Counter[str] = Counter()
+    for (language, channel), count in cells.items():
+        by_language[language] += count
+        by_channel[channel] += count
+    return {
+        "families": families,
+        "guardians": guardians,
+        "messages": sum(cells.values()),
+        "by_language": dict(sorted(by_language.items())),
+        "by_channel": dict(sorted(by_channel.items())),
+        "cells": [{"language": k[0], "channel": k[1], "messages": v} for k, v in sorted(cells.items())],
+        "skipped": skipped,
+        "skipped_reasons": dict(reasons),
+    }
+
+
+# -- reach ------------------------------------------------------------------------------------------
+def _rate(part: int, whole: int) -> float:
+    return round(part / whole, 4) if whole else 0.0
+
+
+async def reach_report(gw: Gateway, scope: list[str] | None, last: int = 5) -> dict[str, Any]:
+    """Delivery, reply and opt-out rates by language, channel and school over the last ``last``
+    broadcasts, and the families none of them reached."""
+    async with gw.db.session() as session:
+        bq = select(Broadcast.id, Broadcast.created_at).where(Broadcast.status != "empty")
+        if scope is not None:
+            bq = bq.where(
+                Broadcast.id.in_(
+                    select(OutboxMessage.broadcast_id).where(
+                        OutboxMessage.family_id.in_(scoped_family_ids(scope))
+                    )
+                )
+            )
+        recent = (await session.execute(bq.order_by(Broadcast.id.desc()).limit(last))).all()
+        ids = [r[0] for r in recent]
+        since: datetime | None = min((r[1] for r in recent), default=None)
+        fam_query = select(Family.id, Family.external_id)
+        if scope is not None:
+            fam_query = fam_query.where(Family.id.in_(scoped_family_ids(scope)))
+        families = dict((await session.execute(fam_query)).all())
+        school_rows = await session.execute(
+            select(Student.family_id, Student.school).where(Student.family_id.in_(list(families)))
+        )
+        schools: dict[int, set[str]] = defaultdict(set)
+        allowed = {s.casefold() for s in scope} if scope is not None else None
+        for family_pk, school in school_rows:
+            if school and (allowed is None or school.casefold() in allowed):
+                schools[family_pk].add(school)
+        messages = []
+        if ids:
+            messages = (
+                await session.execute(
+                    select(
+                        OutboxMessage.family_id,
+                        OutboxMessage.language,
+                        OutboxMessage.channel,
+                        OutboxMessage.status,
+                    ).where(OutboxMessage.broadcast_id.in_(ids), OutboxMessage.family_id.in_(list(families)))
+                )
+            ).all()
+        repliers: set[int] = set()
+        if since is not None:
+            repliers = set(
+                await session.scalars(
+                    select(InboundRecord.family_id).where(
+                        InboundRecord.received_at >= since, InboundRecord.family_id.in_(list(families))
+                    )
+                )
+            )
+        endpoints = (
+            await session.execute(
+                select(Guardian.family_id, Guardian.language, Endpoint.kind, Endpoint.opted_out)
+                .join(Endpoint, Endpoint.guardian_id == Guardian.id)
+                .where(Guardian.family_id.in_(list(families)))
+            )
+        ).all()
+    groups: dict[str, dict[str, dict[str, Any]]] = {"language": {}, "channel": {}, "school": {}}
+
+    def bucket(kind: str, key: str) -> dict[str, Any]:
+        return groups[kind].setdefault(
+            key,
+            {
+                "messages": 0,
+                "reached": 0,
+                "families": set(),
+                "replied": set(),
+                "endpoints": 0,
+                "opted_out": 0,
+            },
+        )
+
+    reached_families: set[int] = set()
+    attempted: dict[int, Counter[str]] = defaultdict(Counter)
+    for family_pk, language, channel, status in messages:
+        keys = [("language", language), ("channel", channel)]
+        keys += [("school", s) for s in schools.get(family_pk, set())]
+        for kind, key in keys:
+            b = bucket(kind, key)
+            b["messages"] += 1
+            b["reached"] += status in REACHED
+            b["families"].add(family_pk)
+            if family_pk in repliers:
+                b["replied"].add(family_pk)
+        attempted[family_pk][status] += 1
+        if status in REACHED:
+            reached_families.add(family_pk)
+    endpoint_state: dict[int, list[bool]] = defaultdict(list)
+    for family_pk, language, kind_name, opted_out in endpoints:
+        keys = [("language", language), ("channel", gw.channel_name_for_kind(kind_name))]
+        keys += [("school", s) for s in schools.get(family_pk, set())]
+        for kind, key in keys:
+            b = bucket(kind, key)
+            b["endpoints"] += 1
+            b["opted_out"] += bool(opted_out)
+        endpoint_state[family_pk].append(bool(opted_out))
+    report: dict[str, Any] = {"broadcasts": ids, "last": last}
+    for kind, rows in groups.items():
+        report[f"by_{kind}"] = [
+            {
+                kind: key,
+                "messages": b["messages"],
+                "delivery_rate": _rate(b["reached"], b["messages"]),
+                "families": len(b["families"]),
+                "reply_rate": _rate(len(b["replied"]), len(b["families"])),
+                "endpoints": b["endpoints"],
+                "opt_out_rate": _rate(b["opted_out"], b["endpoints"]),
+            }
+            for key, b in sorted(rows.items())
+        ]
+    unreached = []
+    for pk, external_id in sorted(families.items(), key=lambda kv: kv[1]):
+        if not ids or pk in reached_families:
+            continue
+        states = endpoint_state.get(pk, [])
+        if not states:
+            reason = "no endpoint"
+        elif all(states):
+            reason = "opted out everywhere"
+        elif attempted.get(pk):
+            reason = "failed: " + ", ".join(sorted(attempted[pk]))
+        else:
+            reason = "not in these audiences"
+        unreached.append({"family_id": external_id, "reason": reason, "schools": sorted(schools.get(pk, []))})
+    report["unreached"] = unreached
+    return report
+
+
+# -- surveys ----------------------------------------------------------------------------------------
+async def survey_results(
+    gw: Gateway,
+    survey_ref: str,
+    scope: list[str] | None,
+    *,
+    school: str | None = None,
+    language: str | None = None,
+) -> dict[str, Any] | None:
+    """The ``survey results --format json`` shape for the staff member's families, optionally
+    for one school and one language; ``None`` when the survey is unknown or not theirs."""
+    surveys = gw.inbound.surveys
+    try:
+        results = await surveys.results(survey_ref, schools_scope=scope)
+    except LookupError:
+        return None
+    if scope is not None and not results["sessions"]:
+        return None
+    if school:
+        allowed = [school] if scope is None or school.casefold() in {s.casefold() for s in scope} else []
+        results = await surveys.results(survey_ref, schools_scope=allowed)
+    if language:
+        for question in results["questions"]:
+            question["answers"] = dict(question["by_language"].get(language, {}))
+            question["by_language"] = {language: question["answers"]} if question["answers"] else {}
+            question["by_school"] = {}
+    results["filters"] = {"school": school or None, "language": language or None}
+    return results
+
+
+async def audience_options(gw: Gateway, scope: list[str] | None) -> dict[str, list[str]]:
+    """The schools, grades, languages and tags the audience builder offers."""
+    allowed = {s.casefold() for s in scope} if scope is not None else None
+    async with gw.db.session() as session:
+        students = (
+            await session.execute(select(Student.family_id, Student.school, Student.grade, Student.tags))
+        ).all()
+        visible = {
+            f for f, school, _g, _t in students if allowed is None or (school or "").casefold() in allowed
+        }
+        languages = await session.scalars(
+            select(func.distinct(Guardian.language)).where(Guardian.family_id.in_(list(visible)))
+        )
+        language_list = sorted(set(languages))
+    schools, grades, tags = set(), set(), set()
+    for family, school, grade, student_tags in students:
+        if family not in visible:
+            continue
+        if school and (allowed is None or school.casefold() in allowed):
+            schools.add(school)
+        if grade:
+            grades.add(grade)
+        tags.update(student_tags or [])
+    return {
+        "schools": sorted(schools) if scope is None else sorted(schools | set(scope)),
+        "grades": sorted(grades, key=lambda g: (len(g), g)),
+        "languages": language_list,
+        "tags": sorted(tags),
+    }
