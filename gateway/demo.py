@@ -168,7 +168,17 @@ async def _summary(gw: Gateway, console: Console, broadcast_id: int) -> dict[str
             console.print(f"     English: {item['translation']}", highlight=False)
         elif item["note"]:
             console.print(f"     (original text shown: {item['note']})", highlight=False)
+    translation = await gw.translation.status()
+    engines = [e.name for e in gw.engines if e.available() and e.language_pairs()]
+    console.print(
+        f"machine translation: {', '.join(engines) or 'no engine installed'}; memory "
+        f"{translation['memory_entries']} entries, {translation['engine_calls']} engine calls, "
+        f"{translation['hits']} hits, {translation['misses']} misses"
+        + ("" if engines else " (free text stays in English, with a note in the family's language)"),
+        highlight=False,
+    )
     return {
+        "translation": translation,
         "by_language_channel": [(lang, ch, n) for lang, ch, n in by],
         "rsvp": rsvp,
         "opted_out": opted_out,

@@ -177,8 +177,7 @@ def _read_package_metadata(path: Path) -> tuple[str, dict[str, Any]]:
             tops.add(parts[0])
         if len(tops) != 1:
             raise TranslationError(
-                f"{path.name}: an Argos package holds exactly one top-level folder, "
-                f"found {len(tops)}"
+                f"{path.name}: an Argos package holds exactly one top-level folder, found {len(tops)}"
             )
         top = tops.pop()
         if top in names:  # a single file, not a folder
@@ -193,9 +192,7 @@ def _read_package_metadata(path: Path) -> tuple[str, dict[str, Any]]:
     if not isinstance(metadata, dict):
         raise TranslationError(f"{path.name}: metadata.json must hold an object")
     if metadata.get("type", "translate") != "translate":
-        raise TranslationError(
-            f"{path.name}: package type is {metadata.get('type')!r}, expected 'translate'"
-        )
+        raise TranslationError(f"{path.name}: package type is {metadata.get('type')!r}, expected 'translate'")
     for key in ("from_code", "to_code"):
         value = metadata.get(key)
         if not isinstance(value, str) or not value.strip() or not value.isascii():
@@ -222,9 +219,7 @@ def install_package(path: Path | str, data_dir: Path | str) -> tuple[str, str]:
     directory = packages_dir(data_dir)
     with _runtime.activated(Path(data_dir)) as argos:
         for existing in _scan(directory):
-            if (existing.from_code, existing.to_code) == (from_code, to_code) or (
-                existing.path.name == top
-            ):
+            if (existing.from_code, existing.to_code) == (from_code, to_code) or (existing.path.name == top):
                 shutil.rmtree(existing.path)
         if (directory / top).exists():
             shutil.rmtree(directory / top)
@@ -296,9 +291,7 @@ class _ArgosRuntime:
         self._fingerprint = None
 
     @contextmanager
-    def activated(
-        self, data_dir: Path, settings: Mapping[str, Any] | None = None
-    ) -> Iterator[Any]:
+    def activated(self, data_dir: Path, settings: Mapping[str, Any] | None = None) -> Iterator[Any]:
         """Hold the lock with argostranslate pointed at ``data_dir``; yield the package."""
         with self._lock:
             argos = self._import(data_dir, settings or {})
@@ -316,9 +309,7 @@ class _ArgosRuntime:
                 self._fingerprint = fingerprint
             yield argos
 
-    def translation(
-        self, data_dir: Path, settings: Mapping[str, Any], pair: tuple[str, str]
-    ) -> Any:
+    def translation(self, data_dir: Path, settings: Mapping[str, Any], pair: tuple[str, str]) -> Any:
         """The argostranslate translation object of one installed direct pair."""
         with self.activated(data_dir, settings) as argos:
             languages = {lang.code: lang for lang in argos.translate.get_installed_languages()}
@@ -483,4 +474,3 @@ def _translate_one(translation: Any, text: str) -> str:
 def gateway_translation_engines() -> list[type]:
     """The engines this plugin provides."""
     return [ArgosEngine]
-

@@ -168,6 +168,7 @@ class BroadcastPlanner:
             rows: list[dict[str, Any]] = []
             sessions: list[dict[str, Any]] = []
             previewed: set[tuple[str, str]] = set()
+            queue_units: Counter[str] = Counter()
             async for family, guardians, students in self._audience(session, audience, request):
                 planned_family = False
                 for guardian in guardians:
@@ -179,7 +180,10 @@ class BroadcastPlanner:
                         continue
                     pack = packs.get(guardian.language)
                     if pack is None:
-                        pack = await self._language_pack(request, guardian.language, session)
+                        # A dry run rolls its session back; its translations are kept all the same.
+                        pack = await self._language_pack(
+                            request, guardian.language, None if dry_run else session
+                        )
                         packs[guardian.language] = pack
                     fallback_ids = [e.id for _, e in targets[1:]] if request.policy == "preferred" else []
                     chosen = targets[:1] if request.policy == "preferred" else targets
@@ -205,6 +209,8 @@ class BroadcastPlanner:
                         summary.by_language[guardian.language] += 1
                         summary.by_channel[channel.name] += 1
                         summary.by_status[row["status"]] += 1
+                        if channel.rate_per_second:
+                            queue_units[channel.name] += channel.cost_units(_as_outbound(row))
                         key = (guardian.language, channel.name)
                         if key not in previewed:
                             previewed.add(key)
@@ -231,6 +237,7 @@ class BroadcastPlanner:
                 if len(rows) >= INSERT_CHUNK and not dry_run:
                     await session.execute(insert(OutboxMessage), rows)
                     rows.clear()
+            self._check_queue_time(queue_units)
             if not dry_run:
                 if rows:
                     await session.execute(insert(OutboxMessage), rows)
@@ -254,6 +261,23 @@ class BroadcastPlanner:
                 await session.rollback()
         await gw.translation.flush_stats()
         return summary
+
+    def _check_queue_time(self, units: Counter[str]) -> None:
+        """Refuse a broadcast that would sit in a provider's queue longer than the channel's
+        ``max_queue_hours`` (Twilio drops messages queued more than 10 hours per sender)."""
+        for name, total in units.items():
+            channel = self.gateway.channels[name]
+            limit = getattr(channel.settings, "max_queue_hours", None)
+            rate = channel.rate_per_second
+            if not limit or not rate:
+                continue
+            hours = total / rate / 3600
+            if hours > limit:
+                raise GatewayError(
+                    f"channel {name}: {total} units at {rate:g}/s would take about {hours:.1f} hours, "
+                    f"more than its provider queue limit of {limit:g} hours; split the audience "
+                    "or raise the channel's rate_per_second"
+                )
 
     async def status(self, broadcast_id: int) -> BroadcastSummary:
         """Current counts of a broadcast from the outbox."""
@@ -424,8 +448,9 @@ class BroadcastPlanner:
         extra_keys = [k for k, v in request.context.items() if isinstance(v, str) and k in ("text", "title")]
         texts += [request.context[k] for k in extra_keys]
         translated = await gw.translation.translate_many(texts, language, session=session) if texts else []
-        origins = Counter(t.origin for t in translated if t.text.strip())
         lookup = {src: t.text for src, t in zip(texts, translated, strict=True)}
+        distinct = dict(zip(texts, translated, strict=True))  # a title used twice counts once
+        origins = Counter(t.origin for t in distinct.values() if t.text.strip())
         held = any(t.origin == "held" for t in translated)
         fell_back = any(t.origin == "fallback" for t in translated if t.text.strip())
         if event:

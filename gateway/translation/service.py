@@ -104,11 +104,13 @@ class TranslationService:
         target: str,
         source: str | None = None,
         session: AsyncSession | None = None,
+        names: Sequence[str] = (),
     ) -> list[Translated]:
         """Translate a batch of texts into ``target``; never raises for a failed engine.
 
         With ``session``, memory reads and writes join the caller's transaction (on SQLite a
-        second connection could not write while the caller holds the write lock).
+        second connection could not write while the caller holds the write lock). ``names``
+        (people, places) are masked like dates and links, so engines never see them.
         """
         source = source or self.source_language
         if _same_language(source, target):
@@ -123,7 +125,7 @@ class TranslationService:
         misses = [k for k in wanted if k not in memory]
         self.misses += len(misses)
         if misses:
-            translated = await self._machine(source, target, [wanted[k] for k in misses], session)
+            translated = await self._machine(source, target, [wanted[k] for k in misses], session, names)
             for key, result in zip(misses, translated, strict=True):
                 results[key] = result
         out: list[Translated] = []
@@ -137,13 +139,23 @@ class TranslationService:
         return out
 
     async def translate(
-        self, text: str, target: str, source: str | None = None, session: AsyncSession | None = None
+        self,
+        text: str,
+        target: str,
+        source: str | None = None,
+        session: AsyncSession | None = None,
+        names: Sequence[str] = (),
     ) -> Translated:
         """One text."""
-        return (await self.translate_many([text], target, source, session))[0]
+        return (await self.translate_many([text], target, source, session, names))[0]
 
     async def _machine(
-        self, source: str, target: str, texts: list[str], session: AsyncSession | None
+        self,
+        source: str,
+        target: str,
+        texts: list[str],
+        session: AsyncSession | None,
+        names: Sequence[str] = (),
     ) -> list[Translated]:
         engines = self.engines_for(source, target)
         if self.fallback != "next_engine":
@@ -153,7 +165,7 @@ class TranslationService:
         for engine in engines:
             if not pending:
                 break
-            done = await self._try_engine(engine, source, target, [texts[i] for i in pending])
+            done = await self._try_engine(engine, source, target, [texts[i] for i in pending], names)
             still: list[int] = []
             for index, result in zip(pending, done, strict=True):
                 if result is None:
@@ -173,12 +185,17 @@ class TranslationService:
         return [results[i] for i in range(len(texts))]
 
     async def _try_engine(
-        self, engine: TranslationEngine, source: str, target: str, texts: list[str]
+        self,
+        engine: TranslationEngine,
+        source: str,
+        target: str,
+        texts: list[str],
+        names: Sequence[str] = (),
     ) -> list[Translated | None]:
         from gateway.translation import placeholders
 
         terms = self.glossary.for_language(target)
-        masked = [placeholders.mask(t, glossary_terms=terms) for t in texts]
+        masked = [placeholders.mask(t, names=names, glossary_terms=terms) for t in texts]
         # Text that is only tokens, digits and punctuation once masked (a date, a URL, a term
         # kept as is) needs no engine: its originals are put back as they are.
         wanted = [i for i, m in enumerate(masked) if m.needs_translation]
@@ -238,19 +255,29 @@ class TranslationService:
     async def _store(
         self, source: str, target: str, items: list[tuple[str, Translated]], outer: AsyncSession | None
     ) -> None:
+        rows = [
+            {
+                "source_language": source,
+                "target_language": target,
+                "source_key": source_key(text),
+                "source_text": normalize_text(text),
+                "translated_text": result.text,
+                "origin": "machine",
+                "engine": result.engine,
+                "hits": 0,
+                "created_at": utcnow(),
+                "updated_at": utcnow(),
+            }
+            for text, result in items
+        ]
         async with _session(self.db, outer) as session:
-            for text, result in items:
-                session.add(
-                    TranslationMemoryEntry(
-                        source_language=source,
-                        target_language=target,
-                        source_key=source_key(text),
-                        source_text=normalize_text(text),
-                        translated_text=result.text,
-                        origin="machine",
-                        engine=result.engine,
-                    )
-                )
+            # Another process may have stored the same string meanwhile: keep its entry rather
+            # than fail the caller's whole transaction (a broadcast) on the unique key.
+            if self.db.engine.dialect.name == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert
+            else:
+                from sqlalchemy.dialects.sqlite import insert
+            await session.execute(insert(TranslationMemoryEntry).values(rows).on_conflict_do_nothing())
 
     async def add_reviewed(self, source: str, target: str, pairs: Sequence[tuple[str, str]]) -> int:
         """Store human-reviewed translations; they win over machine ones from now on."""
