@@ -84,6 +84,12 @@ class ChannelSettings(BaseModel):
         default=None, gt=0, description="Messages per second to one address (Telegram: 1)."
     )
     concurrency: int = Field(default=8, ge=1, le=512, description="Sends in flight at once.")
+    max_queue_hours: float | None = Field(
+        default=10,
+        gt=0,
+        description="Refuse broadcasts that would take longer than this at rate_per_second "
+        "(Twilio's queue limit per sender is 10 hours).",
+    )
 
 
 @dataclass(frozen=True, slots=True)

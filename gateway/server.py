@@ -1,4 +1,13 @@
-"""``gateway serve`` and ``gateway worker``: long-running processes with graceful shutdown."""
+"""``gateway serve`` and ``gateway worker``: long-running processes with graceful shutdown.
+
+``serve`` runs the HTTP app, the dispatcher and (when it wins the election) the scheduler;
+``worker`` runs the dispatcher, and on PostgreSQL also stands for scheduler leadership, so jobs
+keep running when the ``serve`` process dies. Exactly one process runs the scheduler
+(:class:`~gateway.scheduling.leader.LeaderElection`).
+
+SIGTERM/SIGINT: stop claiming, finish the batch in flight (messages still waiting for their
+rate-limit slot are released, not sent), put any remaining claims back in the queue, close.
+"""
 
 from __future__ import annotations
 
@@ -19,10 +28,32 @@ __all__ = ["serve_forever"]
 log = logging.getLogger("gateway.server")
 
 
+class _SchedulerRole:
+    """Starts APScheduler when elected, shuts it down when demoted."""
+
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+        self.scheduler: Any = None
+
+    async def elected(self) -> None:
+        from gateway.scheduling.scheduler import start_scheduler
+
+        self.scheduler = await start_scheduler(self.gw)
+
+    async def demoted(self) -> None:
+        scheduler, self.scheduler = self.scheduler, None
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
+        if getattr(self.gw, "scheduler", None) is scheduler:
+            self.gw.scheduler = None  # type: ignore[attr-defined]
+
+
 async def serve_forever(
     config: GatewayConfig, role: str = "serve", stop: asyncio.Event | None = None
 ) -> None:
     """Run until SIGTERM/SIGINT (or ``stop``): HTTP + scheduler + dispatcher, or dispatcher only."""
+    from gateway.scheduling.leader import LeaderElection
+
     configure_logging(config.logging)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -31,16 +62,17 @@ async def serve_forever(
             loop.add_signal_handler(sig, stop.set)
     gw = Gateway(config)
     runner: web.AppRunner | None = None
-    scheduler: Any = None
+    election: LeaderElection | None = None
     try:
         await gw.migrate()
         await gw.start()
+        if config.scheduler.enabled and (role == "serve" or not gw.db.is_sqlite):
+            scheduler_role = _SchedulerRole(gw)
+            election = LeaderElection(config.database_url, scheduler_role.elected, scheduler_role.demoted)
+            await election.start()
         if role == "serve":
-            from gateway.scheduling.scheduler import start_scheduler
             from gateway.web.app import create_app
 
-            if config.scheduler.enabled:
-                scheduler = await start_scheduler(gw)
             runner = web.AppRunner(create_app(gw), access_log=None)
             await runner.setup()
             site = web.TCPSite(runner, config.http.host, config.http.port)
@@ -50,9 +82,12 @@ async def serve_forever(
         await gw.dispatcher.run_forever(stop)
     finally:
         log.info("%s stopping", role)
-        if scheduler is not None:
-            scheduler.shutdown(wait=False)
+        if election is not None:
+            await election.stop()
         if runner is not None:
             await runner.cleanup()
-        await gw.dispatcher.release_claims()
+        released = await gw.dispatcher.release_claims()
+        if released:
+            log.info("released %d claimed message(s) back to the queue", released)
+        await gw.dispatcher.limiter.close()
         await gw.close()

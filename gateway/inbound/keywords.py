@@ -15,7 +15,7 @@ from typing import Literal
 
 import yaml
 
-from gateway.inbound.normalize import normalize_reply
+from gateway.inbound.normalize import normalize_reply, tokens
 
 __all__ = ["KeywordTable", "Keyword"]
 
@@ -88,10 +88,23 @@ class KeywordTable:
         reply = normalize_reply(text)
         if not reply:
             return None
-        if reply in self.opt_out or reply in self.opt_out_phrases:
+        if reply in self.opt_out or self._has_opt_out_phrase(reply):
             return "opt_out"
         if reply in self.opt_in or (opted_out and reply == "yes"):
             return "opt_in"
         if reply in self.help:
             return "help"
         return None
+
+    def _has_opt_out_phrase(self, reply: str) -> bool:
+        """The whole reply is a phrase (punctuation between words ignored), or it opens or
+        closes with a phrase of three words or more (``hi, please stop texting me``). Shorter
+        phrases (``please stop``) count only alone, and a phrase in the middle of a sentence
+        does not count, so "could the bus please stop at 5th street" is not an opt-out."""
+        words = " ".join(tokens(reply))
+        if reply in self.opt_out_phrases or words in self.opt_out_phrases:
+            return True
+        return any(
+            len(p.split(" ")) >= 3 and (words.startswith(p + " ") or words.endswith(" " + p))
+            for p in self.opt_out_phrases
+        )

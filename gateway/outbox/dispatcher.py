@@ -4,7 +4,16 @@ the channel plugins, and record what happened. The one place that turns a channe
 
 Claims: ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING`` on
 PostgreSQL, so several workers share one outbox; on SQLite the single UPDATE is the
-single-writer path. A lease that expires (a worker died) puts its messages back in the queue.
+single-writer path. A lease that expires (a worker died) puts its messages back in the queue;
+for channels that can :meth:`~gateway.channels.Channel.reconcile`, such messages first go
+through reconciliation (the provider may have them already). Outcomes are recorded as they
+come in (group commit), so a killed worker leaves at most about ``concurrency`` messages sent
+but not recorded: the only possible duplicates.
+
+``unknown`` messages (a timeout after the request left) are reconciled before any resend:
+the channel asks its provider; "it has it" → that status; "cannot tell" → re-queued once the
+lease period since the attempt has passed, counted as ``requeued_unknown`` (the provider may
+have accepted the first attempt: a possible duplicate that no protocol lets us rule out).
 """
 
 from __future__ import annotations
@@ -14,27 +23,32 @@ import logging
 import os
 import random
 import socket
+import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, insert, or_, select, text, update
 
-from gateway.channels import DELIVERY_STATUS_ORDER, Button, OutboundMessage, StatusUpdate
+from gateway.channels import DELIVERY_STATUS_ORDER, Button, Channel, OutboundMessage, StatusUpdate
 from gateway.domain.contacts import mask_address
 from gateway.errors import DeliveryUnknownError, SendError
-from gateway.outbox.rate_limit import LocalRateLimiter, RateLimiter
+from gateway.outbox.rate_limit import RateLimiter, make_rate_limiter
 from gateway.storage.models import Endpoint, OutboxMessage, StatusEvent, utcnow
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
-    from gateway.channels import Channel
 
-__all__ = ["DispatchResult", "OutboxDispatcher"]
+__all__ = ["DispatchResult", "LatencyHistogram", "OutboxDispatcher"]
 
 log = logging.getLogger("gateway.outbox")
 FINAL = frozenset({"sent", "delivered", "read", "failed", "undelivered", "cancelled"})
+#: What a provider's answer to ``reconcile`` means for us: it has the message → ``sent``.
+RECONCILED_AS_SENT = frozenset({"queued", "accepted", "scheduled", "sending", "sent"})
+#: Seconds between reconciliation attempts of one ``unknown`` message.
+RECONCILE_RETRY_SECONDS = 2.0
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
 @dataclass
@@ -46,10 +60,11 @@ class DispatchResult:
     retried: int = 0
     unknown: int = 0
     cancelled: int = 0
+    released: int = 0
 
     def add(self, other: DispatchResult) -> None:
         """Accumulate."""
-        for name in ("sent", "failed", "retried", "unknown", "cancelled"):
+        for name in ("sent", "failed", "retried", "unknown", "cancelled", "released"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
     @property
@@ -58,27 +73,59 @@ class DispatchResult:
         return self.sent + self.failed + self.retried + self.unknown + self.cancelled
 
 
+@dataclass
+class LatencyHistogram:
+    """Provider send latency of one channel (seconds), Prometheus-style cumulative buckets."""
+
+    buckets: tuple[float, ...] = LATENCY_BUCKETS
+    counts: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKETS))
+    count: int = 0
+    total: float = 0.0
+
+    def observe(self, seconds: float) -> None:
+        """Add one observation."""
+        self.count += 1
+        self.total += seconds
+        for index, bound in enumerate(self.buckets):
+            if seconds <= bound:
+                self.counts[index] += 1
+
+    def cumulative(self) -> list[tuple[str, int]]:
+        """``(le, count)`` pairs ending with ``+Inf``."""
+        return [(repr(b), c) for b, c in zip(self.buckets, self.counts, strict=True)] + [("+Inf", self.count)]
+
+
 class OutboxDispatcher:
     """Claims and sends outbox messages for every configured channel."""
 
     def __init__(self, gateway: Gateway, limiter: RateLimiter | None = None) -> None:
         self.gateway = gateway
         self.config = gateway.config.dispatch
-        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
-        self.limiter: RateLimiter = limiter or LocalRateLimiter()
+        self.worker_id = f"{socket.gethostname()[:30]}:{os.getpid()}:{id(self) & 0xFFFFFF:x}"
+        self.limiter: RateLimiter = limiter or make_rate_limiter(gateway)
         self.metrics: Counter[str] = Counter()
+        self.latency: dict[str, LatencyHistogram] = {}
         self._semaphores: dict[str, asyncio.Semaphore] = {}
+        self._stop: asyncio.Event | None = None
+        self._last_reconcile = 0.0
 
     # -- claiming -----------------------------------------------------------------------
     async def claim(self, limit: int, channels: list[str] | None = None) -> list[OutboxMessage]:
-        """Lease up to ``limit`` due messages to this worker."""
+        """Lease up to ``limit`` due messages to this worker: queued ones, and ``sending`` ones
+        whose lease expired on channels that cannot reconcile."""
         db = self.gateway.db
         now = utcnow()
         lease_until = now + timedelta(seconds=self.config.lease_seconds)
         names = channels or list(self.gateway.channels)
+        # Expired leases of channels that can reconcile go through expire_leases() instead.
+        blind = [n for n in names if n not in self._reconciling_channels(names)]
         due = or_(
             and_(OutboxMessage.status == "queued", OutboxMessage.due_at <= now),
-            and_(OutboxMessage.status == "sending", OutboxMessage.lease_until < now),
+            and_(
+                OutboxMessage.status == "sending",
+                OutboxMessage.lease_until < now,
+                OutboxMessage.channel.in_(blind),
+            ),
         )
         candidates = (
             select(OutboxMessage.id)
@@ -107,6 +154,39 @@ class OutboxDispatcher:
         rows.sort(key=lambda r: (r.due_at, r.id))
         return rows
 
+    def _reconciling_channels(self, channels: list[str] | None = None) -> list[str]:
+        names = channels or list(self.gateway.channels)
+        return [
+            n
+            for n in names
+            if n in self.gateway.channels
+            and type(self.gateway.channels[n]).reconcile is not Channel.reconcile
+        ]
+
+    async def expire_leases(self, channels: list[str] | None = None) -> int:
+        """Messages of reconciling channels whose lease expired (their worker died mid-send)
+        become ``unknown``, so the provider is asked before any resend; returns how many."""
+        names = self._reconciling_channels(channels)
+        if not names:
+            return 0
+        now = utcnow()
+        async with self.gateway.db.session() as session:
+            result = await session.execute(
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.status == "sending",
+                    OutboxMessage.lease_until < now,
+                    OutboxMessage.channel.in_(names),
+                )
+                .values(status="unknown", lease_owner=None, lease_until=now)
+                .execution_options(synchronize_session=False)
+            )
+            await session.commit()
+        count = int(result.rowcount or 0)  # type: ignore[attr-defined]
+        if count:
+            log.warning("%d message(s) with an expired lease will be reconciled before any resend", count)
+        return count
+
     # -- running ------------------------------------------------------------------------
     async def run_until_idle(
         self, channels: list[str] | None = None, max_batches: int | None = None
@@ -114,6 +194,8 @@ class OutboxDispatcher:
         """Send everything due now, then return (CLI, demo, tests)."""
         total = DispatchResult()
         batches = 0
+        await self.expire_leases(channels)
+        await self.reconcile_unknown(channels)
         while max_batches is None or batches < max_batches:
             batch = await self.claim(self.config.batch_size, channels)
             if not batch:
@@ -123,29 +205,72 @@ class OutboxDispatcher:
         return total
 
     async def run_forever(self, stop: asyncio.Event, channels: list[str] | None = None) -> None:
-        """Claim and send until ``stop`` is set; then release nothing in flight is lost."""
-        while not stop.is_set():
-            try:
-                batch = await self.claim(self.config.batch_size, channels)
-            except Exception:
-                log.exception("claiming from the outbox failed; retrying")
-                batch = []
-            if batch:
-                await self.process(batch)
-                continue
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=self.config.poll_seconds)
-            except TimeoutError:
-                pass
+        """Claim and send until ``stop`` is set. The batch in flight is finished; messages of it
+        still waiting for their rate-limit slot are released (the caller then calls
+        :meth:`release_claims` for anything left)."""
+        self._stop = stop
+        try:
+            while not stop.is_set():
+                try:
+                    await self._housekeeping(channels)
+                    batch = await self.claim(self.config.batch_size, channels)
+                except Exception:
+                    log.exception("claiming from the outbox failed; retrying")
+                    batch = []
+                if batch:
+                    try:
+                        await self.process(batch)
+                    except Exception:
+                        log.exception("processing a batch failed; its leases will expire")
+                    continue
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=self.config.poll_seconds)
+                except TimeoutError:
+                    pass
+        finally:
+            self._stop = None
+
+    async def _housekeeping(self, channels: list[str] | None) -> None:
+        mono = time.monotonic()
+        if mono - self._last_reconcile < min(RECONCILE_RETRY_SECONDS, self.config.lease_seconds / 2):
+            return
+        self._last_reconcile = mono
+        await self.expire_leases(channels)
+        await self.reconcile_unknown(channels)
 
     async def process(self, batch: list[OutboxMessage]) -> DispatchResult:
-        """Send a claimed batch concurrently and record every outcome in one transaction."""
+        """Send a claimed batch concurrently; outcomes are recorded as they complete, grouped
+        into one transaction per flush (group commit)."""
         opted_out = await self._opted_out_endpoints(batch)
-        results = await asyncio.gather(*(self._send(row, opted_out) for row in batch))
-        await self._record(results)
+        pending: list[_Outcome] = []
         summary = DispatchResult()
-        for outcome in results:
+        wake = asyncio.Event()
+        done = False
+
+        async def send(row: OutboxMessage) -> None:
+            outcome = await self._send(row, opted_out)
+            pending.append(outcome)
             setattr(summary, outcome.kind, getattr(summary, outcome.kind) + 1)
+            wake.set()
+
+        async def recorder() -> None:
+            while True:
+                await wake.wait()
+                wake.clear()
+                if pending:
+                    group = pending[:]
+                    pending.clear()
+                    await self._record(group)
+                if done and not pending:
+                    return
+
+        task = asyncio.create_task(recorder())
+        try:
+            await asyncio.gather(*(send(row) for row in batch))
+        finally:
+            done = True
+            wake.set()
+            await task
         return summary
 
     async def _opted_out_endpoints(self, batch: list[OutboxMessage]) -> set[int]:
@@ -164,6 +289,48 @@ class OutboxDispatcher:
             sem = self._semaphores[channel.name] = asyncio.Semaphore(channel.settings.concurrency)
         return sem
 
+    async def _sleep(self, seconds: float) -> bool:
+        """Sleep; False when a graceful stop began meanwhile."""
+        stop = self._stop
+        if stop is None:
+            await asyncio.sleep(seconds)
+            return True
+        if stop.is_set():
+            return False
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=seconds)
+        except TimeoutError:
+            return True
+        return False
+
+    async def _pace(self, channel: Channel, row: OutboxMessage, units: int) -> bool:
+        """Wait for the channel's overall slot, then take the recipient's (when free now; else
+        the channel slot is given up and both are tried again). A slot this process reaches
+        too late (the event loop stalled) is given up too: sending late would bunch this message
+        with the on-time ones after it. False when stopping."""
+        have_recipient = not channel.rate_per_recipient_per_second
+        tolerance = self.limiter.margin / 2
+        while True:
+            target = time.monotonic()
+            if channel.rate_per_second:
+                wait = await self.limiter.reserve(f"channel:{channel.name}", channel.rate_per_second, units)
+                # The limiter's "now" lies within the round trip: take its middle.
+                target = (target + time.monotonic()) / 2 + wait
+                if wait > 0 and not await self._sleep(wait):
+                    return False
+            if not have_recipient:
+                busy = await self.limiter.try_acquire(
+                    f"recipient:{channel.name}:{row.address}", channel.rate_per_recipient_per_second
+                )
+                if busy > 0:
+                    if not await self._sleep(busy):
+                        return False
+                    continue
+                have_recipient = True
+            if not channel.rate_per_second or time.monotonic() - target <= tolerance:
+                return True
+            self.metrics[f"late_slots:{channel.name}"] += 1
+
     async def _send(self, row: OutboxMessage, opted_out: set[int]) -> _Outcome:
         channel = self.gateway.channels.get(row.channel)
         if channel is None:
@@ -174,27 +341,31 @@ class OutboxDispatcher:
                 code="no-channel",
                 reason=f"channel {row.channel!r} is not configured",
             )
-        if row.endpoint_id in opted_out:
+        if row.endpoint_id in opted_out and not (row.payload or {}).get("compliance"):
+            # Compliance replies (the STOP confirmation) go even to an opted-out endpoint.
             return _Outcome(row, "cancelled", "cancelled", reason="endpoint opted out or invalid")
         message = to_outbound(row)
         async with self._semaphore(channel):
-            await self.limiter.acquire(
-                f"channel:{channel.name}", channel.rate_per_second, channel.cost_units(message)
-            )
-            if channel.rate_per_recipient_per_second:
-                await self.limiter.acquire(
-                    f"recipient:{channel.name}:{row.address}", channel.rate_per_recipient_per_second
-                )
+            if self._stop is not None and self._stop.is_set():
+                return _Outcome(row, "released", "queued")
+            if not await self._pace(channel, row, channel.cost_units(message)):
+                return _Outcome(row, "released", "queued")
+            started = time.perf_counter()
             try:
                 result = await channel.send(message)
             except DeliveryUnknownError as exc:
                 log.warning("message %s to %s: delivery unknown (%s)", row.id, mask_address(row.address), exc)
+                self.metrics[f"unknown:{channel.name}"] += 1
                 return _Outcome(row, "unknown", "unknown", code=exc.code, reason=exc.reason)
             except SendError as exc:
                 return self._failure(row, exc)
             except Exception as exc:  # a plugin bug must not lose the message
                 log.exception("channel %s crashed sending message %s", channel.name, row.id)
                 return self._failure(row, SendError(f"{type(exc).__name__}: {exc}", retryable=True))
+            finally:
+                self.latency.setdefault(channel.name, LatencyHistogram()).observe(
+                    time.perf_counter() - started
+                )
         status = "delivered" if result.status == "delivered" else "sent"
         self.metrics[f"sent:{channel.name}"] += 1
         return _Outcome(row, "sent", status, provider_id=result.provider_message_id, units=result.segments)
@@ -219,34 +390,133 @@ class OutboxDispatcher:
                 reason=exc.reason,
                 due_at=utcnow() + timedelta(seconds=delay),
             )
-        reason = exc.reason if not exc.retryable else f"gave up after {row.attempts} attempts: {exc.reason}"
+        if not exc.retryable:
+            reason = exc.reason
+        elif too_old:
+            reason = f"gave up after {self.config.max_age_hours:g} hours: {exc.reason}"
+        else:
+            reason = f"gave up after {row.attempts} attempts: {exc.reason}"
         log.info("message %s to %s failed: [%s] %s", row.id, mask_address(row.address), exc.code, exc.reason)
         self.metrics[f"failed:{row.channel}"] += 1
         return _Outcome(
             row, "failed", "failed", code=exc.code, reason=reason, endpoint_state=exc.endpoint_state
         )
 
+    # -- reconciliation -----------------------------------------------------------------
+    async def reconcile_unknown(self, channels: list[str] | None = None, limit: int = 200) -> DispatchResult:
+        """Ask providers about ``unknown`` messages that are due for it (see the module doc)."""
+        summary = DispatchResult()
+        names = channels or list(self.gateway.channels)
+        now = utcnow()
+        db = self.gateway.db
+        candidates = (
+            select(OutboxMessage.id)
+            .where(
+                OutboxMessage.status == "unknown",
+                OutboxMessage.channel.in_(names),
+                or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now),
+            )
+            .order_by(OutboxMessage.id)
+            .limit(limit)
+        )
+        if not db.is_sqlite:
+            candidates = candidates.with_for_update(skip_locked=True)
+        claim = (
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(candidates.scalar_subquery()))
+            .values(
+                lease_owner=self.worker_id,
+                lease_until=now + timedelta(seconds=self.config.lease_seconds),
+            )
+            .returning(OutboxMessage)
+            .execution_options(synchronize_session=False)
+        )
+        async with db.session() as session:
+            rows = list((await session.scalars(claim)).all())
+            await session.commit()
+        if not rows:
+            return summary
+        outcomes = await asyncio.gather(*(self._reconcile_one(row) for row in rows))
+        await self._record([o for o in outcomes if o is not None], keep_updated_at=True)
+        for o in outcomes:
+            if o is not None:
+                setattr(summary, o.kind, getattr(summary, o.kind) + 1)
+        return summary
+
+    async def _reconcile_one(self, row: OutboxMessage) -> _Outcome | None:
+        channel = self.gateway.channels.get(row.channel)
+        answer: str | None = None
+        if channel is not None:
+            try:
+                answer = await channel.reconcile(to_outbound(row), row.provider_message_id)
+            except Exception:
+                log.exception("channel %s crashed reconciling message %s", row.channel, row.id)
+        if answer is not None:
+            self.metrics[f"reconciled:{row.channel}"] += 1
+            if answer in RECONCILED_AS_SENT:
+                reason = "reconciled: the provider has it"
+                return _Outcome(row, "sent", "sent", reason=reason, reconciled=True)
+            if answer in DELIVERY_STATUS_ORDER:
+                kind = "failed" if answer in ("failed", "undelivered") else "sent"
+                return _Outcome(row, kind, answer, reason="reconciled with the provider", reconciled=True)
+        went_unknown = row.updated_at or utcnow()
+        if utcnow() - went_unknown >= timedelta(seconds=self.config.lease_seconds):
+            # The provider cannot tell: resend. It may have the first attempt (a duplicate).
+            self.metrics[f"requeued_unknown:{row.channel}"] += 1
+            log.warning("message %s: provider cannot tell whether it has it; re-queued", row.id)
+            return _Outcome(
+                row,
+                "retried",
+                "queued",
+                code="unknown",
+                reason="re-queued after an unknown outcome",
+                due_at=utcnow(),
+                reconciled=True,
+            )
+        # Ask again later; the row stays unknown.
+        return _Outcome(row, "unknown", "unknown", due_at=None, retry_reconcile=True)
+
     # -- recording ----------------------------------------------------------------------
-    async def _record(self, outcomes: list[_Outcome]) -> None:
+    async def _record(self, outcomes: list[_Outcome], keep_updated_at: bool = False) -> None:
+        if not outcomes:
+            return
         now = utcnow()
         updates: list[dict[str, Any]] = []
+        released: list[int] = []
         events: list[dict[str, Any]] = []
         endpoint_states: list[_Outcome] = []
         fallbacks: list[_Outcome] = []
         for o in outcomes:
+            if o.kind == "released":
+                released.append(o.row.id)
+                continue
             values: dict[str, Any] = {
                 "id": o.row.id,
                 "status": o.status,
                 "lease_owner": None,
                 "lease_until": None,
-                "updated_at": now,
                 "error_code": o.code,
                 "error_reason": o.reason,
             }
-            if o.kind == "sent":
+            if not keep_updated_at:
+                values["updated_at"] = now
+            if o.retry_reconcile:
+                values["lease_until"] = now + timedelta(seconds=RECONCILE_RETRY_SECONDS)
+                values.pop("error_code")
+                values.pop("error_reason")
+                updates.append(values)
+                continue
+            if o.reconciled:
+                values["updated_at"] = now
+            if o.status == "unknown":
+                # Reconciliation may start once the provider had a moment to settle.
+                values["lease_until"] = now + timedelta(seconds=RECONCILE_RETRY_SECONDS)
+            if o.kind == "sent" and not o.reconciled:
                 values.update(provider_message_id=o.provider_id, sent_at=now)
                 if o.units:
                     values["cost_units"] = o.units
+            elif o.kind == "sent":
+                values["sent_at"] = now
             if o.due_at is not None:
                 values["due_at"] = o.due_at
             updates.append(values)
@@ -254,11 +524,25 @@ class OutboxDispatcher:
             events.append({"message_id": o.row.id, "status": o.status, "detail": detail, "at": now})
             if o.endpoint_state and o.row.endpoint_id:
                 endpoint_states.append(o)
-            if o.status == "failed" and (o.row.payload or {}).get("fallback"):
+            if o.status in ("failed", "undelivered") and (o.row.payload or {}).get("fallback"):
                 fallbacks.append(o)
         async with self.gateway.db.session() as session:
-            await session.execute(update(OutboxMessage), updates)
-            await session.execute(insert(StatusEvent), events)
+            if updates:
+                await session.execute(update(OutboxMessage), updates)
+            if released:
+                await session.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id.in_(released), OutboxMessage.lease_owner == self.worker_id)
+                    .values(
+                        status="queued",
+                        lease_owner=None,
+                        lease_until=None,
+                        attempts=OutboxMessage.attempts - 1,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+            if events:
+                await session.execute(insert(StatusEvent), events)
             for o in endpoint_states:
                 values = (
                     {"opted_out": True, "opted_out_at": now}
@@ -272,6 +556,8 @@ class OutboxDispatcher:
                 await self._fall_back(session, o.row)
             await session.commit()
         for o in outcomes:
+            if o.kind == "released" or o.retry_reconcile:
+                continue
             await self.gateway.call_hook(
                 "gateway_message_status",
                 gateway=self.gateway,
@@ -375,6 +661,8 @@ class _Outcome:
     due_at: datetime | None = None
     endpoint_state: str | None = None
     units: int | None = None
+    reconciled: bool = False
+    retry_reconcile: bool = False
 
 
 def to_outbound(row: OutboxMessage) -> OutboundMessage:

@@ -128,6 +128,8 @@ class TwilioSmsChannel(Channel):
             self.config.auth_token.get_secret_value(),
             http_client=self._http,
         )
+        # Import the Messages API now, not inside the first (rate-limited) send.
+        _ = self._client.messages
 
     async def stop(self) -> None:
         """Close the HTTP session."""

@@ -1,0 +1,106 @@
+"""Shared pieces of the benchmarks: an instant "null" channel plugin, bulk family seeding,
+peak memory and a figure printer."""
+
+from __future__ import annotations
+
+import resource
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import insert, select
+
+from gateway import Channel, OutboundMessage, SendResult, hookimpl
+from gateway.storage.models import Endpoint, Family, Guardian, Student
+
+LANGUAGES: Sequence[str] = ("en", "es", "so", "ar", "vi", "zh", "fr", "pt", "ru", "sw", "uk", "ne")
+
+
+class NullChannel(Channel):
+    """Accepts every message at once: measures the gateway, not a provider."""
+
+    plugin = "null"
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        """Take it."""
+        return SendResult(provider_message_id=f"null-{message.message_id}", status="sent")
+
+
+class NullChannelPlugin:
+    """Registers :class:`NullChannel` through the real hook."""
+
+    @hookimpl
+    def gateway_channel_types(self) -> list[type[Channel]]:
+        """The null channel."""
+        return [NullChannel]
+
+
+async def seed_families(
+    gw: Any, count: int, languages: Sequence[str] = LANGUAGES, kind: str = "phone"
+) -> None:
+    """``count`` families, one guardian and one student each, languages round-robin."""
+    chunk = 5000
+    async with gw.db.session() as session:
+        for start in range(0, count, chunk):
+            stop = min(count, start + chunk)
+            await session.execute(insert(Family), [{"external_id": f"B{i:07d}"} for i in range(start, stop)])
+            ids = dict(
+                (ext, fid)
+                for ext, fid in await session.execute(
+                    select(Family.external_id, Family.id).where(Family.external_id >= f"B{start:07d}")
+                )
+            )
+            guardians = [
+                {
+                    "family_id": ids[f"B{i:07d}"],
+                    "name": f"Guardian {i}",
+                    "name_key": f"guardian {i}",
+                    "language": languages[i % len(languages)],
+                    "timezone": "America/Chicago",
+                    "preferred_channel": None,
+                }
+                for i in range(start, stop)
+            ]
+            await session.execute(insert(Guardian), guardians)
+            gids = dict(
+                (fid, gid)
+                for fid, gid in await session.execute(
+                    select(Guardian.family_id, Guardian.id).where(Guardian.family_id.in_(list(ids.values())))
+                )
+            )
+            address = (lambda i: f"+1816{i:07d}") if kind == "phone" else (lambda i: f"family{i}@example.org")
+            await session.execute(
+                insert(Endpoint),
+                [
+                    {"guardian_id": gids[ids[f"B{i:07d}"]], "kind": kind, "address": address(i)}
+                    for i in range(start, stop)
+                ],
+            )
+            await session.execute(
+                insert(Student),
+                [
+                    {
+                        "family_id": ids[f"B{i:07d}"],
+                        "name": f"Student {i}",
+                        "name_key": f"student {i}",
+                        "school": "Lincoln",
+                        "grade": "6",
+                        "tags": [],
+                    }
+                    for i in range(start, stop)
+                ],
+            )
+        await session.commit()
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process, in MB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def report(title: str, figures: dict[str, Any]) -> None:
+    """Print one benchmark's figures."""
+    print(f"== {title}")
+    for key, value in figures.items():
+        print(f"   {key}: {value}")
