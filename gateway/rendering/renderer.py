@@ -23,6 +23,7 @@ from jinja2 import (
     TemplateNotFound,
     TemplateSyntaxError,
     UndefinedError,
+    nodes,
 )
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
@@ -36,6 +37,11 @@ __all__ = ["BLOCKS", "RenderedMessage", "TemplateRenderer"]
 
 BLOCKS = ("sms", "email_subject", "email_text", "email_html", "telegram")
 HTML_BLOCKS = frozenset({"email_html", "telegram"})
+VARIANT_BLOCKS = {
+    "sms": ("sms",),
+    "email": ("email_subject", "email_text", "email_html"),
+    "telegram": ("telegram",),
+}
 FALLBACK = {"telegram": "sms", "email_text": "sms"}
 SUFFIX = ".j2"
 
@@ -63,6 +69,7 @@ class TemplateRenderer:
         self.catalogs = catalogs
         self.extra_filters = dict(extra_filters or {})
         self._envs: dict[tuple[str, bool], SandboxedEnvironment] = {}
+        self._names: dict[tuple[str, str], frozenset[str] | None] = {}
         self._lock = threading.Lock()
 
     # -- environments -----------------------------------------------------------------
@@ -114,6 +121,43 @@ class TemplateRenderer:
             ) from None
         except TemplateSyntaxError as exc:
             raise TemplateError(name, exc.lineno, exc.message or str(exc)) from None
+
+    def referenced_names(self, name: str, variant: str) -> frozenset[str] | None:
+        """Top-level context names the blocks of ``variant`` read (fallbacks included).
+
+        None when the template includes or imports others, so the answer cannot be known. The
+        planner uses this to render a variant once for every family whose values it reads
+        are the same (an SMS invitation that never names the guardian renders once per
+        language and time zone, not once per family).
+        """
+        key = (name, variant)
+        if key in self._names:
+            return self._names[key]
+        env = self.environment("en", False)
+        source, _, _ = env.loader.get_source(env, f"{name}{SUFFIX}")  # type: ignore[union-attr]
+        tree = env.parse(source)
+        result: frozenset[str] | None
+        if any(tree.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends))):
+            result = None
+        else:
+            blocks = {b.name: b for b in tree.find_all(nodes.Block)}
+            wanted: set[str] = set()
+            for block in VARIANT_BLOCKS.get(variant, (variant,)):
+                while block and block not in blocks:
+                    block = FALLBACK.get(block, "")
+                if block:
+                    wanted.add(block)
+            names: set[str] = set()
+            for block_name in wanted:
+                names |= {n.name for n in blocks[block_name].find_all(nodes.Name) if n.ctx == "load"}
+            uses_self = any(
+                isinstance(n.node, nodes.Name) and n.node.name == "self"
+                for b in wanted
+                for n in blocks[b].find_all(nodes.Getattr)
+            )
+            result = None if uses_self else frozenset(names)
+        self._names[key] = result
+        return result
 
     # -- rendering --------------------------------------------------------------------
     def render_block(self, name: str, block: str, language: str, context: Mapping[str, Any]) -> str | None:
