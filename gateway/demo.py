@@ -108,7 +108,8 @@ async def run_demo(folder: Path | None, console: Console) -> dict[str, Any]:
             highlight=False,
         )
         console.print(
-            "try: .venv/bin/gateway --config " + str(folder / "config.yaml") + " sandbox outbox", highlight=False
+            "try: .venv/bin/gateway --config " + str(folder / "config.yaml") + " sandbox outbox",
+            highlight=False,
         )
         return figures
     finally:
