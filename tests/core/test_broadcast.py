@@ -12,7 +12,10 @@ from gateway.testing.harness import write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENT = ROOT / "examples" / "reading-workshop.yaml"
-HEADER = "family_id,guardian_name,language,phone,email,telegram_chat_id,preferred_channel,school,grade,student_name,timezone,tags\n"
+HEADER = (
+    "family_id,guardian_name,language,phone,email,telegram_chat_id,preferred_channel,"
+    "school,grade,student_name,timezone,tags\n"
+)
 
 
 def load(cli, config: Path, rows: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -24,9 +27,9 @@ def load(cli, config: Path, rows: str, tmp_path: Path) -> None:  # type: ignore[
 
 def dispatch(cli, config: Path) -> list[dict]:  # type: ignore[no-untyped-def,type-arg]
     """Send what is due (through `gateway reply`-free path: a sandbox reply dispatches too)."""
-    from gateway.testing.harness import open_gateway
-
     import asyncio
+
+    from gateway.testing.harness import open_gateway
 
     async def go() -> None:
         async with open_gateway(config) as gw:
@@ -47,13 +50,23 @@ FAMILIES = (
 )
 
 
-def test_invitation_reaches_each_guardian_once_in_their_language(tmp_path: Path, cli, config_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_invitation_reaches_each_guardian_once_in_their_language(
+    tmp_path: Path, cli, config_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     load(cli, config_path, FAMILIES, tmp_path)
     result = cli(["broadcast", "send", "workshop_invitation", "--event", str(EVENT), "--json"], config_path)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
-    assert set(summary) >= {"broadcast_id", "status", "families", "messages", "by_language", "by_channel",
-                            "by_status", "skipped"}
+    assert set(summary) >= {
+        "broadcast_id",
+        "status",
+        "families",
+        "messages",
+        "by_language",
+        "by_channel",
+        "by_status",
+        "skipped",
+    }
     # audience from the event file: school Lincoln grade 6 → F1 (2 guardians), F2, F3; not F4
     assert summary["families"] == 3
     assert summary["messages"] == 4  # Maria gets one message for her three children
@@ -63,8 +76,16 @@ def test_invitation_reaches_each_guardian_once_in_their_language(tmp_path: Path,
 
     outbox = dispatch(cli, config_path)
     assert len(outbox) == 4
-    assert set(outbox[0]) >= {"message_id", "broadcast_id", "family_id", "channel", "address", "language",
-                              "subject", "body"}
+    assert set(outbox[0]) >= {
+        "message_id",
+        "broadcast_id",
+        "family_id",
+        "channel",
+        "address",
+        "language",
+        "subject",
+        "body",
+    }
     by_lang = {m["language"]: m for m in outbox}
     assert "jueves, 4 de marzo de 2027" in by_lang["es"]["body"]  # Babel date in Spanish, Chicago time
     assert "17:30" in by_lang["es"]["body"]
@@ -73,14 +94,19 @@ def test_invitation_reaches_each_guardian_once_in_their_language(tmp_path: Path,
     assert by_lang["my"]["channel"] == "telegram"
     assert [b[0] for b in by_lang["my"]["buttons"]] == ["yes", "no", "maybe"]
 
-    status = json.loads(cli(["broadcast", "status", str(summary["broadcast_id"]), "--json"], config_path).stdout)
+    status = json.loads(
+        cli(["broadcast", "status", str(summary["broadcast_id"]), "--json"], config_path).stdout
+    )
     assert status["by_status"] == {"delivered": 4}
     assert status["messages"] == 4 and status["families"] == 3
 
 
 def test_email_html_escapes_family_text_and_sets_rtl(tmp_path: Path, cli, sqlite_config: Path) -> None:  # type: ignore[no-untyped-def]
     load(cli, sqlite_config, FAMILIES, tmp_path)
-    cli(["broadcast", "send", "workshop_invitation", "--event", str(EVENT), "--audience", "family:F2"], sqlite_config)
+    cli(
+        ["broadcast", "send", "workshop_invitation", "--event", str(EVENT), "--audience", "family:F2"],
+        sqlite_config,
+    )
     import asyncio
 
     from sqlalchemy import select
@@ -100,10 +126,13 @@ def test_email_html_escapes_family_text_and_sets_rtl(tmp_path: Path, cli, sqlite
 
 def test_opted_out_and_missing_endpoints_are_skipped(tmp_path: Path, cli, config_path: Path) -> None:  # type: ignore[no-untyped-def]
     load(cli, config_path, FAMILIES + "F5,No Phone,en,,,,,Lincoln,6,Kid Five,,\n", tmp_path)
-    reply = json.loads(cli(["sandbox", "reply", "--from", "+19135550101", "STOP", "--json"], config_path).stdout)
+    reply = json.loads(
+        cli(["sandbox", "reply", "--from", "+19135550101", "STOP", "--json"], config_path).stdout
+    )
     assert reply["classification"] == "opt_out"
-    summary = json.loads(cli(["broadcast", "send", "workshop_invitation", "--event", str(EVENT), "--json"],
-                             config_path).stdout)
+    summary = json.loads(
+        cli(["broadcast", "send", "workshop_invitation", "--event", str(EVENT), "--json"], config_path).stdout
+    )
     skipped = {(s["family_id"], s["reason"]) for s in summary["skipped"]}
     assert ("F1", "opted out") in skipped
     assert ("F5", "no endpoint") in skipped
@@ -114,13 +143,19 @@ def test_opted_out_and_missing_endpoints_are_skipped(tmp_path: Path, cli, config
 
 def test_dry_run_summarises_and_writes_nothing(tmp_path: Path, cli, sqlite_config: Path) -> None:  # type: ignore[no-untyped-def]
     load(cli, sqlite_config, FAMILIES, tmp_path)
-    result = cli(["broadcast", "send", "workshop_invitation", "--event", str(EVENT), "--dry-run"], sqlite_config)
+    result = cli(
+        ["broadcast", "send", "workshop_invitation", "--event", str(EVENT), "--dry-run"], sqlite_config
+    )
     assert result.exit_code == 0, result.output
     assert "(dry run)" in result.output and "3 families, 4 messages" in result.output
     assert "catalog es" in result.output
     assert "UCS-2" in result.output or "GSM-7" in result.output  # SMS segments per language
-    data = json.loads(cli(["broadcast", "send", "workshop_invitation", "--event", str(EVENT), "--dry-run",
-                           "--json"], sqlite_config).stdout)
+    data = json.loads(
+        cli(
+            ["broadcast", "send", "workshop_invitation", "--event", str(EVENT), "--dry-run", "--json"],
+            sqlite_config,
+        ).stdout
+    )
     assert data["broadcast_id"] is None and data["status"] == "dry-run"
     assert data["preview"]["es"]["sms"]["encoding"] == "UCS-2"
     assert dispatch(cli, sqlite_config) == []
@@ -128,21 +163,77 @@ def test_dry_run_summarises_and_writes_nothing(tmp_path: Path, cli, sqlite_confi
 
 def test_channels_policy_all_and_audience_filters(tmp_path: Path, cli, sqlite_config: Path) -> None:  # type: ignore[no-untyped-def]
     load(cli, sqlite_config, FAMILIES, tmp_path)
-    only_sms = json.loads(cli(["broadcast", "send", "event_reminder", "--event", str(EVENT), "--channels", "sms",
-                               "--audience", "school:Lincoln,Roosevelt", "--json"], sqlite_config).stdout)
+    only_sms = json.loads(
+        cli(
+            [
+                "broadcast",
+                "send",
+                "event_reminder",
+                "--event",
+                str(EVENT),
+                "--channels",
+                "sms",
+                "--audience",
+                "school:Lincoln,Roosevelt",
+                "--json",
+            ],
+            sqlite_config,
+        ).stdout
+    )
     assert only_sms["by_channel"] == {"sms": 3}  # Maria, Aung (has a phone too), Lan
-    everything = json.loads(cli(["broadcast", "send", "event_reminder", "--event", str(EVENT), "--policy", "all",
-                                 "--audience", "family:F3", "--json"], sqlite_config).stdout)
+    everything = json.loads(
+        cli(
+            [
+                "broadcast",
+                "send",
+                "event_reminder",
+                "--event",
+                str(EVENT),
+                "--policy",
+                "all",
+                "--audience",
+                "family:F3",
+                "--json",
+            ],
+            sqlite_config,
+        ).stdout
+    )
     assert everything["by_channel"] == {"sms": 1, "telegram": 1}
-    by_language = json.loads(cli(["broadcast", "send", "event_reminder", "--event", str(EVENT),
-                                  "--audience", "language:vi grade:3", "--json"], sqlite_config).stdout)
+    by_language = json.loads(
+        cli(
+            [
+                "broadcast",
+                "send",
+                "event_reminder",
+                "--event",
+                str(EVENT),
+                "--audience",
+                "language:vi grade:3",
+                "--json",
+            ],
+            sqlite_config,
+        ).stdout
+    )
     assert by_language["by_language"] == {"vi": 1}
 
 
 def test_scheduled_broadcast_waits_for_its_time(tmp_path: Path, cli, sqlite_config: Path) -> None:  # type: ignore[no-untyped-def]
     load(cli, sqlite_config, FAMILIES, tmp_path)
-    summary = json.loads(cli(["broadcast", "send", "event_reminder", "--event", str(EVENT),
-                              "--at", "2030-01-01T09:00:00-06:00", "--json"], sqlite_config).stdout)
+    summary = json.loads(
+        cli(
+            [
+                "broadcast",
+                "send",
+                "event_reminder",
+                "--event",
+                str(EVENT),
+                "--at",
+                "2030-01-01T09:00:00-06:00",
+                "--json",
+            ],
+            sqlite_config,
+        ).stdout
+    )
     assert summary["messages"] == 4
     assert dispatch(cli, sqlite_config) == []
 
@@ -157,13 +248,17 @@ def test_scheduled_broadcast_waits_for_its_time(tmp_path: Path, cli, sqlite_conf
     ],
 )
 def test_template_errors_are_reported_before_anything_is_sent(
-    tmp_path: Path, cli, source: str, fragment: str  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    cli,
+    source: str,
+    fragment: str,  # type: ignore[no-untyped-def]
 ) -> None:
     templates = tmp_path / "templates"
     templates.mkdir()
     (templates / "bad.j2").write_text(source, encoding="utf-8")
-    config = write_config(tmp_path / "gw", paths={"data_dir": str(tmp_path / "gw" / "data"),
-                                                   "templates": str(templates)})
+    config = write_config(
+        tmp_path / "gw", paths={"data_dir": str(tmp_path / "gw" / "data"), "templates": str(templates)}
+    )
     load(cli, config, FAMILIES, tmp_path)
     result = cli(["broadcast", "send", "bad", "--json"], config)
     assert result.exit_code == 2
@@ -172,8 +267,22 @@ def test_template_errors_are_reported_before_anything_is_sent(
 
 
 def test_preview_shows_each_language_and_channel(tmp_path: Path, cli, sqlite_config: Path) -> None:  # type: ignore[no-untyped-def]
-    result = cli(["preview", "workshop_invitation", "--event", str(EVENT), "--language", "es",
-                  "--language", "ar", "--channel", "sms", "--json"], sqlite_config)
+    result = cli(
+        [
+            "preview",
+            "workshop_invitation",
+            "--event",
+            str(EVENT),
+            "--language",
+            "es",
+            "--language",
+            "ar",
+            "--channel",
+            "sms",
+            "--json",
+        ],
+        sqlite_config,
+    )
     assert result.exit_code == 0, result.output
     items = json.loads(result.stdout)
     assert [(i["language"], i["channel"]) for i in items] == [("es", "sms"), ("ar", "sms")]
@@ -195,5 +304,8 @@ def test_demo_config_written_by_init(tmp_path: Path, cli) -> None:  # type: igno
     assert result.exit_code == 0, result.output
     data = yaml.safe_load(target.read_text())
     assert {n: c["plugin"] for n, c in data["channels"].items()} == {
-        "sms": "sandbox", "email": "sandbox", "telegram": "sandbox"}
+        "sms": "sandbox",
+        "email": "sandbox",
+        "telegram": "sandbox",
+    }
     assert (tmp_path / "data" / "gateway.db").exists()

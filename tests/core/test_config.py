@@ -33,8 +33,11 @@ def test_env_substitution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_missing_env_variable_names_the_key(tmp_path: Path) -> None:
-    path = write(tmp_path, "channels:\n  sms:\n    plugin: sandbox\n    endpoint: phone\n"
-                 "    concurrency: 2\ndistrict:\n  email: ${GW_NOT_SET_ANYWHERE}\n")
+    path = write(
+        tmp_path,
+        "channels:\n  sms:\n    plugin: sandbox\n    endpoint: phone\n"
+        "    concurrency: 2\ndistrict:\n  email: ${GW_NOT_SET_ANYWHERE}\n",
+    )
     with pytest.raises(ConfigError, match=r"district\.email: environment variable GW_NOT_SET_ANYWHERE"):
         load_config(path)
 
@@ -58,7 +61,8 @@ def test_bad_values_fail_with_key_path_and_reason(tmp_path: Path, text: str, exp
 
 def test_bad_channel_settings_are_reported_by_the_plugin_with_full_path(tmp_path: Path) -> None:
     config = parse_config(
-        {"channels": {"sms": {"plugin": "sandbox", "endpoint": "phone", "concurency": 4}}}, tmp_path / "c.yaml"
+        {"channels": {"sms": {"plugin": "sandbox", "endpoint": "phone", "concurency": 4}}},
+        tmp_path / "c.yaml",
     )
     with pytest.raises(ConfigError, match=r"channels\.sms\.concurency: unknown key"):
         Gateway(config)
@@ -66,13 +70,16 @@ def test_bad_channel_settings_are_reported_by_the_plugin_with_full_path(tmp_path
 
 def test_unknown_channel_plugin_lists_installed_ones(tmp_path: Path) -> None:
     config = parse_config({"channels": {"sms": {"plugin": "whatsapp_cloud"}}}, tmp_path / "c.yaml")
-    with pytest.raises(ConfigError, match=r"channels\.sms\.plugin: unknown channel plugin 'whatsapp_cloud'.*sandbox"):
+    with pytest.raises(
+        ConfigError, match=r"channels\.sms\.plugin: unknown channel plugin 'whatsapp_cloud'.*sandbox"
+    ):
         Gateway(config)
 
 
 def test_twilio_channel_requires_credentials(tmp_path: Path) -> None:
-    config = parse_config({"channels": {"sms": {"plugin": "twilio_sms", "from_number": "+18165550100"}}},
-                          tmp_path / "c.yaml")
+    config = parse_config(
+        {"channels": {"sms": {"plugin": "twilio_sms", "from_number": "+18165550100"}}}, tmp_path / "c.yaml"
+    )
     with pytest.raises(ConfigError, match=r"channels\.sms\.account_sid: required"):
         Gateway(config)
 

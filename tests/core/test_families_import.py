@@ -7,7 +7,10 @@ from pathlib import Path
 
 from gateway.domain.family_csv import parse_families_csv
 
-HEADER = "family_id,guardian_name,language,phone,email,telegram_chat_id,preferred_channel,school,grade,student_name,timezone,tags\n"
+HEADER = (
+    "family_id,guardian_name,language,phone,email,telegram_chat_id,preferred_channel,"
+    "school,grade,student_name,timezone,tags\n"
+)
 
 
 def csv_file(tmp_path: Path, body: str, *, bom: bool = False, name: str = "families.csv") -> Path:
@@ -18,12 +21,16 @@ def csv_file(tmp_path: Path, body: str, *, bom: bool = False, name: str = "famil
 
 
 def test_import_merges_rows_normalises_and_lists(tmp_path: Path, cli, config_path: Path) -> None:  # type: ignore[no-untyped-def]
-    path = csv_file(tmp_path, (
-        "F1,Maria Lopez,es-MX,(913) 555-0101,,,sms,Roosevelt,3,Ana Lopez,,newcomer\n"
-        "F1,maria  lopez,es-MX,(913) 555-0101,,,sms,Roosevelt,4,Luis Lopez,,\n"
-        "F1,Juan Lopez,en,,juan@example.net,,email,Roosevelt,3,Ana Lopez,,\n"
-        "F2,Amina Ali,so,+1 913 555 0102,,777,telegram,Lincoln,6,Omar Ali,America/New_York,\n"
-    ), bom=True)
+    path = csv_file(
+        tmp_path,
+        (
+            "F1,Maria Lopez,es-MX,(913) 555-0101,,,sms,Roosevelt,3,Ana Lopez,,newcomer\n"
+            "F1,maria  lopez,es-MX,(913) 555-0101,,,sms,Roosevelt,4,Luis Lopez,,\n"
+            "F1,Juan Lopez,en,,juan@example.net,,email,Roosevelt,3,Ana Lopez,,\n"
+            "F2,Amina Ali,so,+1 913 555 0102,,777,telegram,Lincoln,6,Omar Ali,America/New_York,\n"
+        ),
+        bom=True,
+    )
     result = cli(["families", "import", str(path), "--json"], config_path)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
@@ -37,8 +44,9 @@ def test_import_merges_rows_normalises_and_lists(tmp_path: Path, cli, config_pat
     assert [g["name"] for g in f1["guardians"]] == ["Maria Lopez", "Juan Lopez"]
     maria = f1["guardians"][0]
     assert maria["language"] == "es-MX"
-    assert maria["endpoints"] == [{"channel": "sms", "kind": "phone", "address": "+19135550101",
-                                   "opted_out": False, "invalid": False}]
+    assert maria["endpoints"] == [
+        {"channel": "sms", "kind": "phone", "address": "+19135550101", "opted_out": False, "invalid": False}
+    ]
     assert sorted(s["name"] for s in f1["students"]) == ["Ana Lopez", "Luis Lopez"]
     assert f1["tags"] == ["newcomer"]
     f2 = next(f for f in listing if f["family_id"] == "F2")
@@ -64,21 +72,30 @@ def test_reimport_is_idempotent(tmp_path: Path, cli, config_path: Path) -> None:
 
 
 def test_bad_rows_are_reported_by_line_and_good_rows_imported(tmp_path: Path, cli, config_path: Path) -> None:  # type: ignore[no-untyped-def]
-    path = csv_file(tmp_path, (
-        "F1,Maria Lopez,es,(913) 555-0101,,,sms,Roosevelt,3,Ana Lopez,,\n"     # line 2 ok
-        "F2,Bad Phone,es,12345,,,sms,Roosevelt,3,Kid,,\n"                      # line 3
-        "F3,Wrong Lang,sp,(913) 555-0103,,,sms,Roosevelt,3,Kid Three,,\n"       # line 4
-        ",No Family,en,(913) 555-0104,,,sms,Roosevelt,3,Kid Four,,\n"           # line 5
-        "F5,Bad Email,en,,not-an-email,,email,Roosevelt,3,Kid Five,,\n"         # line 6
-        "F6,Bad Zone,en,(913) 555-0106,,,sms,Roosevelt,3,Kid Six,Mars/Base,\n"  # line 7
-        "F7,\"Multi\nLine\",en,(913) 555-0107,,,sms,Roosevelt,3,Kid Seven,,\n"  # lines 8-9 ok
-        "F8,Bad Channel,en,(913) 555-0108,,,fax,Roosevelt,3,Kid Eight,,\n"      # line 10
-    ))
+    path = csv_file(
+        tmp_path,
+        (
+            "F1,Maria Lopez,es,(913) 555-0101,,,sms,Roosevelt,3,Ana Lopez,,\n"  # line 2 ok
+            "F2,Bad Phone,es,12345,,,sms,Roosevelt,3,Kid,,\n"  # line 3
+            "F3,Wrong Lang,sp,(913) 555-0103,,,sms,Roosevelt,3,Kid Three,,\n"  # line 4
+            ",No Family,en,(913) 555-0104,,,sms,Roosevelt,3,Kid Four,,\n"  # line 5
+            "F5,Bad Email,en,,not-an-email,,email,Roosevelt,3,Kid Five,,\n"  # line 6
+            "F6,Bad Zone,en,(913) 555-0106,,,sms,Roosevelt,3,Kid Six,Mars/Base,\n"  # line 7
+            'F7,"Multi\nLine",en,(913) 555-0107,,,sms,Roosevelt,3,Kid Seven,,\n'  # lines 8-9 ok
+            "F8,Bad Channel,en,(913) 555-0108,,,fax,Roosevelt,3,Kid Eight,,\n"  # line 10
+        ),
+    )
     result = cli(["families", "import", str(path), "--json"], config_path)
     report = json.loads(result.stdout)
     errors = {(e["line"], e["column"]): e for e in report["errors"]}
-    assert set(errors) == {(3, "phone"), (4, "language"), (5, "family_id"), (6, "email"), (7, "timezone"),
-                           (10, "preferred_channel")}
+    assert set(errors) == {
+        (3, "phone"),
+        (4, "language"),
+        (5, "family_id"),
+        (6, "email"),
+        (7, "timezone"),
+        (10, "preferred_channel"),
+    }
     assert "did you mean 'es'" in errors[(4, "language")]["reason"]
     assert errors[(3, "phone")]["value"] == "12345"
     assert errors[(4, "language")]["family_id"] == "F3"
@@ -89,8 +106,11 @@ def test_bad_rows_are_reported_by_line_and_good_rows_imported(tmp_path: Path, cl
 
 def test_wrong_encoding_rows_are_reported_and_rest_imported(tmp_path: Path, cli, sqlite_config: Path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "latin1.csv"
-    path.write_bytes(HEADER.encode() + "F1,José Pérez,es,(913) 555-0101,,,sms,Lincoln,6,Ana,,\n".encode("latin-1")
-                     + "F2,Amy Chen,en,(913) 555-0102,,,sms,Lincoln,6,Bo Chen,,\n".encode())
+    path.write_bytes(
+        HEADER.encode()
+        + "F1,José Pérez,es,(913) 555-0101,,,sms,Lincoln,6,Ana,,\n".encode("latin-1")
+        + b"F2,Amy Chen,en,(913) 555-0102,,,sms,Lincoln,6,Bo Chen,,\n"
+    )
     report = json.loads(cli(["families", "import", str(path), "--json"], sqlite_config).stdout)
     assert [(e["line"], e["reason"][:19]) for e in report["errors"]] == [(2, "not valid UTF-8 (sa")]
     assert report["families_imported"] == 1
@@ -104,8 +124,10 @@ def test_dry_run_writes_nothing(tmp_path: Path, cli, sqlite_config: Path) -> Non
 
 
 def test_duplicate_rows_and_formula_cells_warn() -> None:
-    data = (HEADER + "F1,=HYPERLINK(\"x\"),en,(913) 555-0101,,,sms,Lincoln,6,Ana,,\n"
-            "F1,=HYPERLINK(\"x\"),en,(913) 555-0101,,,sms,Lincoln,6,Ana,,\n").encode()
+    data = (
+        HEADER + 'F1,=HYPERLINK("x"),en,(913) 555-0101,,,sms,Lincoln,6,Ana,,\n'
+        'F1,=HYPERLINK("x"),en,(913) 555-0101,,,sms,Lincoln,6,Ana,,\n'
+    ).encode()
     parsed = parse_families_csv(data)
     reasons = [w.reason for w in parsed.warnings]
     assert any("spreadsheet formula" in r for r in reasons)

@@ -48,8 +48,14 @@ def make_distribution(root: Path) -> Path:
 
 def run_gateway(args: list[str], site: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(site), "PRETEND_LOG": str(tmp_path / "sent.jsonl")}
-    return subprocess.run([sys.executable, "-m", "gateway.cli", *args], capture_output=True, text=True,
-                          env=env, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_installed_distribution_adds_a_channel_without_core_changes(tmp_path: Path) -> None:
@@ -66,16 +72,24 @@ def test_installed_distribution_adds_a_channel_without_core_changes(tmp_path: Pa
 
     config = write_config(tmp_path / "gw", channels={"whatsapp": {"plugin": "pretend_whatsapp"}})
     csv = tmp_path / "f.csv"
-    csv.write_text("family_id,guardian_name,language,phone,school,grade,student_name\n"
-                   "F1,Maria Lopez,es,(913) 555-0101,Lincoln,6,Ana\n", encoding="utf-8")
-    assert run_gateway(["families", "import", str(csv), "--config", str(config)], site, tmp_path).returncode == 0
-    sent = run_gateway(["broadcast", "send", "opt_in_confirmation", "--config", str(config), "--json"], site,
-                       tmp_path)
+    csv.write_text(
+        "family_id,guardian_name,language,phone,school,grade,student_name\n"
+        "F1,Maria Lopez,es,(913) 555-0101,Lincoln,6,Ana\n",
+        encoding="utf-8",
+    )
+    assert (
+        run_gateway(["families", "import", str(csv), "--config", str(config)], site, tmp_path).returncode == 0
+    )
+    sent = run_gateway(
+        ["broadcast", "send", "opt_in_confirmation", "--config", str(config), "--json"], site, tmp_path
+    )
     assert sent.returncode == 0, sent.stderr
     assert json.loads(sent.stdout)["by_channel"] == {"whatsapp": 1}
-    script = ("import asyncio,sys;from gateway.testing.harness import open_gateway\n"
-              "async def m():\n async with open_gateway(sys.argv[1]) as gw: await gw.dispatcher.run_until_idle()\n"
-              "asyncio.run(m())")
+    script = (
+        "import asyncio,sys;from gateway.testing.harness import open_gateway\n"
+        "async def m():\n async with open_gateway(sys.argv[1]) as gw: await gw.dispatcher.run_until_idle()\n"
+        "asyncio.run(m())"
+    )
     env = {**os.environ, "PYTHONPATH": str(site), "PRETEND_LOG": str(tmp_path / "sent.jsonl")}
     subprocess.run([sys.executable, "-c", script, str(config)], env=env, check=True, timeout=120)
     lines = [json.loads(x) for x in (tmp_path / "sent.jsonl").read_text().splitlines()]

@@ -32,8 +32,14 @@ async def test_two_dispatchers_never_claim_the_same_message(gateway, tmp_path: P
 
     async with gateway.db.session() as session:
         session.add_all(
-            OutboxMessage(channel="sms", address=f"+1913555{i:04d}", language="en", body=f"m{i}",
-                          status="queued", due_at=utcnow())
+            OutboxMessage(
+                channel="sms",
+                address=f"+1913555{i:04d}",
+                language="en",
+                body=f"m{i}",
+                status="queued",
+                due_at=utcnow(),
+            )
             for i in range(300)
         )
         await session.commit()
@@ -48,8 +54,17 @@ async def test_send_records_status_history(gateway) -> None:  # type: ignore[no-
     from gateway.storage.models import utcnow
 
     async with gateway.db.session() as session:
-        session.add(OutboxMessage(channel="email", address="a@example.net", language="en", body="hi",
-                                  subject="s", status="queued", due_at=utcnow()))
+        session.add(
+            OutboxMessage(
+                channel="email",
+                address="a@example.net",
+                language="en",
+                body="hi",
+                subject="s",
+                status="queued",
+                due_at=utcnow(),
+            )
+        )
         await session.commit()
     result = await gateway.dispatcher.run_until_idle()
     assert result.sent == 1
@@ -57,14 +72,18 @@ async def test_send_records_status_history(gateway) -> None:  # type: ignore[no-
         row = (await session.scalars(select(OutboxMessage))).one()
         assert row.status == "delivered" and row.provider_message_id == f"sandbox-{row.id}"
         assert row.sent_at is not None and row.sent_at.tzinfo is not None
-        events = await session.scalar(select(func.count(StatusEvent.id)).where(StatusEvent.message_id == row.id))
+        events = await session.scalar(
+            select(func.count(StatusEvent.id)).where(StatusEvent.message_id == row.id)
+        )
         assert events == 1
 
 
 def test_sandbox_writes_one_file_per_message(tmp_path: Path, cli, sqlite_config: Path) -> None:  # type: ignore[no-untyped-def]
     csv = tmp_path / "f.csv"
-    csv.write_text("family_id,guardian_name,language,phone,email,school,grade,student_name\n"
-                   "F1,Maria,es,(913) 555-0101,,Lincoln,6,Ana\nF2,Lan,vi,,lan@example.net,Lincoln,6,Minh\n")
+    csv.write_text(
+        "family_id,guardian_name,language,phone,email,school,grade,student_name\n"
+        "F1,Maria,es,(913) 555-0101,,Lincoln,6,Ana\nF2,Lan,vi,,lan@example.net,Lincoln,6,Minh\n"
+    )
     cli(["families", "import", str(csv)], sqlite_config)
     cli(["broadcast", "send", "opt_in_confirmation"], sqlite_config)
 
@@ -76,5 +95,7 @@ def test_sandbox_writes_one_file_per_message(tmp_path: Path, cli, sqlite_config:
     files = sorted((sqlite_config.parent / "data" / "channels").rglob("*.json"))
     records = [json.loads(p.read_text()) for p in files]
     assert {(r["channel"], r["address"], r["language"]) for r in records} == {
-        ("sms", "+19135550101", "es"), ("email", "lan@example.net", "vi")}
+        ("sms", "+19135550101", "es"),
+        ("email", "lan@example.net", "vi"),
+    }
     assert all(r["body"] for r in records)
