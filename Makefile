@@ -43,8 +43,11 @@ test: $(VENV)/.installed-test system-deps
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 
+# Every benchmark in turn (figures in docs/benchmarks.md); scale_out needs the local PostgreSQL.
+BENCHMARKS := fanout.py "fanout.py --linearity" dispatch.py email_smtp.py "email_smtp.py --starttls" \
+	sms_twilio.py rate_limit.py inbound_webhooks.py scale_out.py
 bench: $(VENV)/.installed-test
-	$(BIN)/python bench/fanout.py
+	@for b in $(BENCHMARKS); do echo "\$$ bench/$$b"; $(BIN)/python bench/$$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import insert, select
 
 from gateway import Channel, OutboundMessage, SendResult, hookimpl
-from gateway.storage.models import Endpoint, Family, Guardian, Student
+from gateway.storage.models import Endpoint, Family, Guardian, OutboxMessage, Student, utcnow
 
 LANGUAGES: Sequence[str] = ("en", "es", "so", "ar", "vi", "zh", "fr", "pt", "ru", "sw", "uk", "ne")
 
@@ -91,6 +91,79 @@ async def seed_families(
                 ],
             )
         await session.commit()
+
+
+async def seed_outbox(
+    gw: Any,
+    count: int,
+    channel: str = "sms",
+    address: Any = None,
+    body: str = "Reading workshop on Thursday at 6 pm in the library. Reply YES to come.",
+    html: str | None = None,
+    subject: str | None = None,
+    unique_bodies: bool = False,
+    tag: str = "",
+) -> None:
+    """``count`` queued outbox messages on ``channel``, due now, written with Core inserts.
+    ``address(i)`` gives the i-th recipient (default: distinct phone numbers);
+    ``unique_bodies`` appends ``#i`` to each body (to count duplicates at the provider);
+    ``tag`` tells several seedings of one database apart."""
+    make = address or (lambda i: f"+1816{i:07d}")
+    now = utcnow()
+    chunk = 5000
+    async with gw.db.session() as session:
+        for start in range(0, count, chunk):
+            await session.execute(
+                insert(OutboxMessage),
+                [
+                    {
+                        "channel": channel,
+                        "address": make(i),
+                        "language": LANGUAGES[i % len(LANGUAGES)],
+                        "body": f"{body} #{tag}{i}" if unique_bodies else body,
+                        "subject": subject,
+                        "html": html,
+                        "payload": {"family_id": None},
+                        "status": "queued",
+                        "due_at": now,
+                        "reply_token": f"bench-{tag}{i:08d}",
+                    }
+                    for i in range(start, min(count, start + chunk))
+                ],
+            )
+        await session.commit()
+
+
+def max_in_window(times: Sequence[float], window: float = 1.0) -> int:
+    """The largest number of timestamps inside any half-open window of ``window`` seconds."""
+    ordered = sorted(times)
+    best = left = 0
+    for right, t in enumerate(ordered):
+        while t - ordered[left] >= window:
+            left += 1
+        best = max(best, right - left + 1)
+    return best
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    """The ``share`` (0..1) percentile of ``values`` (nearest rank)."""
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    rank = max(0, min(len(ordered) - 1, round(share * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+async def fresh_pg_database(prefix: str = "gwbench") -> str:
+    """A migrated database of its own on the local PostgreSQL (drop it with
+    :func:`gateway.testing.harness.drop_pg_database`); returns its URL."""
+    from gateway.testing.harness import clone_pg_database, create_pg_template, drop_pg_database, pg_url
+
+    template = await create_pg_template(f"{prefix}tmpl")
+    try:
+        return await clone_pg_database(template, prefix=prefix)
+    finally:
+        await drop_pg_database(pg_url(template))
 
 
 def peak_rss_mb() -> float:

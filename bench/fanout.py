@@ -1,17 +1,21 @@
 """Fan-out benchmark: one workshop invitation with a free-text description to N families in
 12 languages through an instant channel; plan (render + write the outbox) and dispatch.
 
-    .venv/bin/python bench/fanout.py [--families 30000] [--database URL]
+    .venv/bin/python bench/fanout.py [--families 30000] [--database URL] [--json]
+    .venv/bin/python bench/fanout.py --linearity [--sizes 30000 100000]
 
 Prints messages/s, machine-translation engine calls, translation-memory hits and peak RSS.
 Targets (docs/benchmarks.md): ≥ 2,000 messages/s, engine calls = distinct strings × languages,
-peak RSS ≤ 300 MB.
+peak RSS ≤ 300 MB. ``--linearity`` runs each size in a fresh process (so peak RSS is per size)
+and prints the time per family of each and their ratio (target: within 20 %).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -63,14 +67,46 @@ async def run(families: int, database: str | None, folder: Path) -> dict[str, ob
     }
 
 
+def linearity(sizes: list[int]) -> dict[str, object]:
+    """One fan-out per size, each in its own process; time per family and the ratio."""
+    figures: dict[str, object] = {}
+    per_family: list[float] = []
+    for size in sizes:
+        output = subprocess.run(
+            [sys.executable, __file__, "--families", str(size), "--json"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        result = json.loads(output.strip().splitlines()[-1])
+        seconds = float(result["total seconds"])
+        per_family.append(seconds / size)
+        figures[f"{size} families"] = (
+            f"{seconds:.1f} s (plan {result['plan seconds']} s + dispatch {result['dispatch seconds']} s), "
+            f"{1e3 * seconds / size:.3f} ms/family, {result['messages/s (plan + dispatch)']} msg/s, "
+            f"peak RSS {result['peak RSS MB']} MB, engine calls {result['engine calls']}"
+        )
+    figures["time per family, largest / smallest"] = round(per_family[-1] / per_family[0], 3)
+    return figures
+
+
 def main() -> None:
     """Command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--families", type=int, default=30_000)
     parser.add_argument("--database", default=None, help="database URL (default: SQLite in a temp folder)")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON line")
+    parser.add_argument("--linearity", action="store_true", help="compare --sizes, one process each")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[30_000, 100_000])
     args = parser.parse_args()
+    if args.linearity:
+        report(f"fan-out linearity over {', '.join(map(str, args.sizes))} families", linearity(args.sizes))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         figures = asyncio.run(run(args.families, args.database, Path(tmp)))
+    if args.json:
+        print(json.dumps(figures))
+        return
     report(f"fan-out to {args.families} families in {len(LANGUAGES)} languages", figures)
 
 

@@ -25,11 +25,11 @@ import random
 import socket
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, insert, or_, select, text, update
+from sqlalchemy import bindparam, insert, or_, select, text, update
 
 from gateway.channels import DELIVERY_STATUS_ORDER, Button, Channel, OutboundMessage, StatusUpdate
 from gateway.domain.contacts import mask_address
@@ -40,7 +40,7 @@ from gateway.storage.models import Endpoint, OutboxMessage, StatusEvent, utcnow
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
-__all__ = ["DispatchResult", "LatencyHistogram", "OutboxDispatcher"]
+__all__ = ["ClaimedMessage", "DispatchResult", "LatencyHistogram", "OutboxDispatcher"]
 
 log = logging.getLogger("gateway.outbox")
 FINAL = frozenset({"sent", "delivered", "read", "failed", "undelivered", "cancelled"})
@@ -49,6 +49,47 @@ RECONCILED_AS_SENT = frozenset({"queued", "accepted", "scheduled", "sending", "s
 #: Seconds between reconciliation attempts of one ``unknown`` message.
 RECONCILE_RETRY_SECONDS = 2.0
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+#: The outbox table, used through SQLAlchemy Core on the hot path (claim, record): plain rows
+#: instead of ORM entities.
+OUTBOX = OutboxMessage.__table__
+STATUS_EVENTS = StatusEvent.__table__
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedMessage:
+    """An outbox row as claimed by a worker (a plain snapshot, not an ORM entity): the columns
+    that sending, recording and fallback need, with the values after the claim."""
+
+    id: int
+    broadcast_id: int | None
+    family_id: int | None
+    guardian_id: int | None
+    endpoint_id: int | None
+    channel: str
+    address: str
+    language: str
+    subject: str | None
+    body: str
+    html: str | None
+    payload: dict[str, Any] | None
+    conversation: bool
+    status: str
+    due_at: datetime
+    attempts: int
+    lease_owner: str | None
+    lease_until: datetime | None
+    provider_message_id: str | None
+    reply_token: str | None
+    created_at: datetime
+    updated_at: datetime | None
+
+
+#: The columns a claim returns, in :class:`ClaimedMessage` field order.
+CLAIM_COLUMNS = tuple(OUTBOX.c[f.name] for f in fields(ClaimedMessage))
+
+
+def _claimed(rows: Any) -> list[ClaimedMessage]:
+    return [ClaimedMessage(*row) for row in rows]
 
 
 @dataclass
@@ -110,7 +151,7 @@ class OutboxDispatcher:
         self._last_reconcile = 0.0
 
     # -- claiming -----------------------------------------------------------------------
-    async def claim(self, limit: int, channels: list[str] | None = None) -> list[OutboxMessage]:
+    async def claim(self, limit: int, channels: list[str] | None = None) -> list[ClaimedMessage]:
         """Lease up to ``limit`` due messages to this worker: queued ones, and ``sending`` ones
         whose lease expired on channels that cannot reconcile."""
         db = self.gateway.db
@@ -119,37 +160,43 @@ class OutboxDispatcher:
         names = channels or list(self.gateway.channels)
         # Expired leases of channels that can reconcile go through expire_leases() instead.
         blind = [n for n in names if n not in self._reconciling_channels(names)]
-        due = or_(
-            and_(OutboxMessage.status == "queued", OutboxMessage.due_at <= now),
-            and_(
-                OutboxMessage.status == "sending",
-                OutboxMessage.lease_until < now,
-                OutboxMessage.channel.in_(blind),
-            ),
+        c = OUTBOX.c
+        # Two candidate queries, one per status, so each walks ix_outbox_due (status, due_at)
+        # in order instead of scanning and sorting every row of the channel (a single OR of
+        # both made SQLite do that: quadratic over a large broadcast).
+        expired = (
+            select(c.id)
+            .where(c.status == "sending", c.lease_until < now, c.channel.in_(blind))
+            .order_by(c.due_at, c.id)
         )
-        candidates = (
-            select(OutboxMessage.id)
-            .where(due, OutboxMessage.channel.in_(names))
-            .order_by(OutboxMessage.due_at, OutboxMessage.id)
-            .limit(limit)
+        queued = (
+            select(c.id)
+            .where(c.status == "queued", c.due_at <= now, c.channel.in_(names))
+            .order_by(c.due_at, c.id)
         )
-        if not db.is_sqlite:
-            candidates = candidates.with_for_update(skip_locked=True)
-        statement = (
-            update(OutboxMessage)
-            .where(OutboxMessage.id.in_(candidates.scalar_subquery()))
-            .values(
-                status="sending",
-                lease_owner=self.worker_id,
-                lease_until=lease_until,
-                attempts=OutboxMessage.attempts + 1,
-                updated_at=now,
-            )
-            .returning(OutboxMessage)
-            .execution_options(synchronize_session=False)
-        )
+        values = {
+            "status": "sending",
+            "lease_owner": self.worker_id,
+            "lease_until": lease_until,
+            "attempts": c.attempts + 1,
+            "updated_at": now,
+        }
+        rows: list[ClaimedMessage] = []
         async with db.session() as session:
-            rows = list((await session.scalars(statement)).all())
+            for query in (expired, queued) if blind else (queued,):
+                wanted = limit - len(rows)
+                if wanted <= 0:
+                    break
+                candidates = query.limit(wanted)
+                if not db.is_sqlite:
+                    candidates = candidates.with_for_update(skip_locked=True)
+                statement = (
+                    update(OUTBOX)
+                    .where(c.id.in_(candidates.scalar_subquery()))
+                    .values(values)
+                    .returning(*CLAIM_COLUMNS)
+                )
+                rows.extend(_claimed(await session.execute(statement)))
             await session.commit()
         rows.sort(key=lambda r: (r.due_at, r.id))
         return rows
@@ -238,7 +285,7 @@ class OutboxDispatcher:
         await self.expire_leases(channels)
         await self.reconcile_unknown(channels)
 
-    async def process(self, batch: list[OutboxMessage]) -> DispatchResult:
+    async def process(self, batch: list[ClaimedMessage]) -> DispatchResult:
         """Send a claimed batch concurrently; outcomes are recorded as they complete, grouped
         into one transaction per flush (group commit)."""
         opted_out = await self._opted_out_endpoints(batch)
@@ -247,7 +294,7 @@ class OutboxDispatcher:
         wake = asyncio.Event()
         done = False
 
-        async def send(row: OutboxMessage) -> None:
+        async def send(row: ClaimedMessage) -> None:
             outcome = await self._send(row, opted_out)
             pending.append(outcome)
             setattr(summary, outcome.kind, getattr(summary, outcome.kind) + 1)
@@ -273,7 +320,7 @@ class OutboxDispatcher:
             await task
         return summary
 
-    async def _opted_out_endpoints(self, batch: list[OutboxMessage]) -> set[int]:
+    async def _opted_out_endpoints(self, batch: list[ClaimedMessage]) -> set[int]:
         ids = {r.endpoint_id for r in batch if r.endpoint_id and not (r.payload or {}).get("compliance")}
         if not ids:
             return set()
@@ -303,7 +350,7 @@ class OutboxDispatcher:
             return True
         return False
 
-    async def _pace(self, channel: Channel, row: OutboxMessage, units: int) -> bool:
+    async def _pace(self, channel: Channel, row: ClaimedMessage, units: int) -> bool:
         """Wait for the channel's overall slot, then take the recipient's (when free now; else
         the channel slot is given up and both are tried again). A slot this process reaches
         too late (the event loop stalled) is given up too: sending late would bunch this message
@@ -331,7 +378,7 @@ class OutboxDispatcher:
                 return True
             self.metrics[f"late_slots:{channel.name}"] += 1
 
-    async def _send(self, row: OutboxMessage, opted_out: set[int]) -> _Outcome:
+    async def _send(self, row: ClaimedMessage, opted_out: set[int]) -> _Outcome:
         channel = self.gateway.channels.get(row.channel)
         if channel is None:
             return _Outcome(
@@ -370,7 +417,7 @@ class OutboxDispatcher:
         self.metrics[f"sent:{channel.name}"] += 1
         return _Outcome(row, "sent", status, provider_id=result.provider_message_id, units=result.segments)
 
-    def _failure(self, row: OutboxMessage, exc: SendError) -> _Outcome:
+    def _failure(self, row: ClaimedMessage, exc: SendError) -> _Outcome:
         age = utcnow() - row.created_at
         too_old = age > timedelta(hours=self.config.max_age_hours)
         if exc.retryable and row.attempts < self.config.max_attempts and not too_old:
@@ -409,30 +456,30 @@ class OutboxDispatcher:
         names = channels or list(self.gateway.channels)
         now = utcnow()
         db = self.gateway.db
+        c = OUTBOX.c
         candidates = (
-            select(OutboxMessage.id)
+            select(c.id)
             .where(
-                OutboxMessage.status == "unknown",
-                OutboxMessage.channel.in_(names),
-                or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now),
+                c.status == "unknown",
+                c.channel.in_(names),
+                or_(c.lease_until.is_(None), c.lease_until <= now),
             )
-            .order_by(OutboxMessage.id)
+            .order_by(c.id)
             .limit(limit)
         )
         if not db.is_sqlite:
             candidates = candidates.with_for_update(skip_locked=True)
         claim = (
-            update(OutboxMessage)
-            .where(OutboxMessage.id.in_(candidates.scalar_subquery()))
+            update(OUTBOX)
+            .where(c.id.in_(candidates.scalar_subquery()))
             .values(
                 lease_owner=self.worker_id,
                 lease_until=now + timedelta(seconds=self.config.lease_seconds),
             )
-            .returning(OutboxMessage)
-            .execution_options(synchronize_session=False)
+            .returning(*CLAIM_COLUMNS)
         )
         async with db.session() as session:
-            rows = list((await session.scalars(claim)).all())
+            rows = _claimed(await session.execute(claim))
             await session.commit()
         if not rows:
             return summary
@@ -443,7 +490,7 @@ class OutboxDispatcher:
                 setattr(summary, o.kind, getattr(summary, o.kind) + 1)
         return summary
 
-    async def _reconcile_one(self, row: OutboxMessage) -> _Outcome | None:
+    async def _reconcile_one(self, row: ClaimedMessage) -> _Outcome | None:
         channel = self.gateway.channels.get(row.channel)
         answer: str | None = None
         if channel is not None:
@@ -491,7 +538,7 @@ class OutboxDispatcher:
                 released.append(o.row.id)
                 continue
             values: dict[str, Any] = {
-                "id": o.row.id,
+                "b_id": o.row.id,
                 "status": o.status,
                 "lease_owner": None,
                 "lease_until": None,
@@ -526,23 +573,22 @@ class OutboxDispatcher:
                 endpoint_states.append(o)
             if o.status in ("failed", "undelivered") and (o.row.payload or {}).get("fallback"):
                 fallbacks.append(o)
+        # Core executemany: one UPDATE per set of columns (outcomes of a kind share theirs).
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for values in updates:
+            groups.setdefault(tuple(values), []).append(values)
+        c = OUTBOX.c
         async with self.gateway.db.session() as session:
-            if updates:
-                await session.execute(update(OutboxMessage), updates)
+            for group in groups.values():
+                await session.execute(update(OUTBOX).where(c.id == bindparam("b_id")), group)
             if released:
                 await session.execute(
-                    update(OutboxMessage)
-                    .where(OutboxMessage.id.in_(released), OutboxMessage.lease_owner == self.worker_id)
-                    .values(
-                        status="queued",
-                        lease_owner=None,
-                        lease_until=None,
-                        attempts=OutboxMessage.attempts - 1,
-                    )
-                    .execution_options(synchronize_session=False)
+                    update(OUTBOX)
+                    .where(c.id.in_(released), c.lease_owner == self.worker_id)
+                    .values(status="queued", lease_owner=None, lease_until=None, attempts=c.attempts - 1)
                 )
             if events:
-                await session.execute(insert(StatusEvent), events)
+                await session.execute(insert(STATUS_EVENTS), events)
             for o in endpoint_states:
                 values = (
                     {"opted_out": True, "opted_out_at": now}
@@ -566,7 +612,7 @@ class OutboxDispatcher:
                 detail=o.reason,
             )
 
-    async def _fall_back(self, session: Any, row: OutboxMessage) -> None:
+    async def _fall_back(self, session: Any, row: OutboxMessage | ClaimedMessage) -> None:
         """Queue the message again on the guardian's next usable endpoint (policy ``preferred``)."""
         from gateway.outbox.fallback import requeue_on_next_endpoint
 
@@ -652,7 +698,7 @@ class OutboxDispatcher:
 
 @dataclass
 class _Outcome:
-    row: OutboxMessage
+    row: ClaimedMessage
     kind: str
     status: str
     provider_id: str | None = None
@@ -665,7 +711,7 @@ class _Outcome:
     retry_reconcile: bool = False
 
 
-def to_outbound(row: OutboxMessage) -> OutboundMessage:
+def to_outbound(row: OutboxMessage | ClaimedMessage) -> OutboundMessage:
     """The channel-facing form of an outbox row."""
     payload = row.payload or {}
     unsubscribe = payload.get("unsubscribe_url")
