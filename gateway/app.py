@@ -217,6 +217,10 @@ class CoreChannelContext:
         """Into the inbound pipeline."""
         return await self.gateway.inbound.handle(message)
 
+    async def accept(self, message: InboundMessage) -> bool:
+        """Store now, process in the background."""
+        return await self.gateway.inbound.accept(message)
+
     async def update_status(self, update: StatusUpdate) -> bool:
         """Apply a delivery report."""
         return await self.gateway.dispatcher.apply_status(update)

@@ -203,6 +203,13 @@ class ChannelContext(Protocol):
     async def receive(self, message: InboundMessage) -> InboundOutcome:
         """Hand a reply to the inbound pipeline (deduplicated on provider id)."""
 
+    async def accept(self, message: InboundMessage) -> bool:
+        """Store a reply durably (deduplicated) and return at once; False for a duplicate.
+
+        The pipeline processes it in the background. For webhooks that must answer fast
+        (SMS providers); use :meth:`receive` when the outcome is needed right away.
+        """
+
     async def update_status(self, update: StatusUpdate) -> bool:
         """Apply a delivery report; False when it was a repeat or would move backwards."""
 

@@ -63,6 +63,7 @@ async def serve_forever(
     gw = Gateway(config)
     runner: web.AppRunner | None = None
     election: LeaderElection | None = None
+    processor: asyncio.Task[None] | None = None
     try:
         await gw.migrate()
         await gw.start()
@@ -79,9 +80,15 @@ async def serve_forever(
             await site.start()
             log.info("listening on http://%s:%s", config.http.host, config.http.port)
         log.info("%s started (worker %s)", role, gw.dispatcher.worker_id)
+        if role == "serve":
+            # Replies that webhooks stored (also any left pending by a crash) are processed here.
+            processor = asyncio.create_task(gw.inbound.run_processor(stop), name="inbound-processor")
         await gw.dispatcher.run_forever(stop)
     finally:
         log.info("%s stopping", role)
+        stop.set()
+        if processor is not None:
+            await processor
         if election is not None:
             await election.stop()
         if runner is not None:

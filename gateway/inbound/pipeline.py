@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 __all__ = ["InboundPipeline"]
 
 log = logging.getLogger("gateway.inbound")
+PENDING = "pending"
+"""Classification of a reply stored by :meth:`InboundPipeline.accept` and not yet processed."""
+STATS_INTERVAL = 5.0
 
 
 @dataclass
@@ -67,11 +70,14 @@ class InboundPipeline:
         from gateway.inbound.surveys import SurveyRuntime
 
         self.surveys = SurveyRuntime(gateway, self.answers)
+        self._accept_buffer: list[tuple[InboundMessage, asyncio.Future[bool]]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._pending = asyncio.Event()
+        self._drain_lock = asyncio.Lock()
 
     async def handle(self, message: InboundMessage) -> InboundOutcome:
-        """Process one reply exactly once."""
-        gw = self.gateway
-        async with gw.db.session() as session:
+        """Store and process one reply now, exactly once (CLI, e-mail poller, Telegram)."""
+        async with self.gateway.db.session() as session:
             existing = await session.scalar(
                 select(InboundRecord.id).where(
                     InboundRecord.channel == message.channel,
@@ -80,28 +86,142 @@ class InboundPipeline:
             )
             if existing is not None:
                 return InboundOutcome(inbound_id=existing, duplicate=True, classification="duplicate")
-            record = InboundRecord(
-                channel=message.channel,
-                provider_message_id=message.provider_message_id,
-                sender=message.sender,
-                text=message.text,
-                received_at=message.received_at,
-                raw=_jsonable(dict(message.raw)),
-            )
+            record = InboundRecord(**_record_values(message))
             session.add(record)
             try:
                 await session.flush()
             except IntegrityError:
                 await session.rollback()
                 return InboundOutcome(inbound_id=None, duplicate=True, classification="duplicate")
-            match = await self._match(session, message)
-            record.endpoint_id = match.endpoint.id if match.endpoint else None
-            record.guardian_id = match.guardian.id if match.guardian else None
-            record.family_id = match.family.id if match.family else None
-            record.in_reply_to_id = match.message.id if match.message else None
-            outcome = await self._classify_and_act(session, message, record, match)
+            outcome = await self._process(session, message, record)
+        await self._after(message, record, outcome)
+        return outcome
+
+    # -- accept now, process in the background (webhooks) -------------------------------
+    async def accept(self, message: InboundMessage) -> bool:
+        """Store a reply durably and return; False for a duplicate. Processing follows in the
+        background (:meth:`run_processor`), in arrival order; a crash loses nothing, because
+        stored replies stay ``pending`` until processed.
+
+        Concurrent calls are written together in one statement (group commit), so a provider
+        posting a thousand replies a second gets its answers in milliseconds.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        self._accept_buffer.append((message, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_accepted())
+        return await future
+
+    async def _write_accepted(self) -> None:
+        while self._accept_buffer:
+            await asyncio.sleep(0)  # let the other requests of this moment join the batch
+            batch, self._accept_buffer = self._accept_buffer[:500], self._accept_buffer[500:]
+            try:
+                stored = await self._insert_pending([m for m, _ in batch])
+            except Exception as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for message, future in batch:
+                if not future.done():
+                    key = (message.channel, message.provider_message_id)
+                    future.set_result(key in stored)
+                    stored.discard(key)  # the same id twice in one batch: the second is a duplicate
+            self._pending.set()
+
+    async def _insert_pending(self, messages: list[InboundMessage]) -> set[tuple[str, str]]:
+        """Insert, skipping provider ids already stored; the keys that were new."""
+        table = InboundRecord.__table__
+        rows = []
+        seen: set[tuple[str, str]] = set()
+        for message in messages:
+            key = (message.channel, message.provider_message_id)
+            if key not in seen:
+                seen.add(key)
+                rows.append({**_record_values(message), "classification": PENDING})
+        dialect = self.gateway.db.dialect
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        statement = (
+            dialect_insert(table)
+            .on_conflict_do_nothing(index_elements=["channel", "provider_message_id"])
+            .returning(table.c.channel, table.c.provider_message_id)
+        )
+        async with self.gateway.db.session() as session:
+            result = await session.execute(statement, rows)
+            stored = {(channel, pid) for channel, pid in result}
             await session.commit()
-        await gw.translation.flush_stats()
+        return stored
+
+    async def run_processor(self, stop: asyncio.Event) -> None:
+        """Process accepted replies until ``stop`` is set (``gateway serve``)."""
+        while not stop.is_set():
+            try:
+                handled = await self.drain()
+            except Exception:
+                log.exception("processing accepted replies failed; retrying")
+                handled = 0
+            if handled:
+                continue
+            self._pending.clear()
+            try:
+                await asyncio.wait_for(self._pending.wait(), timeout=1.0)
+            except TimeoutError:
+                pass
+
+    async def drain(self, limit: int = 200) -> int:
+        """Process every stored reply that is still pending, oldest first; how many."""
+        total = 0
+        async with self._drain_lock:
+            while True:
+                async with self.gateway.db.session() as session:
+                    ids = list(
+                        await session.scalars(
+                            select(InboundRecord.id)
+                            .where(InboundRecord.classification == PENDING)
+                            .order_by(InboundRecord.id)
+                            .limit(limit)
+                        )
+                    )
+                if not ids:
+                    return total
+                for record_id in ids:
+                    async with self.gateway.db.session() as session:
+                        query = select(InboundRecord).where(
+                            InboundRecord.id == record_id, InboundRecord.classification == PENDING
+                        )
+                        if not self.gateway.db.is_sqlite:
+                            # Another serve process may be on it: skip, never process twice.
+                            query = query.with_for_update(skip_locked=True)
+                        record = await session.scalar(query)
+                        if record is None:
+                            continue
+                        message = _message_from_record(record)
+                        outcome = await self._process(session, message, record)
+                    await self._after(message, record, outcome)
+                    total += 1
+
+    # -- processing -----------------------------------------------------------------------
+    async def _process(
+        self, session: AsyncSession, message: InboundMessage, record: InboundRecord
+    ) -> InboundOutcome:
+        """Match, classify, act; commits ``session``."""
+        match = await self._match(session, message)
+        record.endpoint_id = match.endpoint.id if match.endpoint else None
+        record.guardian_id = match.guardian.id if match.guardian else None
+        record.family_id = match.family.id if match.family else None
+        record.in_reply_to_id = match.message.id if match.message else None
+        outcome = await self._classify_and_act(session, message, record, match)
+        await session.commit()
+        return outcome
+
+    async def _after(self, message: InboundMessage, record: InboundRecord, outcome: InboundOutcome) -> None:
+        gw = self.gateway
+        await gw.translation.flush_stats(min_interval=STATS_INTERVAL)
         log.info(
             "inbound %s on %s from %s: %s",
             record.id,
@@ -110,7 +230,6 @@ class InboundPipeline:
             outcome.classification,
         )
         await gw.call_hook("gateway_inbound_processed", gateway=gw, inbound=message, outcome=outcome)
-        return outcome
 
     # -- matching -----------------------------------------------------------------------
     async def _match(self, session: AsyncSession, message: InboundMessage) -> _Match:
@@ -373,6 +492,45 @@ def _with_fallback_note(gw: Any, language: str, translated: Any) -> str:
     from gateway.rendering.messages import SOURCE_FALLBACK_NOTE
 
     return f"{gw.catalogs.gettext(language, SOURCE_FALLBACK_NOTE)}\n\n{translated.text}"
+
+
+def _record_values(message: InboundMessage) -> dict[str, Any]:
+    """Column values of a new inbound record; the fields without a column ride in ``raw``."""
+    raw = _jsonable(dict(message.raw))
+    extra = {
+        "choice": message.choice,
+        "in_reply_to_message_id": message.in_reply_to_message_id,
+        "reply_token": message.reply_token,
+        "provider_in_reply_to": list(message.provider_in_reply_to),
+    }
+    if any(extra.values()):
+        raw = {**raw, "_gateway": extra}
+    return {
+        "channel": message.channel,
+        "provider_message_id": message.provider_message_id,
+        "sender": message.sender,
+        "text": message.text,
+        "received_at": message.received_at,
+        "raw": raw,
+    }
+
+
+def _message_from_record(record: InboundRecord) -> InboundMessage:
+    """The reply as the channel handed it, rebuilt from its stored record."""
+    raw = dict(record.raw or {})
+    extra = raw.pop("_gateway", {}) or {}
+    return InboundMessage(
+        channel=record.channel,
+        provider_message_id=record.provider_message_id,
+        sender=record.sender,
+        text=record.text,
+        received_at=record.received_at,
+        choice=extra.get("choice"),
+        in_reply_to_message_id=extra.get("in_reply_to_message_id"),
+        reply_token=extra.get("reply_token"),
+        provider_in_reply_to=tuple(extra.get("provider_in_reply_to") or ()),
+        raw=raw,
+    )
 
 
 def _jsonable(value: Any) -> Any:

@@ -69,6 +69,10 @@ class FakeChannelContext:
             answer_label=self.answer_label,
         )
 
+    async def accept(self, message: InboundMessage) -> bool:
+        """Record ``message`` once per provider id; False for a duplicate."""
+        return not (await self.receive(message)).duplicate
+
     async def update_status(self, update: StatusUpdate) -> bool:
         """Record ``update``."""
         self.statuses.append(update)

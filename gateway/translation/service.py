@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 import unicodedata
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
@@ -82,6 +83,7 @@ class TranslationService:
         self.hits = 0
         self.misses = 0
         self._pending_stats: Counter[tuple[str, str]] = Counter()
+        self._last_flush = 0.0
 
     # -- engines ------------------------------------------------------------------------
     def engines_for(self, source: str, target: str) -> list[TranslationEngine]:
@@ -329,8 +331,16 @@ class TranslationService:
         """Count texts of one origin read in ``language`` (e.g. reviewed catalog text)."""
         self._pending_stats[(language, origin)] += n
 
-    async def flush_stats(self) -> None:
-        """Write pending counters (and engine totals) to the database."""
+    async def flush_stats(self, min_interval: float = 0.0) -> None:
+        """Write pending counters (and engine totals) to the database.
+
+        With ``min_interval``, skip the write when the last one was more recent than that
+        (hot paths such as replies call it often; shutdown flushes whatever is left).
+        """
+        now = time.monotonic()
+        if min_interval and now - self._last_flush < min_interval:
+            return
+        self._last_flush = now
         pending = dict(self._pending_stats)
         for name, value in (
             ("engine_calls", self.engine_calls),

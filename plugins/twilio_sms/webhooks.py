@@ -108,10 +108,11 @@ class TwilioWebhooks:
             text=form.get("Body", ""),
             raw=dict(form),
         )
-        outcome = await self.context.receive(message)
+        # Stored durably before Twilio gets its 200; classified and answered in the background.
+        stored = await self.context.accept(message)
         self.log.debug(
             "twilio %s inbound %s from %s: %s", self.channel_name, sid, mask_phone(sender),
-            "duplicate" if outcome.duplicate else outcome.classification,
+            "stored" if stored else "duplicate",
         )
         return web.Response(text=EMPTY_TWIML, content_type="text/xml", charset="utf-8")
 

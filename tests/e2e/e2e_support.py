@@ -136,6 +136,7 @@ class LiveGateway:
         """Dispatch until nothing is queued or in flight (retries included)."""
         deadline = time.monotonic() + within
         while True:
+            await self.gw.inbound.drain()  # replies the webhooks accepted
             await self.gw.dispatcher.run_until_idle()
             async with self.gw.db.session() as session:
                 waiting = await session.scalar(

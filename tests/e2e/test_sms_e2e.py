@@ -177,7 +177,10 @@ async def test_invitation_statuses_replies_and_provider_errors(
         assert status_code == 200 and "<Response></Response>" in body
         assert (await _post_inbound(live, twilio, reply, _signed(twilio, live, reply)))[0] == 200
         records = await live.inbound()
-        assert len(records) == 1
+        assert len(records) == 1  # stored once, before Twilio got its answer
+        assert await live.gw.inbound.drain() == 1  # then processed in the background, once
+        assert await live.gw.inbound.drain() == 0
+        records = await live.inbound()
         assert records[0].classification == "rsvp" and records[0].provider_message_id == reply["MessageSid"]
 
         results = (await live.run("survey", "results", "rsvp-math-night", "--format", "json")).json()
