@@ -44,6 +44,8 @@ log = logging.getLogger("gateway.inbound")
 PENDING = "pending"
 """Classification of a reply stored by :meth:`InboundPipeline.accept` and not yet processed."""
 STATS_INTERVAL = 5.0
+YIELD_SECONDS = 0.02
+"""The background processor waits while webhooks arrived less than this long ago."""
 
 
 @dataclass
@@ -74,6 +76,7 @@ class InboundPipeline:
         self._writer: asyncio.Task[None] | None = None
         self._pending = asyncio.Event()
         self._drain_lock = asyncio.Lock()
+        self._last_accept = 0.0
 
     async def handle(self, message: InboundMessage) -> InboundOutcome:
         """Store and process one reply now, exactly once (CLI, e-mail poller, Telegram)."""
@@ -107,6 +110,7 @@ class InboundPipeline:
         posting a thousand replies a second gets its answers in milliseconds.
         """
         loop = asyncio.get_running_loop()
+        self._last_accept = loop.time()
         future: asyncio.Future[bool] = loop.create_future()
         self._accept_buffer.append((message, future))
         if self._writer is None or self._writer.done():
@@ -161,7 +165,7 @@ class InboundPipeline:
         """Process accepted replies until ``stop`` is set (``gateway serve``)."""
         while not stop.is_set():
             try:
-                handled = await self.drain()
+                handled = await self.drain(yield_to_webhooks=True)
             except Exception:
                 log.exception("processing accepted replies failed; retrying")
                 handled = 0
@@ -173,8 +177,13 @@ class InboundPipeline:
             except TimeoutError:
                 pass
 
-    async def drain(self, limit: int = 200) -> int:
-        """Process every stored reply that is still pending, oldest first; how many."""
+    async def drain(self, limit: int = 200, *, yield_to_webhooks: bool = False) -> int:
+        """Process every stored reply that is still pending, oldest first; how many.
+
+        With ``yield_to_webhooks`` (the background processor), each reply waits while
+        webhooks are arriving, so a burst of replies is answered at full speed and worked
+        through right after it.
+        """
         total = 0
         async with self._drain_lock:
             while True:
@@ -190,6 +199,8 @@ class InboundPipeline:
                 if not ids:
                     return total
                 for record_id in ids:
+                    if yield_to_webhooks:
+                        await self._yield_to_webhooks()
                     async with self.gateway.db.session() as session:
                         query = select(InboundRecord).where(
                             InboundRecord.id == record_id, InboundRecord.classification == PENDING
@@ -204,6 +215,13 @@ class InboundPipeline:
                         outcome = await self._process(session, message, record)
                     await self._after(message, record, outcome)
                     total += 1
+
+    async def _yield_to_webhooks(self) -> None:
+        loop = asyncio.get_running_loop()
+        quiet_for = loop.time() - self._last_accept
+        while quiet_for < YIELD_SECONDS:
+            await asyncio.sleep(YIELD_SECONDS - quiet_for)
+            quiet_for = loop.time() - self._last_accept
 
     # -- processing -----------------------------------------------------------------------
     async def _process(
