@@ -16,7 +16,6 @@ message creation) and ``telegram``
 from __future__ import annotations
 
 import asyncio
-import logging
 import multiprocessing
 import ssl
 import subprocess
@@ -80,35 +79,10 @@ def _self_signed_context(folder: Path) -> ssl.SSLContext:
 
 def _smtp_server(starttls: bool) -> Any:
     """A RecordingSmtpServer, offering (and requiring) STARTTLS when asked."""
-    from gateway.testing.smtp_server import RecordingSmtpServer, _RecordingController
+    from gateway.testing.smtp_server import RecordingSmtpServer
 
-    if not starttls:
-        return RecordingSmtpServer().start()
-
-    class StartTlsRecordingSmtpServer(RecordingSmtpServer):
-        """The same server, its controller built with a TLS context for STARTTLS."""
-
-        def start(self) -> RecordingSmtpServer:
-            logging.getLogger("mail.log").setLevel(logging.WARNING)
-            controller = _RecordingController(
-                self,
-                self._recorder,
-                hostname=self.host,
-                port=self.port,
-                server_hostname="smtp.test.local",
-                ready_timeout=10,
-                decode_data=False,
-                enable_SMTPUTF8=True,
-                tls_context=_self_signed_context(Path(tempfile.mkdtemp())),
-                require_starttls=True,
-            )
-            controller.start()
-            self._controller = controller
-            with self._lock:
-                self._connections = 0
-            return self
-
-    return StartTlsRecordingSmtpServer().start()
+    context = _self_signed_context(Path(tempfile.mkdtemp())) if starttls else None
+    return RecordingSmtpServer(tls_context=context).start()
 
 
 async def _serve(kind: str, options: dict[str, Any], conn: Connection) -> None:

@@ -122,9 +122,13 @@ class RecordingSmtpServer:
     how many client connections were opened since start.
     """
 
-    def __init__(self, *, port: int | None = None, hostname: str = "127.0.0.1") -> None:
+    def __init__(
+        self, *, port: int | None = None, hostname: str = "127.0.0.1", tls_context: Any = None
+    ) -> None:
         self.host = hostname
         self.port = port or free_port()
+        self.tls_context = tls_context
+        """An ``ssl.SSLContext``: offer (and require) STARTTLS with it."""
         self._recorder = _Recorder()
         self._lock = threading.Lock()
         self._connections = 0
@@ -151,6 +155,11 @@ class RecordingSmtpServer:
             ready_timeout=10,
             decode_data=False,
             enable_SMTPUTF8=True,
+            **(
+                {"tls_context": self.tls_context, "require_starttls": True}
+                if self.tls_context is not None
+                else {}
+            ),
         )
         controller.start()
         self._controller = controller
