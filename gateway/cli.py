@@ -338,6 +338,24 @@ def broadcast_status(
     _print_summary(with_gateway(config, go), as_json)
 
 
+@broadcast_app.command("release")
+def broadcast_release(
+    broadcast_id: Annotated[int, typer.Argument(help="Broadcast id.")],
+    language: Annotated[str | None, typer.Option(help="Only messages in this language.")] = None,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Send messages held for review (translation.fallback: hold) once their text is reviewed."""
+    result = with_gateway(config, lambda gw: gw.planner.release_held(broadcast_id, language))
+    if as_json:
+        emit_json(result)
+    else:
+        console.print(
+            f"released {result['released']} message(s); {result['still_held']} still held "
+            "(import reviewed translations with `gateway translate import`)"
+        )
+
+
 def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
     if as_json:
         emit_json(summary)

@@ -424,6 +424,72 @@ class BroadcastPlanner:
         summary.funnel = {k: dict(v) for k, v in funnel.items()}  # type: ignore[attr-defined]
         return summary
 
+    async def release_held(self, broadcast_id: int, language: str | None = None) -> dict[str, int]:
+        """Render held messages again (reviewed translations now in the memory) and queue them.
+
+        Messages whose free text still has no acceptable translation stay held.
+        """
+        gw = self.gateway
+        released = still_held = 0
+        async with gw.db.session() as session:
+            broadcast = await session.get(Broadcast, broadcast_id)
+            if broadcast is None:
+                raise GatewayError(f"no broadcast with id {broadcast_id}")
+            query = select(OutboxMessage).where(
+                OutboxMessage.broadcast_id == broadcast_id, OutboxMessage.status == "held"
+            )
+            if language:
+                query = query.where(OutboxMessage.language == language)
+            rows = list(await session.scalars(query))
+            families = {
+                f.id: f
+                for f in await _load_audience_chunk(
+                    session, sorted({r.family_id for r in rows if r.family_id})
+                )
+            }
+            packs: dict[tuple[str, str | None], _LanguagePack] = {}
+            state = _RenderState(now=utcnow())
+            for row in rows:
+                question_id = (row.payload or {}).get("question_id")
+                request = await request_from_broadcast(gw, session, broadcast, question_id)
+                pack = packs.get((row.language, question_id))
+                if pack is None:
+                    pack = await self._language_pack(request, row.language, session)
+                    packs[(row.language, question_id)] = pack
+                family = families.get(row.family_id or 0)
+                guardian = (
+                    next((g for g in family.guardians if g.id == row.guardian_id), None) if family else None
+                )
+                endpoint = (
+                    next((e for e in guardian.endpoints if e.id == row.endpoint_id), None)
+                    if guardian
+                    else None
+                )
+                if pack.held or family is None or guardian is None or endpoint is None:
+                    still_held += 1
+                    continue
+                fresh = self._render_row(
+                    request,
+                    pack,
+                    family,
+                    guardian,
+                    family.students,
+                    gw.channel(row.channel),
+                    endpoint,
+                    utcnow(),
+                    broadcast_id,
+                    list((row.payload or {}).get("fallback", [])),
+                    state,
+                )
+                for key in ("subject", "body", "html", "payload", "due_at", "reply_token"):
+                    setattr(row, key, fresh[key])
+                row.status = "queued"
+                row.updated_at = state.now
+                released += 1
+            await session.commit()
+        await gw.translation.flush_stats()
+        return {"released": released, "still_held": still_held}
+
     async def render_for(
         self, session: AsyncSession, broadcast: Broadcast, guardian: Guardian, channel: Channel
     ) -> Any:

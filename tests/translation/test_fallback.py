@@ -116,6 +116,29 @@ def test_hold_keeps_the_messages_of_that_language_for_review(tmp_path, cli, with
     status = run_json(cli, ["broadcast", "status", str(sent["broadcast_id"])], config)
     assert status["by_status"]["held"] == 4
 
+    # A reviewer supplies the Spanish description; the Spanish messages can go, Arabic stays held.
+    reviewed = tmp_path / "es-reviewed.po"
+    reviewed.write_text(
+        'msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=UTF-8\\n"\n\n'
+        f'msgid "{EVENT_DESCRIPTION}"\nmsgstr "Descripción revisada por una persona."\n',
+        encoding="utf-8",
+    )
+    imported = cli(["translate", "import", str(reviewed), "--language", "es"], config)
+    assert imported.exit_code == 0, imported.output
+    released = run_json(cli, ["broadcast", "release", str(sent["broadcast_id"]), "--language", "es"], config)
+    assert released == {"released": 2, "still_held": 0}
+    assert run_json(cli, ["broadcast", "release", str(sent["broadcast_id"])], config) == {
+        "released": 0,
+        "still_held": 2,
+    }
+    dispatch(config, with_engines)
+    spanish = [m for m in run_json(cli, ["sandbox", "outbox"], config) if m["language"] == "es"]
+    assert len(spanish) == 2
+    assert any("Descripción revisada por una persona." in m["body"] for m in spanish)  # e-mail has it
+    assert all("Join the reading" not in m["body"] for m in spanish)
+    status = run_json(cli, ["broadcast", "status", str(sent["broadcast_id"])], config)
+    assert status["by_status"]["held"] == 2
+
 
 def test_a_language_no_engine_handles_falls_back_with_the_install_hint(
     tmp_path, cli, with_engines, make_config
