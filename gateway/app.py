@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -249,8 +248,3 @@ class CoreChannelContext:
     def gettext(self, language: str, message: str, **params: Any) -> str:
         """A catalog string."""
         return self.gateway.catalogs.gettext(language, message, **params)
-
-
-def plugin_settings(config: GatewayConfig, name: str) -> Mapping[str, Any]:
-    """A channel's raw settings (for plugins that want to read them through the host)."""
-    return config.channels.get(name, {})

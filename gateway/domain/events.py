@@ -85,10 +85,6 @@ class EventSpec(BaseModel):
             raise ValueError("end must be after start")
         return self
 
-    def reminder_offsets(self) -> list[timedelta]:
-        """Reminder offsets before ``start``, longest first."""
-        return sorted((parse_duration(r) for r in self.reminders), reverse=True)
-
     def template_context(self) -> dict[str, Any]:
         """The untranslated event as templates see it."""
         return {

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, insert, or_, select, text, update
+from sqlalchemy import bindparam, insert, or_, select, update
 
 from gateway.channels import DELIVERY_STATUS_ORDER, Button, Channel, OutboundMessage, StatusUpdate
 from gateway.domain.contacts import mask_address
@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 __all__ = ["ClaimedMessage", "DispatchResult", "LatencyHistogram", "OutboxDispatcher"]
 
 log = logging.getLogger("gateway.outbox")
-FINAL = frozenset({"sent", "delivered", "read", "failed", "undelivered", "cancelled"})
 #: What a provider's answer to ``reconcile`` means for us: it has the message → ``sent``.
 RECONCILED_AS_SENT = frozenset({"queued", "accepted", "scheduled", "sending", "sent"})
 #: Seconds between reconciliation attempts of one ``unknown`` message.
@@ -689,11 +688,6 @@ class OutboxDispatcher:
                 .group_by(OutboxMessage.channel)
             )
             return {channel: count for channel, count in rows}
-
-    async def ping(self) -> None:
-        """Check the database answers."""
-        async with self.gateway.db.session() as session:
-            await session.execute(text("SELECT 1"))
 
 
 @dataclass

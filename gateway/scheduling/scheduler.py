@@ -127,8 +127,3 @@ async def start_scheduler(gw: Gateway) -> AsyncIOScheduler:
 
 def _noop() -> None:
     """Wakes the scheduler so it re-reads the job store."""
-
-
-def next_runs(scheduler: AsyncIOScheduler) -> list[tuple[str, datetime | None]]:
-    """Pending jobs and when they run."""
-    return [(job.id, job.next_run_time) for job in scheduler.get_jobs()]
