@@ -1,5 +1,5 @@
-"""Channel fallback: a permanent failure on the preferred endpoint re-queues the same rendered
-content on the guardian's next usable endpoint (broadcast policy ``preferred``)."""
+"""Channel fallback: a permanent failure on the preferred endpoint re-queues the message on the
+guardian's next usable endpoint (broadcast policy ``preferred``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.storage.models import Broadcast, Endpoint, Guardian, OutboxMessage, utcnow
+from gateway.outbox.planner import Rerenderer
+from gateway.storage.models import Broadcast, Endpoint, OutboxMessage, utcnow
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -16,10 +17,14 @@ if TYPE_CHECKING:
 __all__ = ["requeue_on_next_endpoint"]
 
 
-async def requeue_on_next_endpoint(gateway: Gateway, session: AsyncSession, row: OutboxMessage) -> bool:
-    """Render the broadcast again for the next endpoint in ``payload['fallback']``; True if queued."""
+async def requeue_on_next_endpoint(gateway: Gateway, session: AsyncSession, row: Any) -> bool:
+    """Queue the message again on the next usable endpoint in ``payload['fallback']``; True if
+    queued. A broadcast message is rendered again for that channel (its variant, reply token and
+    unsubscribe link); a conversation message is copied."""
     payload: dict[str, Any] = dict(row.payload or {})
     remaining: list[int] = list(payload.get("fallback", []))
+    broadcast = await session.get(Broadcast, row.broadcast_id) if row.broadcast_id else None
+    rerender = Rerenderer(gateway.planner, session, broadcast) if broadcast is not None else None
     while remaining:
         endpoint_id = remaining.pop(0)
         endpoint = await session.get(Endpoint, endpoint_id)
@@ -29,35 +34,28 @@ async def requeue_on_next_endpoint(gateway: Gateway, session: AsyncSession, row:
         if not channels:
             continue
         channel = channels[0]
-        guardian = await session.get(Guardian, endpoint.guardian_id)
-        broadcast = await session.get(Broadcast, row.broadcast_id) if row.broadcast_id else None
-        if guardian is None:
-            continue
-        body, subject, html = row.body, row.subject, row.html
-        if broadcast is not None and channel.variant != gateway.channel(row.channel).variant:
-            rendered = await gateway.planner.render_for(session, broadcast, guardian, channel)
-            if rendered is None:
+        if rerender is not None:
+            values = await rerender.row(row, channel.name, endpoint.id)
+            if values is None:
                 continue
-            body, subject, html = rendered.body, rendered.subject, rendered.html
-        new_payload = {**payload, "fallback": remaining, "fallback_from": row.id}
-        session.add(
-            OutboxMessage(
-                broadcast_id=row.broadcast_id,
-                family_id=row.family_id,
-                guardian_id=row.guardian_id,
-                endpoint_id=endpoint.id,
-                channel=channel.name,
-                address=endpoint.address,
-                language=row.language,
-                subject=subject,
-                body=body,
-                html=html,
-                payload=new_payload,
-                conversation=row.conversation,
-                status="queued",
-                due_at=utcnow(),
-                reply_token=secrets.token_urlsafe(16),
-            )
-        )
+        else:
+            values = {
+                "family_id": row.family_id,
+                "guardian_id": row.guardian_id,
+                "endpoint_id": endpoint.id,
+                "channel": channel.name,
+                "address": endpoint.address,
+                "language": row.language,
+                "subject": row.subject,
+                "body": row.body,
+                "html": row.html,
+                "payload": payload,
+                "conversation": row.conversation,
+                "status": "queued",
+                "due_at": utcnow(),
+                "reply_token": secrets.token_urlsafe(16),
+            }
+        values["payload"] = {**values["payload"], "fallback": remaining, "fallback_from": row.id}
+        session.add(OutboxMessage(**values))
         return True
     return False

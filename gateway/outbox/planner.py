@@ -223,6 +223,53 @@ async def _load_audience_chunk(session: AsyncSession, family_ids: list[int]) -> 
     return list(families.values())
 
 
+class Rerenderer:
+    """Renders rows of a stored broadcast again through the planner's own path (held messages
+    once reviewed, a fallback to the guardian's next endpoint), translating once per language
+    and question."""
+
+    def __init__(self, planner: BroadcastPlanner, session: AsyncSession, broadcast: Broadcast) -> None:
+        self.planner = planner
+        self.session = session
+        self.broadcast = broadcast
+        self.state = _RenderState(now=utcnow())
+        self._packs: dict[tuple[str, str | None], tuple[BroadcastRequest, _LanguagePack]] = {}
+
+    async def row(self, row: Any, channel_name: str, endpoint_id: int | None) -> dict[str, Any] | None:
+        """The row's columns rendered for ``channel_name`` and ``endpoint_id``; None while its
+        text waits for review, or when the family, guardian or endpoint is gone."""
+        gw = self.planner.gateway
+        question_id = (row.payload or {}).get("question_id")
+        key = (row.language, question_id)
+        if key not in self._packs:
+            request = await request_from_broadcast(gw, self.session, self.broadcast, question_id)
+            pack = await self.planner._language_pack(request, row.language, self.session)
+            self._packs[key] = (request, pack)
+        request, pack = self._packs[key]
+        if pack.held or row.family_id is None:
+            return None
+        families = await _load_audience_chunk(self.session, [row.family_id])
+        family = families[0] if families else None
+        guardian = next((g for g in family.guardians if g.id == row.guardian_id), None) if family else None
+        endpoint = next((e for e in guardian.endpoints if e.id == endpoint_id), None) if guardian else None
+        if family is None or guardian is None or endpoint is None:
+            return None
+        remaining = [e for e in (row.payload or {}).get("fallback", []) if e != endpoint_id]
+        return self.planner._render_row(
+            request,
+            pack,
+            family,
+            guardian,
+            family.students,
+            gw.channel(channel_name),
+            endpoint,
+            self.state.now,
+            self.broadcast.id,
+            remaining,
+            self.state,
+        )
+
+
 class BroadcastPlanner:
     """Turns a :class:`BroadcastRequest` into outbox rows."""
 
@@ -429,9 +476,8 @@ class BroadcastPlanner:
 
         Messages whose free text still has no acceptable translation stay held.
         """
-        gw = self.gateway
         released = still_held = 0
-        async with gw.db.session() as session:
+        async with self.gateway.db.session() as session:
             broadcast = await session.get(Broadcast, broadcast_id)
             if broadcast is None:
                 raise GatewayError(f"no broadcast with id {broadcast_id}")
@@ -440,70 +486,20 @@ class BroadcastPlanner:
             )
             if language:
                 query = query.where(OutboxMessage.language == language)
-            rows = list(await session.scalars(query))
-            families = {
-                f.id: f
-                for f in await _load_audience_chunk(
-                    session, sorted({r.family_id for r in rows if r.family_id})
-                )
-            }
-            packs: dict[tuple[str, str | None], _LanguagePack] = {}
-            state = _RenderState(now=utcnow())
-            for row in rows:
-                question_id = (row.payload or {}).get("question_id")
-                request = await request_from_broadcast(gw, session, broadcast, question_id)
-                pack = packs.get((row.language, question_id))
-                if pack is None:
-                    pack = await self._language_pack(request, row.language, session)
-                    packs[(row.language, question_id)] = pack
-                family = families.get(row.family_id or 0)
-                guardian = (
-                    next((g for g in family.guardians if g.id == row.guardian_id), None) if family else None
-                )
-                endpoint = (
-                    next((e for e in guardian.endpoints if e.id == row.endpoint_id), None)
-                    if guardian
-                    else None
-                )
-                if pack.held or family is None or guardian is None or endpoint is None:
+            rerender = Rerenderer(self, session, broadcast)
+            for row in list(await session.scalars(query)):
+                fresh = await rerender.row(row, row.channel, row.endpoint_id)
+                if fresh is None:
                     still_held += 1
                     continue
-                fresh = self._render_row(
-                    request,
-                    pack,
-                    family,
-                    guardian,
-                    family.students,
-                    gw.channel(row.channel),
-                    endpoint,
-                    utcnow(),
-                    broadcast_id,
-                    list((row.payload or {}).get("fallback", [])),
-                    state,
-                )
                 for key in ("subject", "body", "html", "payload", "due_at", "reply_token"):
                     setattr(row, key, fresh[key])
                 row.status = "queued"
-                row.updated_at = state.now
+                row.updated_at = fresh["updated_at"]
                 released += 1
             await session.commit()
-        await gw.translation.flush_stats()
+        await self.gateway.translation.flush_stats()
         return {"released": released, "still_held": still_held}
-
-    async def render_for(
-        self, session: AsyncSession, broadcast: Broadcast, guardian: Guardian, channel: Channel
-    ) -> Any:
-        """Render a stored broadcast again for one guardian on another channel."""
-        request = await request_from_broadcast(self.gateway, session, broadcast)
-        pack = await self._language_pack(request, guardian.language, session)
-        context = base_context(self.gateway, guardian.language)
-        context.update(request.context)
-        context.update(pack.extra)
-        context["guardian"] = {"name": guardian.name, "language": guardian.language}
-        context["family"] = {"family_id": ""}
-        if pack.event:
-            context["event"] = localize_event(pack.event, guardian.timezone)
-        return self.gateway.renderer.render(request.template, channel.variant, guardian.language, context)
 
     # -- audience -------------------------------------------------------------------------
     async def _audience(
