@@ -153,6 +153,13 @@ class SurveyRuntime:
             if question.rsvp:
                 await self._confirm_rsvp(session, survey_session, survey_row, value, match)
             else:
+                closing = None
+                if spec.closing_message:
+                    closing = (
+                        await self.gateway.translation.translate(
+                            spec.closing_message, language, session=session
+                        )
+                    ).text
                 await queue_conversation(
                     self.gateway,
                     session,
@@ -163,7 +170,7 @@ class SurveyRuntime:
                     guardian=guardian,
                     family=match.family,
                     endpoint=match.endpoint,
-                    context={"survey": {"id": spec.id, "title": spec.title}},
+                    context={"survey": {"id": spec.id, "title": spec.title}, "closing": closing},
                 )
         return AnsweredReply(classification, label)
 

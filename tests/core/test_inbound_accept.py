@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from gateway.channels import InboundMessage
@@ -12,19 +13,19 @@ from gateway.storage.models import InboundRecord
 from gateway.testing.harness import open_gateway
 
 
-async def test_concurrent_accepts_store_each_reply_once_and_process_later(
-    gateway,
-    config_path: Path,
-    cli,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
-) -> None:
+@pytest.fixture(autouse=True)
+def maria(config_path: Path, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """One family, whose phone the replies come from."""
     csv = tmp_path / "f.csv"
     csv.write_text(
         "family_id,guardian_name,language,phone,school,grade,student_name\n"
         "F1,Maria Lopez,es,(913) 555-0101,Lincoln,6,Ana\n",
         encoding="utf-8",
     )
-    await asyncio.to_thread(cli, ["families", "import", str(csv)], config_path)
+    cli(["families", "import", str(csv)], config_path)
+
+
+async def test_concurrent_accepts_store_each_reply_once_and_process_later(gateway) -> None:  # type: ignore[no-untyped-def]
     messages = [
         InboundMessage(
             channel="sms", provider_message_id=f"SM{i % 40}", sender="+19135550101", text=f"hola {i}"
@@ -39,18 +40,7 @@ async def test_concurrent_accepts_store_each_reply_once_and_process_later(
     assert await gateway.inbound.accept(messages[0]) is False
 
 
-async def test_pending_replies_survive_a_restart_and_are_processed_once(
-    config_path: Path,
-    cli,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
-) -> None:
-    csv = tmp_path / "f.csv"
-    csv.write_text(
-        "family_id,guardian_name,language,phone,school,grade,student_name\n"
-        "F1,Maria Lopez,es,(913) 555-0101,Lincoln,6,Ana\n",
-        encoding="utf-8",
-    )
-    await asyncio.to_thread(cli, ["families", "import", str(csv)], config_path)
+async def test_pending_replies_survive_a_restart_and_are_processed_once(config_path: Path) -> None:
     async with open_gateway(config_path) as first:
         assert await first.inbound.accept(
             InboundMessage(channel="sms", provider_message_id="SM1", sender="+19135550101", text="STOP")
