@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -25,6 +26,13 @@ def load(cli, config: Path, rows: str, tmp_path: Path) -> None:  # type: ignore[
     assert json.loads(result.stdout)["errors"] == []
 
 
+def run_json(cli, config: Path, *args: str) -> Any:  # type: ignore[no-untyped-def]
+    """Run a ``gateway`` command with ``--json`` and parse what it printed."""
+    result = cli([*args, "--json"], config)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
 def dispatch(cli, config: Path) -> list[dict]:  # type: ignore[no-untyped-def,type-arg]
     """Send what is due (through `gateway reply`-free path: a sandbox reply dispatches too)."""
     import asyncio
@@ -36,7 +44,7 @@ def dispatch(cli, config: Path) -> list[dict]:  # type: ignore[no-untyped-def,ty
             await gw.dispatcher.run_until_idle()
 
     asyncio.run(go())
-    return json.loads(cli(["sandbox", "outbox", "--json"], config).stdout)
+    return run_json(cli, config, "sandbox", "outbox")
 
 
 FAMILIES = (
@@ -94,9 +102,7 @@ def test_invitation_reaches_each_guardian_once_in_their_language(
     assert by_lang["my"]["channel"] == "telegram"
     assert [b[0] for b in by_lang["my"]["buttons"]] == ["yes", "no", "maybe"]
 
-    status = json.loads(
-        cli(["broadcast", "status", str(summary["broadcast_id"]), "--json"], config_path).stdout
-    )
+    status = run_json(cli, config_path, "broadcast", "status", str(summary["broadcast_id"]))
     assert status["by_status"] == {"delivered": 4}
     assert status["messages"] == 4 and status["families"] == 3
 
@@ -126,13 +132,9 @@ def test_email_html_escapes_family_text_and_sets_rtl(tmp_path: Path, cli, sqlite
 
 def test_opted_out_and_missing_endpoints_are_skipped(tmp_path: Path, cli, config_path: Path) -> None:  # type: ignore[no-untyped-def]
     load(cli, config_path, FAMILIES + "F5,No Phone,en,,,,,Lincoln,6,Kid Five,,\n", tmp_path)
-    reply = json.loads(
-        cli(["sandbox", "reply", "--from", "+19135550101", "STOP", "--json"], config_path).stdout
-    )
+    reply = run_json(cli, config_path, "sandbox", "reply", "--from", "+19135550101", "STOP")
     assert reply["classification"] == "opt_out"
-    summary = json.loads(
-        cli(["broadcast", "send", "workshop_invitation", "--event", str(EVENT), "--json"], config_path).stdout
-    )
+    summary = run_json(cli, config_path, "broadcast", "send", "workshop_invitation", "--event", str(EVENT))
     skipped = {(s["family_id"], s["reason"]) for s in summary["skipped"]}
     assert ("F1", "opted out") in skipped
     assert ("F5", "no endpoint") in skipped
@@ -150,11 +152,8 @@ def test_dry_run_summarises_and_writes_nothing(tmp_path: Path, cli, sqlite_confi
     assert "(dry run)" in result.output and "3 families, 4 messages" in result.output
     assert "catalog es" in result.output
     assert "UCS-2" in result.output or "GSM-7" in result.output  # SMS segments per language
-    data = json.loads(
-        cli(
-            ["broadcast", "send", "workshop_invitation", "--event", str(EVENT), "--dry-run", "--json"],
-            sqlite_config,
-        ).stdout
+    data = run_json(
+        cli, sqlite_config, "broadcast", "send", "workshop_invitation", "--event", str(EVENT), "--dry-run"
     )
     assert data["broadcast_id"] is None and data["status"] == "dry-run"
     assert data["preview"]["es"]["sms"]["encoding"] == "UCS-2"
@@ -163,76 +162,60 @@ def test_dry_run_summarises_and_writes_nothing(tmp_path: Path, cli, sqlite_confi
 
 def test_channels_policy_all_and_audience_filters(tmp_path: Path, cli, sqlite_config: Path) -> None:  # type: ignore[no-untyped-def]
     load(cli, sqlite_config, FAMILIES, tmp_path)
-    only_sms = json.loads(
-        cli(
-            [
-                "broadcast",
-                "send",
-                "event_reminder",
-                "--event",
-                str(EVENT),
-                "--channels",
-                "sms",
-                "--audience",
-                "school:Lincoln,Roosevelt",
-                "--json",
-            ],
-            sqlite_config,
-        ).stdout
+    only_sms = run_json(
+        cli,
+        sqlite_config,
+        "broadcast",
+        "send",
+        "event_reminder",
+        "--event",
+        str(EVENT),
+        "--channels",
+        "sms",
+        "--audience",
+        "school:Lincoln,Roosevelt",
     )
     assert only_sms["by_channel"] == {"sms": 3}  # Maria, Aung (has a phone too), Lan
-    everything = json.loads(
-        cli(
-            [
-                "broadcast",
-                "send",
-                "event_reminder",
-                "--event",
-                str(EVENT),
-                "--policy",
-                "all",
-                "--audience",
-                "family:F3",
-                "--json",
-            ],
-            sqlite_config,
-        ).stdout
+    everything = run_json(
+        cli,
+        sqlite_config,
+        "broadcast",
+        "send",
+        "event_reminder",
+        "--event",
+        str(EVENT),
+        "--policy",
+        "all",
+        "--audience",
+        "family:F3",
     )
     assert everything["by_channel"] == {"sms": 1, "telegram": 1}
-    by_language = json.loads(
-        cli(
-            [
-                "broadcast",
-                "send",
-                "event_reminder",
-                "--event",
-                str(EVENT),
-                "--audience",
-                "language:vi grade:3",
-                "--json",
-            ],
-            sqlite_config,
-        ).stdout
+    by_language = run_json(
+        cli,
+        sqlite_config,
+        "broadcast",
+        "send",
+        "event_reminder",
+        "--event",
+        str(EVENT),
+        "--audience",
+        "language:vi grade:3",
     )
     assert by_language["by_language"] == {"vi": 1}
 
 
 def test_scheduled_broadcast_waits_for_its_time(tmp_path: Path, cli, sqlite_config: Path) -> None:  # type: ignore[no-untyped-def]
     load(cli, sqlite_config, FAMILIES, tmp_path)
-    summary = json.loads(
-        cli(
-            [
-                "broadcast",
-                "send",
-                "event_reminder",
-                "--event",
-                str(EVENT),
-                "--at",
-                "2030-01-01T09:00:00-06:00",
-                "--json",
-            ],
-            sqlite_config,
-        ).stdout
+    summary = run_json(
+        cli,
+        sqlite_config,
+        "broadcast",
+        "send",
+        "event_reminder",
+        "--event",
+        str(EVENT),
+        "--at",
+        "2030-01-01T09:00:00-06:00",
     )
     assert summary["messages"] == 4
     assert dispatch(cli, sqlite_config) == []
