@@ -26,11 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import LANGUAGES, NullChannelPlugin, peak_rss_mb, report, seed_families
 
 from gateway.broadcasts import send_broadcast
+from gateway.resources import SHIPPED_EXAMPLES
 from gateway.testing.engines import DeterministicEnginePlugin
 from gateway.testing.harness import open_gateway, write_config
 
-ROOT = Path(__file__).resolve().parent.parent
-EVENT = ROOT / "examples" / "reading-workshop.yaml"
+EVENT = SHIPPED_EXAMPLES / "reading-workshop.yaml"
 
 
 async def run(families: int, database: str | None, folder: Path) -> dict[str, object]:

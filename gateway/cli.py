@@ -130,7 +130,7 @@ def init(
     force: Annotated[bool, typer.Option(help="Overwrite an existing config file.")] = False,
 ) -> None:
     """Write config.yaml from the example and create the database."""
-    from gateway.config import EXAMPLE_CONFIG
+    from gateway.resources import EXAMPLE_CONFIG
 
     target = config or Path("config.yaml")
     if target.exists() and not force:

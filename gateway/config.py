@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gateway.errors import ConfigError
+from gateway.resources import SHIPPED_LOCALES, SHIPPED_TEMPLATES
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -29,10 +30,6 @@ __all__ = [
 ]
 
 DEFAULT_CONFIG_PATH = Path("config.yaml")
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SHIPPED_TEMPLATES = PROJECT_ROOT / "templates"
-SHIPPED_LOCALES = PROJECT_ROOT / "locales"
-EXAMPLE_CONFIG = PROJECT_ROOT / "config.example.yaml"
 
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 

@@ -19,15 +19,17 @@ from sqlalchemy import func, select
 
 from gateway.app import Gateway
 from gateway.broadcasts import send_broadcast
-from gateway.config import EXAMPLE_CONFIG, PROJECT_ROOT, load_config
+from gateway.config import load_config
+from gateway.domain.events import load_event, upcoming_event_file
 from gateway.families import import_families
 from gateway.inbox import list_inbox
+from gateway.resources import EXAMPLE_CONFIG, SHIPPED_EXAMPLES
 from gateway.sandbox_tools import inject_reply
 from gateway.storage.models import Endpoint, OutboxMessage
 
 __all__ = ["DEMO_REPLIES", "run_demo"]
 
-EXAMPLES = PROJECT_ROOT / "examples"
+EXAMPLES = SHIPPED_EXAMPLES
 
 #: (who, address, text, what it shows)
 DEMO_REPLIES: list[tuple[str, str, str, str]] = [
@@ -74,9 +76,9 @@ async def run_demo(folder: Path | None, console: Console) -> dict[str, Any]:
             f"from examples/families.csv; {len(report['errors'])} errors",
             highlight=False,
         )
-        summary = await send_broadcast(
-            gw, "workshop_invitation", event_file=EXAMPLES / "reading-workshop.yaml"
-        )
+        # The example event, moved two weeks ahead: the demo never invites to the past.
+        event_file = upcoming_event_file(EXAMPLES / "reading-workshop.yaml", folder / "event.yaml")
+        summary = await send_broadcast(gw, "workshop_invitation", event_file=event_file)
         console.print(
             f"2. invitation to the Reading at Home workshop: broadcast {summary['broadcast_id']}, "
             f"{summary['families']} families, {summary['messages']} messages",
@@ -100,7 +102,7 @@ async def run_demo(folder: Path | None, console: Console) -> dict[str, Any]:
                 highlight=False,
             )
         console.print()
-        figures = await _summary(gw, console, summary["broadcast_id"])
+        figures = await _summary(gw, console, summary["broadcast_id"], load_event(event_file).id)
         figures["outcomes"] = outcomes
         figures["folder"] = str(folder)
         console.print(
@@ -140,7 +142,7 @@ async def _show_samples(gw: Gateway, console: Console, broadcast_id: int) -> Non
     console.print()
 
 
-async def _summary(gw: Gateway, console: Console, broadcast_id: int) -> dict[str, Any]:
+async def _summary(gw: Gateway, console: Console, broadcast_id: int, event_id: str) -> dict[str, Any]:
     async with gw.db.session() as session:
         by = list(
             await session.execute(
@@ -154,7 +156,7 @@ async def _summary(gw: Gateway, console: Console, broadcast_id: int) -> dict[str
     for language, channel, count in sorted(by):
         table.add_row(language, channel, str(count))
     console.print(table)
-    rsvp = await gw.inbound.surveys.rsvp_counts("reading-workshop-2027-03")
+    rsvp = await gw.inbound.surveys.rsvp_counts(event_id)
     console.print(f"RSVPs: yes {rsvp.get('yes', 0)}, no {rsvp.get('no', 0)}, maybe {rsvp.get('maybe', 0)}")
     console.print(f"opt-outs: {opted_out}")
     items = await list_inbox(gw)

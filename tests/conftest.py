@@ -12,11 +12,13 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from gateway.resources import SHIPPED_EXAMPLES
 from gateway.testing.harness import (
     clone_pg_database,
     create_pg_template,
     drop_pg_database,
     open_gateway,
+    pg_url,
     write_config,
 )
 
@@ -24,7 +26,7 @@ if "argostranslate" not in sys.modules:
     os.environ.setdefault("ARGOS_INTRA_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples"
+EXAMPLES = SHIPPED_EXAMPLES
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +34,7 @@ def pg_template() -> Iterator[str]:
     """A migrated PostgreSQL template database for this test run."""
     name = asyncio.run(create_pg_template())
     yield name
-    asyncio.run(drop_pg_database(f"postgresql://postgres@127.0.0.1:5432/{name}"))
+    asyncio.run(drop_pg_database(pg_url(name)))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from gateway.config import format_validation_error
 from gateway.errors import ConfigError
 
-__all__ = ["Contact", "EventSpec", "load_event", "parse_duration"]
+__all__ = ["Contact", "EventSpec", "load_event", "parse_duration", "upcoming_event_file"]
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(w|d|h|m)\s*$", re.IGNORECASE)
 _UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes"}
@@ -85,6 +85,15 @@ class EventSpec(BaseModel):
             raise ValueError("end must be after start")
         return self
 
+    def moved_to(self, day: date) -> EventSpec:
+        """The same event on ``day``, at the same local time of day in its time zone (the end
+        keeps the event's length). The demo and the tests use it to keep an example upcoming."""
+        zone = ZoneInfo(self.timezone)
+        local = self.start.astimezone(zone)
+        start = datetime.combine(day, local.timetz().replace(tzinfo=None), tzinfo=zone)
+        end = start + (self.end - self.start) if self.end is not None else None
+        return self.model_copy(update={"start": start, "end": end})
+
     def template_context(self) -> dict[str, Any]:
         """The untranslated event as templates see it."""
         return {
@@ -116,3 +125,16 @@ def load_event(path: Path) -> EventSpec:
         return EventSpec.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, str(path))) from None
+
+
+def upcoming_event_file(
+    source: Path, target: Path, days_ahead: int = 14, now: datetime | None = None
+) -> Path:
+    """Copy the event file ``source`` to ``target`` moved ``days_ahead`` days after today (in the
+    event's time zone), so an example never turns into an event in the past."""
+    spec = load_event(source)
+    today = (now or datetime.now(ZoneInfo(spec.timezone))).astimezone(ZoneInfo(spec.timezone)).date()
+    moved = spec.moved_to(today + timedelta(days=days_ahead))
+    data = moved.model_dump(mode="json", exclude_none=True)
+    target.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return target

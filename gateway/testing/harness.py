@@ -4,7 +4,6 @@ folder, and a gateway opened on them."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,45 +12,32 @@ from typing import Any
 
 import yaml
 
+from gateway.testing.services import database_url, postgres_url
+
 __all__ = [
-    "PG_ADMIN_URL",
     "clone_pg_database",
     "create_pg_template",
     "drop_pg_database",
     "open_gateway",
-    "pg_available",
+    "pg_url",
     "write_config",
 ]
 
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 async def _admin(sql: str) -> None:
     import asyncpg
 
-    conn = await asyncpg.connect(PG_ADMIN_URL, timeout=10)
+    conn = await asyncpg.connect(postgres_url(), timeout=10)
     try:
         await conn.execute(sql)
     finally:
         await conn.close()
 
 
-def pg_available() -> bool:
-    """Whether the PostgreSQL server at 127.0.0.1:5432 answers."""
-
-    async def probe() -> bool:
-        try:
-            await _admin("SELECT 1")
-            return True
-        except Exception:
-            return False
-
-    return asyncio.run(probe())
-
-
 def pg_url(name: str) -> str:
-    """URL of a database on the local server."""
-    return f"postgresql://postgres@127.0.0.1:5432/{name}"
+    """URL of a database on the test server (:func:`gateway.testing.services.postgres_url`)."""
+    return database_url(postgres_url(), name)
 
 
 async def create_pg_template(prefix: str = "gwtmpl") -> str:

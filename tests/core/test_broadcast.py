@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
+from gateway.resources import SHIPPED_EXAMPLES
 from gateway.testing.harness import write_config
 
-ROOT = Path(__file__).resolve().parents[2]
-EVENT = ROOT / "examples" / "reading-workshop.yaml"
+EVENT = SHIPPED_EXAMPLES / "reading-workshop.yaml"
 HEADER = (
     "family_id,guardian_name,language,phone,email,telegram_chat_id,preferred_channel,"
     "school,grade,student_name,timezone,tags\n"

@@ -9,6 +9,7 @@ import pytest
 from gateway.app import Gateway
 from gateway.config import load_config, parse_config
 from gateway.errors import ConfigError
+from gateway.resources import EXAMPLE_CONFIG
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -18,7 +19,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_example_config_is_valid_and_documents_channels() -> None:
-    config = load_config(Path(__file__).resolve().parents[2] / "config.example.yaml")
+    config = load_config(EXAMPLE_CONFIG)
     assert config.ordered_channels() == ["sms", "email", "telegram"]
     assert {c["plugin"] for c in config.channels.values()} == {"sandbox"}
     assert config.quiet_hours.enabled is True

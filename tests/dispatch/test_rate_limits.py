@@ -21,6 +21,7 @@ from gateway.outbox.rate_limit import DatabaseRateLimiter, LocalRateLimiter, Rat
 from gateway.storage.db import Database
 from gateway.storage.migrate import upgrade_async
 from gateway.testing.harness import write_config
+from gateway.testing.services import redis_url
 
 RATE = 20
 
@@ -61,7 +62,7 @@ async def _limiters(kind: str, tmp_path: Path, pg_url: str) -> tuple[list[RateLi
         return [LocalRateLimiter()], []
     if kind == "redis":
         namespace = f"test-{time.time_ns()}"
-        return [RedisRateLimiter("redis://127.0.0.1:6379/0", namespace) for _ in range(2)], []
+        return [RedisRateLimiter(redis_url(), namespace) for _ in range(2)], []
     url = pg_url if kind == "postgresql" else f"sqlite+aiosqlite:///{tmp_path / 'limits.db'}"
     await upgrade_async(url)
     databases = [Database(url) for _ in range(2)]

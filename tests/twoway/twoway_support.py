@@ -10,12 +10,12 @@ from typing import Any, TypeVar
 
 from sqlalchemy import select
 
+from gateway.resources import SHIPPED_EXAMPLES
 from gateway.testing.harness import open_gateway, write_config
 
 T = TypeVar("T")
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples"
+EXAMPLES = SHIPPED_EXAMPLES
 ON_CALL = "oncall@district.example"
 
 RESOURCES = [

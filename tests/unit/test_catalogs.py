@@ -34,10 +34,11 @@ from jinja2 import FileSystemLoader, StrictUndefined, Template
 from jinja2.sandbox import SandboxedEnvironment
 
 from gateway.rendering import messages
+from gateway.resources import SHIPPED_LOCALES, SHIPPED_TEMPLATES
 
 ROOT = Path(__file__).resolve().parents[2]
-TEMPLATES = ROOT / "templates"
-LOCALES = ROOT / "locales"
+TEMPLATES = SHIPPED_TEMPLATES
+LOCALES = SHIPPED_LOCALES
 
 REQUIRED_LANGUAGES = ["es", "vi", "ar", "so", "sw", "my", "ne", "fr"]
 SHIPPED_LANGUAGES = sorted(p.parent.parent.name for p in LOCALES.glob("*/LC_MESSAGES/gateway.po"))
@@ -75,6 +76,13 @@ EVENT_END = dt.datetime(2027, 3, 4, 19, 0, tzinfo=FAMILY_TZ)
 def babel_locale(language: str) -> str:
     """BCP 47 code of a family language → the Babel / folder name (``zh-Hans`` → ``zh_Hans``)."""
     return language.replace("-", "_")
+
+
+def _plural_index(expression: str, n: int) -> int:
+    """Evaluate a gettext ``plural=`` expression for ``n`` (as gettext's own parser would)."""
+    from gettext import c2py
+
+    return c2py(expression)(n)
 
 
 @cache
@@ -285,7 +293,13 @@ def test_catalog_is_complete_and_keeps_placeholders(language: str) -> None:
     catalog = load_catalog(language)
     assert not catalog.fuzzy, "the header is still marked fuzzy"
     assert not catalog.obsolete, f"obsolete entries: {list(catalog.obsolete)}"
-    assert catalog.num_plurals == get_plural(babel_locale(language)).num_plurals
+    cldr = get_plural(babel_locale(language))
+    assert catalog.num_plurals == cldr.num_plurals
+    # The same rule as the pinned Babel's CLDR data, not merely the same count of forms.
+    counts = [*range(0, 1200), 1_000_000, 2_000_000, 3_000_001]
+    assert [_plural_index(catalog.plural_expr, n) for n in counts] == [
+        _plural_index(cldr.plural_expr, n) for n in counts
+    ], f"Plural-Forms should be {cldr.plural_forms!r}"
     problems: list[str] = []
     for message in catalog:
         if not message.id:
@@ -344,9 +358,7 @@ def test_template_catalog_is_up_to_date(tmp_path: Path) -> None:
     with extracted.open("rb") as handle:
         fresh = read_po(handle)
     assert message_ids(fresh) == message_ids(load_template_catalog()), (
-        "locales/gateway.pot is stale: run "
-        "`.venv/bin/pybabel extract -F babel.cfg --sort-output -o locales/gateway.pot .` "
-        "and `.venv/bin/pybabel update -D gateway -i locales/gateway.pot -d locales`"
+        "gateway/resources/locales/gateway.pot is stale: run `make catalogs`"
     )
 
 

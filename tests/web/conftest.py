@@ -15,12 +15,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from web_helpers import PASSWORD, csrf_from
 
 from gateway.families import import_families
+from gateway.resources import SHIPPED_EXAMPLES
 from gateway.staff import add_staff
 from gateway.testing.harness import open_gateway, write_config
 from gateway.web.app import create_app
 
-ROOT = Path(__file__).resolve().parents[2]
-FAMILIES = ROOT / "examples" / "families.csv"
+FAMILIES = SHIPPED_EXAMPLES / "families.csv"
 #: Extra families: one more at Roosevelt, one at Washington (nobody's liaison scope in the tests).
 EXTRA_CSV = (
     "family_id,guardian_name,language,phone,email,telegram_chat_id,preferred_channel,school,grade,"

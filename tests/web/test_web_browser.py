@@ -34,10 +34,11 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 from typer.testing import CliRunner
 
 from gateway.cli import app
+from gateway.resources import SHIPPED_EXAMPLES
 from gateway.testing.harness import write_config
 
 ROOT = Path(__file__).resolve().parents[2]
-FAMILIES = ROOT / "examples" / "families.csv"
+FAMILIES = SHIPPED_EXAMPLES / "families.csv"
 GATEWAY = [sys.executable, "-m", "gateway.cli"]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"]
