@@ -14,7 +14,6 @@ spawns reach the same server.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import glob
 import os
@@ -75,17 +74,14 @@ def redis_url() -> str:
 
 # -- PostgreSQL ---------------------------------------------------------------------------------
 def _postgres_answers(url: str) -> bool:
-    async def probe() -> bool:
-        import asyncpg
+    """Whether a server answers at ``url`` (a blocking probe: callable inside or outside a loop)."""
+    import psycopg
 
-        try:
-            conn = await asyncpg.connect(url, timeout=5)
-        except Exception:  # any failure to connect means "no server here"
-            return False
-        await conn.close()
-        return True
-
-    return asyncio.run(probe())
+    try:
+        with psycopg.connect(url, connect_timeout=5):
+            return True
+    except psycopg.Error:
+        return False
 
 
 def _pg_bin(program: str) -> str:
