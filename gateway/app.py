@@ -62,7 +62,9 @@ class Gateway:
         from gateway.inbound.pipeline import InboundPipeline
         from gateway.outbox.dispatcher import OutboxDispatcher
         from gateway.outbox.planner import BroadcastPlanner
+        from gateway.rendering.composer import MessageComposer
 
+        self.composer = MessageComposer(self)
         self.planner = BroadcastPlanner(self)
         self.dispatcher = OutboxDispatcher(self)
         self.inbound = InboundPipeline(self)

@@ -12,7 +12,7 @@ from gateway.domain.events import EventSpec, load_event
 from gateway.domain.surveys import SurveySpec, load_survey, rsvp_survey
 from gateway.errors import GatewayError
 from gateway.inbound.surveys import store_survey
-from gateway.outbox.planner import BroadcastRequest, base_context, localize_event
+from gateway.outbox.planner import BroadcastRequest
 from gateway.storage.models import Event, Survey, SurveySession, utcnow
 
 if TYPE_CHECKING:
@@ -112,35 +112,42 @@ async def send_broadcast(
 
 
 def _translation_notes(gw: Gateway, data: dict[str, Any]) -> list[str]:
-    """One line for the languages whose free text stayed in English, one for missing catalogs."""
-    no_engine, rejected, held, no_catalog = [], [], [], []
+    """What each language's families get, said plainly: English where nothing translated it
+    (and why), held for review, machine translation not yet reviewed."""
+    english_no_engine, english_failed, held, machine = [], [], [], []
     source = gw.config.translation.source_language
     for language, info in sorted(data.get("translation", {}).items()):
-        texts = info.get("texts") or {}
-        if texts.get("fallback"):
-            (rejected if gw.translation.can_translate(source, language) else no_engine).append(language)
-        if info.get("held") or texts.get("held"):
+        received = info.get("received")
+        if received == "english":
+            (english_failed if gw.translation.can_translate(source, language) else english_no_engine).append(
+                language
+            )
+        elif received == "held":
             held.append(language)
-        if not info.get("catalog") and language.split("-")[0] != "en":
-            no_catalog.append(language)
+        elif received == "machine":
+            machine.append(language)
     notes = []
-    if no_engine:
+    if english_no_engine:
         notes.append(
-            f"free text (event title, description) stays in English for {', '.join(no_engine)}: no "
-            "machine translation installed (gateway translate install FILE.argosmodel)"
+            f"{', '.join(english_no_engine)}: families get English text with a note in their language "
+            "(no reviewed catalog or machine translation covers these languages; see "
+            "`gateway translate languages`)"
         )
-    if rejected:
+    if english_failed:
         notes.append(
-            f"free text stays in English, with a note, for {', '.join(rejected)}: the machine "
-            "translation lost a protected name, date, link or number and was rejected"
+            f"{', '.join(english_failed)}: some text stays in English with a note — its machine "
+            "translation was rejected (it lost a protected name, date, link or number) or failed"
         )
     if held:
         notes.append(
-            f"messages in {', '.join(held)} are held for review: no acceptable machine translation "
-            "(translation.fallback: hold)"
+            f"{', '.join(held)}: messages are held for review (translation.fallback: hold); "
+            "release them with `gateway broadcast release`"
         )
-    if no_catalog:
-        notes.append(f"no reviewed catalog for {', '.join(no_catalog)}: template text in English")
+    if machine:
+        notes.append(
+            f"{', '.join(machine)}: machine-translated, not yet reviewed "
+            "(`gateway translate export --language L` for a reviewer)"
+        )
     return notes
 
 
@@ -274,64 +281,26 @@ async def preview_template(
     languages: list[str] | None,
     channels: list[str] | None,
     event_spec: EventSpec | None = None,
+    audience: str | None = None,
+    policy: str = "preferred",
+    school_scope: list[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Render a template in each language × channel with sample family data."""
-    from gateway.outbox.planner import _as_outbound
-
+    """Each language × channel exactly as the broadcast would send it (the planner's own path),
+    for the first guardian of the audience reading it; a sample guardian where there is none.
+    ``languages`` defaults to English and every language with a reviewed catalog."""
     spec = event_spec or (load_event(event_file) if event_file else _sample_event())
+    request = BroadcastRequest(
+        template=template,
+        audience=audience if audience is not None else spec.audience,
+        channels=channels,
+        policy=policy,  # type: ignore[arg-type]
+        event=spec.template_context(),
+        school_scope=school_scope,
+    )
+    if spec.rsvp and template in EVENT_TEMPLATES:
+        request.survey, request.question_id = rsvp_survey(spec.id, spec.title), "rsvp"
     langs = languages or ["en", *gw.catalogs.available()]
-    chans = [gw.channel(c) for c in channels] if channels else list(gw.channels.values())
-    out = []
-    for language in langs:
-        texts = [spec.title, spec.description, spec.place or ""]
-        translated = await gw.translation.translate_many(texts, language)
-        event = spec.template_context()
-        event["title"], event["description"] = translated[0].text, translated[1].text
-        event["place"] = translated[2].text or event["place"]
-        origins = sorted({t.origin for t in translated if t.text})
-        catalog = gw.catalogs.catalog_language(language)
-        for channel in chans:
-            ctx = base_context(gw, language)
-            ctx.update(
-                {
-                    "guardian": {"name": "Amina", "language": language},
-                    "family": {"family_id": "PREVIEW"},
-                    "student_names": "Omar",
-                    "event": localize_event(event, spec.timezone),
-                    "buttons": channel.supports_buttons,
-                    "unsubscribe_url": "https://gateway.example/unsubscribe/TOKEN"
-                    if channel.kind == "email"
-                    else None,
-                }
-            )
-            if spec.rsvp:
-                ctx["question"] = None
-            rendered = gw.renderer.render(template, channel.variant, language, ctx)
-            row = {
-                "channel": channel.name,
-                "address": "",
-                "language": language,
-                "body": rendered.body,
-                "subject": rendered.subject,
-                "html": rendered.html,
-                "payload": {},
-            }
-            out.append(
-                {
-                    "language": language,
-                    "channel": channel.name,
-                    "variant": channel.variant,
-                    "subject": rendered.subject,
-                    "body": rendered.body,
-                    "html": rendered.html,
-                    "details": dict(channel.preview_details(_as_outbound(row))),
-                    "source": ("catalog " + catalog)
-                    if catalog
-                    else ("English" if language.startswith("en") else "English (no catalog)"),
-                    "free_text": origins,
-                }
-            )
-    return out
+    return await gw.planner.samples(request, languages=langs, sample_timezone=spec.timezone)
 
 
 def _sample_event() -> EventSpec:

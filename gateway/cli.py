@@ -79,6 +79,10 @@ sandbox_app = typer.Typer(
     help="The sandbox channel: inject replies, read what it sent.", no_args_is_help=True
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+inbox_app = typer.Typer(
+    help="Free-text replies and unmatched answers, urgent first, with translations.",
+    invoke_without_command=True,
+)
 staff_app = typer.Typer(help="Staff accounts.", no_args_is_help=True)
 app.add_typer(families_app, name="families")
 app.add_typer(broadcast_app, name="broadcast")
@@ -88,6 +92,7 @@ app.add_typer(plugins_app, name="plugins")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(db_app, name="db")
 app.add_typer(staff_app, name="staff")
+app.add_typer(inbox_app, name="inbox")
 
 
 @app.callback()
@@ -265,6 +270,7 @@ def preview(
 ) -> None:
     """Render a template per language and channel, with SMS segments, before anything is sent."""
     from gateway.broadcasts import preview_template
+    from gateway.rendering.composer import RECEIVED_LABELS, describe_sources
 
     previews = with_gateway(config, lambda gw: preview_template(gw, template, event, language, channel))
     if as_json:
@@ -275,7 +281,9 @@ def preview(
         details = item.get("details") or {}
         if details:
             head += " · " + ", ".join(f"{k}: {v}" for k, v in details.items())
-        head += f" · text: {item['source']}"
+        head += f" · {RECEIVED_LABELS[item['received']]} ({describe_sources(item['sources'])})"
+        if item.get("family_id"):
+            head += f" · as sent to family {item['family_id']}"
         console.rule(head)
         if item.get("subject"):
             console.print(f"Subject: {item['subject']}", highlight=False, markup=False)
@@ -437,7 +445,10 @@ def survey_send(
                     "by_language",
                     "by_channel",
                     "skipped",
+                    "translation",
+                    "notes",
                 )
+                if k in summary
             }
         )
     else:
@@ -481,16 +492,41 @@ def survey_results(
 
 
 # -- inbox ---------------------------------------------------------------------------------------
-@app.command()
+@inbox_app.command("flag")
+def inbox_flag(
+    inbound_id: Annotated[int, typer.Argument(help="Inbox item id.")],
+    clear: Annotated[bool, typer.Option("--clear", help="No interpreter needed any more.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Flag an inbox item for a human interpreter (no engine reads its language)."""
+    from gateway.inbox import flag_interpreter
+
+    if not with_gateway(config, lambda gw: flag_interpreter(gw, inbound_id, not clear)):
+        console.print(f"no inbox item {inbound_id}", style="red")
+        raise typer.Exit(2)
+    state_text = "no interpreter needed" if clear else "needs an interpreter"
+    console.print(f"inbox item {inbound_id}: {state_text}")
+
+
+@inbox_app.callback()
 def inbox(
+    ctx: typer.Context,
     unread: Annotated[bool, typer.Option("--unread", help="Only items not yet answered or read.")] = False,
+    needs_interpreter: Annotated[
+        bool, typer.Option("--needs-interpreter", help="Only items flagged for an interpreter.")
+    ] = False,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
     """Free-text replies and unmatched answers, urgent first, with translations."""
+    if ctx.invoked_subcommand is not None:
+        return
     from gateway.inbox import list_inbox
 
-    items = with_gateway(config, lambda gw: list_inbox(gw, unread=unread))
+    items = with_gateway(
+        config,
+        lambda gw: list_inbox(gw, unread=unread, needs_interpreter=True if needs_interpreter else None),
+    )
     if as_json:
         emit_json(items)
         return

@@ -6,19 +6,37 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from gateway.domain.languages import display_name
 from gateway.storage.models import Family, InboundRecord
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
-__all__ = ["list_inbox"]
+__all__ = ["flag_interpreter", "list_inbox", "translation_note"]
+
+
+def translation_note(gw: Gateway, record: InboundRecord) -> str | None:
+    """Why there is no translation of a reply, in plain words for staff; None when there is one
+    or none is needed."""
+    staff = gw.config.translation.staff_language
+    language = record.language
+    if record.translation is not None or not language or language.split("-")[0] == staff.split("-")[0]:
+        return None
+    names = f"{display_name(language)} → {display_name(staff)}"
+    if not gw.translation.can_translate(language, staff):
+        return f"No machine translation covers {names}. Flag it for an interpreter."
+    return f"The machine translation ({names}) failed this time. Flag it for an interpreter."
 
 
 async def list_inbox(
-    gw: Gateway, *, unread: bool = False, schools: list[str] | None = None, limit: int = 500
+    gw: Gateway,
+    *,
+    unread: bool = False,
+    schools: list[str] | None = None,
+    needs_interpreter: bool | None = None,
+    limit: int = 500,
 ) -> list[dict[str, Any]]:
     """The ``inbox --json`` shape."""
-    staff = gw.config.translation.staff_language
     async with gw.db.session() as session:
         query = (
             select(InboundRecord, Family.external_id)
@@ -29,6 +47,8 @@ async def list_inbox(
         )
         if unread:
             query = query.where(InboundRecord.answered_at.is_(None), InboundRecord.read.is_(False))
+        if needs_interpreter is not None:
+            query = query.where(InboundRecord.needs_interpreter.is_(needs_interpreter))
         if schools is not None:
             from sqlalchemy import func
 
@@ -44,16 +64,6 @@ async def list_inbox(
         rows = (await session.execute(query)).all()
     items = []
     for record, family_id in rows:
-        note = None
-        if (
-            record.translation is None
-            and record.language
-            and record.language.split("-")[0] != staff.split("-")[0]
-        ):
-            note = (
-                f"no translation engine for {record.language}→{staff}; install one with "
-                f"`gateway translate install FILE.argosmodel`"
-            )
         items.append(
             {
                 "id": record.id,
@@ -62,11 +72,25 @@ async def list_inbox(
                 "received_at": record.received_at.isoformat(),
                 "text": record.text,
                 "language": record.language,
+                "detected_language": record.detected_language,
                 "translation": record.translation,
-                "note": note,
+                "translation_engine": record.translation_engine,
+                "note": translation_note(gw, record),
+                "needs_interpreter": record.needs_interpreter,
                 "classification": record.classification,
                 "urgent": record.urgent,
                 "answered": record.answered_at is not None,
             }
         )
     return items
+
+
+async def flag_interpreter(gw: Gateway, inbound_id: int, needed: bool = True) -> bool:
+    """Mark (or unmark) an inbox item as needing an interpreter; False when there is no such item."""
+    async with gw.db.session() as session:
+        record = await session.get(InboundRecord, inbound_id)
+        if record is None or not record.inbox:
+            return False
+        record.needs_interpreter = needed
+        await session.commit()
+        return True

@@ -108,6 +108,7 @@ async def sandbox_messages(gw: Gateway) -> list[dict[str, Any]]:
                 "language": r.language,
                 "subject": r.subject,
                 "body": r.body,
+                "html": r.html,
                 "buttons": (r.payload or {}).get("buttons", []),
                 "conversation": r.conversation,
             }

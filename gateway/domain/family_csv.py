@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gateway.domain.contacts import normalize_email, normalize_phone, normalize_telegram
 from gateway.domain.languages import LanguageError, normalize_language
+from gateway.rendering.bidi import BIDI_CONTROLS, strip_bidi_controls
 
 __all__ = [
     "COLUMNS",
@@ -123,6 +124,7 @@ class ParsedFamilies:
 class _Row:
     line: int
     values: dict[str, str]
+    bidi_stripped: list[str] = field(default_factory=list)
 
 
 def _decoded_lines(data: bytes, errors: list[CsvProblem]) -> str:
@@ -175,7 +177,12 @@ def _rows(text: str, errors: list[CsvProblem]) -> Iterator[_Row]:
             for i, col in enumerate(columns)
             if col in COLUMNS
         }
-        yield _Row(line, values)
+        # Text-direction controls (an override such as U+202E reverses what follows it) never
+        # reach a message, a page or a log: removed here, and the row says so.
+        stripped = [col for col, value in values.items() if BIDI_CONTROLS.search(value)]
+        for col in stripped:
+            values[col] = strip_bidi_controls(values[col]).strip()
+        yield _Row(line, values, stripped)
 
 
 def parse_families_csv(
@@ -259,6 +266,8 @@ def _apply_row(
     guardian_name = v.get("guardian_name", "")
     if not guardian_name:
         return problem("guardian_name", "required")
+    for column in row.bidi_stripped:
+        warnings.append(problem(column, "invisible text-direction characters removed"))
     for column in ("guardian_name", "student_name", "school"):
         value = v.get(column, "")
         if value.startswith(FORMULA_PREFIXES):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -49,9 +50,15 @@ class AnswerMatcher:
         return words
 
     def match(
-        self, question: Question, text: str, language: str, labels: Mapping[str, str] | None = None
+        self, question: Question, text: str, language: str, shown: Sequence[Sequence[Any]] = ()
     ) -> str | None:
-        """The answer value ``text`` means, or None."""
+        """The answer value ``text`` means, or None. ``shown`` is ``[[value, label, synonyms]...]``
+        as the family was shown the choices (labels and synonyms in their language)."""
+        labels: dict[str, set[str]] = {}
+        for entry in shown:
+            value, label = str(entry[0]), str(entry[1])
+            extra = entry[2] if len(entry) > 2 else []
+            labels.setdefault(value, set()).update([label, *map(str, extra)])
         if question.type == "text":
             return text.strip() or None
         reply = normalize_reply(text).translate(_DIGITS)
@@ -60,8 +67,7 @@ class AnswerMatcher:
         candidates: dict[str, str] = {}
         for number, choice in enumerate(question.choices, start=1):
             forms = {str(number), choice.value, choice.label, *choice.synonyms}
-            if labels and choice.value in labels:
-                forms.add(labels[choice.value])
+            forms |= labels.get(choice.value, set())
             forms |= self.words_for(language, choice.value)
             for form in forms:
                 key = normalize_reply(form).translate(_DIGITS)

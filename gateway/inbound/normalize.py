@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["normalize_reply", "tokens"]
+__all__ = ["ZAWGYI_THRESHOLD", "normalize_reply", "tokens", "zawgyi_to_unicode"]
 
 _SPACES = re.compile(r"\s+")
 
@@ -52,3 +52,31 @@ def normalize_reply(text: str) -> str:
 def tokens(text: str) -> list[str]:
     """Normalised words of a reply."""
     return [t for t in (_strip_edges(w) for w in normalize_reply(text).split(" ")) if t]
+
+
+#: Above this probability (Google's myanmartools model) a Burmese text is taken to be Zawgyi.
+ZAWGYI_THRESHOLD = 0.95
+_BURMESE = re.compile("[\u1000-\u109f]")
+_zawgyi_detector: object | None = None
+
+
+def zawgyi_to_unicode(text: str) -> tuple[str, bool]:
+    """Burmese typed in the legacy Zawgyi encoding (still common on older phones), converted to
+    Unicode: ``(text, converted)``. Anything else comes back unchanged.
+
+    Detection is Google's ``myanmartools`` model; conversion is ``python-myanmar``'s
+    Zawgyi → Unicode converter. Both are loaded on first use.
+    """
+    global _zawgyi_detector
+    if not _BURMESE.search(text):
+        return text, False
+    if _zawgyi_detector is None:
+        from myanmartools import ZawgyiDetector
+
+        _zawgyi_detector = ZawgyiDetector()
+    probability = _zawgyi_detector.get_zawgyi_probability(text)  # type: ignore[attr-defined]
+    if probability < ZAWGYI_THRESHOLD:
+        return text, False
+    from myanmar.converter import convert
+
+    return convert(text, "zawgyi", "unicode"), True

@@ -9,6 +9,7 @@ re-prompt once, file in the staff inbox with a translation) → record what it d
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from gateway.domain.languages import LanguageError, display_name, normalize_lang
 from gateway.inbound.answers import AnswerMatcher
 from gateway.inbound.detect import LanguageDetector
 from gateway.inbound.keywords import KeywordTable
-from gateway.inbound.normalize import normalize_reply
+from gateway.inbound.normalize import normalize_reply, zawgyi_to_unicode
 from gateway.outbox.conversation import queue_conversation
 from gateway.storage.models import (
     Endpoint,
@@ -228,6 +229,13 @@ class InboundPipeline:
         self, session: AsyncSession, message: InboundMessage, record: InboundRecord
     ) -> InboundOutcome:
         """Match, classify, act; commits ``session``."""
+        text, converted = zawgyi_to_unicode(message.text)
+        if converted:
+            # Burmese typed in Zawgyi: Unicode from here on (matching, detection, translation,
+            # the inbox); the original stays in the raw payload.
+            record.raw = {**(record.raw or {}), "zawgyi_original": message.text}
+            record.text = text
+            message = dataclasses.replace(message, text=text)
         match = await self._match(session, message)
         record.endpoint_id = match.endpoint.id if match.endpoint else None
         record.guardian_id = match.guardian.id if match.guardian else None
@@ -322,6 +330,7 @@ class InboundPipeline:
             record.inbox = True
             record.action = "kept as unknown sender"
             record.language = await asyncio.to_thread(self.detector.detect, message.text)
+            record.detected_language = record.language
             await self._translate_for_inbox(session, record, record.language)
             return outcome("unknown_sender")
         endpoint, guardian = match.endpoint, match.guardian
@@ -374,6 +383,10 @@ class InboundPipeline:
             record.action = "opted in" if was_out else "already subscribed"
             return outcome("opt_in")
         if keyword == "help":
+            resources = [r.model_dump() for r in gw.config.district.resources]
+            strings = await gw.composer.strings(
+                language, ["help_reply"], [r["name"] for r in resources], session=session
+            )
             await queue_conversation(
                 gw,
                 session,
@@ -385,7 +398,8 @@ class InboundPipeline:
                 family=match.family,
                 endpoint=endpoint,
                 compliance=True,
-                context={"resources": [r.model_dump() for r in gw.config.district.resources]},
+                strings=strings,
+                context={"resources": [{**r, "name": strings.text(r["name"])} for r in resources]},
             )
             record.action = "sent help text"
             return outcome("help")
@@ -408,6 +422,7 @@ class InboundPipeline:
         if answered is not None:
             return outcome(answered.classification, answered.label)
         detected = await asyncio.to_thread(self.detector.detect, message.text)
+        record.detected_language = detected
         if detected and detected != language.split("-")[0]:
             record.language = detected
         record.inbox = True
@@ -421,17 +436,19 @@ class InboundPipeline:
     async def _translate_for_inbox(
         self, session: AsyncSession, record: InboundRecord, language: str | None
     ) -> None:
+        """The reply in the staff language, with where the translation came from; None (and the
+        origin ``fallback``) when no engine could translate it."""
         staff = self.gateway.config.translation.staff_language
         if not language or language.split("-")[0] == staff.split("-")[0]:
             record.translation = None
+            record.translation_origin = None
             return
         result = await self.gateway.translation.translate(
             record.text, staff, source=language, session=session
         )
-        if result.origin in ("machine", "memory", "reviewed"):
-            record.translation = result.text
-        else:
-            record.translation = None
+        record.translation_origin = result.origin
+        record.translation_engine = result.engine
+        record.translation = result.text if result.origin in ("machine", "memory", "reviewed") else None
 
     def _is_urgent(self, text: str, translation: str | None) -> bool:
         haystack = " " + normalize_reply(f"{text} {translation or ''}") + " "
@@ -475,13 +492,15 @@ class InboundPipeline:
             family = await session.get(Family, record.family_id) if record.family_id else None
             endpoint = await session.get(Endpoint, record.endpoint_id) if record.endpoint_id else None
             language = guardian.language if guardian else (record.language or "en")
-            translated = await gw.translation.translate(
-                text,
+            strings = await gw.composer.strings(
                 language,
-                source=gw.config.translation.staff_language,
+                ["staff_reply"],
+                [text],
                 session=session,
                 names=[guardian.name] if guardian and guardian.name else (),
+                text_language=gw.config.translation.staff_language,
             )
+            translated = strings.text(text)
             row = await queue_conversation(
                 gw,
                 session,
@@ -492,24 +511,14 @@ class InboundPipeline:
                 guardian=guardian,
                 family=family,
                 endpoint=endpoint,
-                context={"text": _with_fallback_note(gw, language, translated)},
-                payload={"in_reply_to_inbound": record.id, "translation_origin": translated.origin},
+                strings=strings,
+                context={"text": translated},
+                payload={"in_reply_to_inbound": record.id, "translation_origin": str(translated.origin)},
             )
-            if translated.origin == "held":  # translation.fallback: hold — a human decides
-                row.status = "held"
             record.answered_at = utcnow()
             record.read = True
             await session.commit()
             return row
-
-
-def _with_fallback_note(gw: Any, language: str, translated: Any) -> str:
-    """The staff answer as the family reads it; the English source carries a note in their language."""
-    if translated.origin != "fallback":
-        return str(translated.text)
-    from gateway.rendering.messages import SOURCE_FALLBACK_NOTE
-
-    return f"{gw.catalogs.gettext(language, SOURCE_FALLBACK_NOTE)}\n\n{translated.text}"
 
 
 def _record_values(message: InboundMessage) -> dict[str, Any]:

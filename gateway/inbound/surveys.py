@@ -14,7 +14,8 @@ from gateway.channels import InboundMessage
 from gateway.domain.surveys import Question, SurveySpec
 from gateway.inbound.answers import AnswerMatcher
 from gateway.outbox.conversation import queue_conversation
-from gateway.outbox.planner import YESNO_LABELS, _question_context, event_context, localize_event
+from gateway.outbox.planner import event_context, shown_choices
+from gateway.rendering.composer import localize_event
 from gateway.storage.models import (
     Event,
     InboundRecord,
@@ -87,11 +88,14 @@ class SurveyRuntime:
         except KeyError:
             return None
         language = guardian.language
-        labels = self._labels(question, spec, language)
+        shown = await self._shown_choices(session, survey_session, spec, question, match.message)
+        labels = {str(value): str(label) for value, label, *_ in shown}
         choice = message.choice
         if choice is None:
             choice = tapped_button_value(match.message, message.raw.get("button_index"))
-        value = choice if choice is not None else self.matcher.match(question, message.text, language, labels)
+        value = (
+            choice if choice is not None else self.matcher.match(question, message.text, language, shown)
+        )
         if value is not None and question.type != "text" and value not in {c.value for c in question.choices}:
             value = None
         completed = survey_session.status != "open"
@@ -153,13 +157,9 @@ class SurveyRuntime:
             if question.rsvp:
                 await self._confirm_rsvp(session, survey_session, survey_row, value, match)
             else:
-                closing = None
-                if spec.closing_message:
-                    closing = (
-                        await self.gateway.translation.translate(
-                            spec.closing_message, language, session=session
-                        )
-                    ).text
+                strings = await self.gateway.composer.strings(
+                    language, ["survey_closing"], [spec.closing_message, spec.title], session=session
+                )
                 await queue_conversation(
                     self.gateway,
                     session,
@@ -170,7 +170,11 @@ class SurveyRuntime:
                     guardian=guardian,
                     family=match.family,
                     endpoint=match.endpoint,
-                    context={"survey": {"id": spec.id, "title": spec.title}, "closing": closing},
+                    strings=strings,
+                    context={
+                        "survey": {"id": spec.id, "title": strings.text(spec.title)},
+                        "closing": strings.text(spec.closing_message),
+                    },
                 )
         return AnsweredReply(classification, label)
 
@@ -192,14 +196,47 @@ class SurveyRuntime:
             .limit(1)
         )
 
-    def _labels(self, question: Question, spec: SurveySpec, language: str) -> dict[str, str]:
-        labels = {}
-        for choice in question.choices:
-            if choice.value in YESNO_LABELS and question.type == "yesno":
-                labels[choice.value] = self.gateway.catalogs.gettext(language, YESNO_LABELS[choice.value])
-            else:
-                labels[choice.value] = choice.label
-        return labels
+    async def _shown_choices(
+        self,
+        session: AsyncSession,
+        survey_session: SurveySession,
+        spec: SurveySpec,
+        question: Question,
+        related: OutboxMessage | None,
+    ) -> list[list[Any]]:
+        """The choices of ``question`` exactly as the family was shown them (labels and synonyms in
+        their language): from the message the reply answers, else the last one that asked this
+        question, else composed again (same strings, from the translation memory)."""
+        for candidate in (related, await self._last_question_message(session, survey_session, question)):
+            payload = (candidate.payload or {}) if candidate is not None else {}
+            if payload.get("question_id") == question.id and payload.get("choices"):
+                return list(payload["choices"])
+        composer = self.gateway.composer
+        strings = await composer.strings(
+            survey_session.language, (), composer.question_texts(question, spec), session=session
+        )
+        return shown_choices(composer.question_context(question, spec, strings))
+
+    async def _last_question_message(
+        self, session: AsyncSession, survey_session: SurveySession, question: Question
+    ) -> OutboxMessage | None:
+        rows = await session.scalars(
+            select(OutboxMessage)
+            .where(
+                OutboxMessage.guardian_id == survey_session.guardian_id,
+                OutboxMessage.channel == survey_session.channel,
+            )
+            .order_by(OutboxMessage.id.desc())
+            .limit(20)
+        )
+        for row in rows:
+            payload = row.payload or {}
+            if (payload.get("survey_id"), payload.get("question_id")) == (
+                survey_session.survey_id,
+                question.id,
+            ):
+                return row
+        return None
 
     async def _send_question(
         self,
@@ -212,19 +249,10 @@ class SurveyRuntime:
     ) -> None:
         gw = self.gateway
         language = survey_session.language
-        texts = [question.text, spec.title] + [
-            c.label for c in question.choices if c.value not in YESNO_LABELS and not c.label.isdigit()
-        ]
-        translated = await gw.translation.translate_many(texts, language, session=session)
-        lookup = {src: t.text for src, t in zip(texts, translated, strict=True)}
-        context = {
-            "question": _question_context(question, spec, language, gw, lookup),
-            "survey": {"id": spec.id, "title": lookup.get(spec.title, spec.title)},
-        }
-        channel = gw.channel(survey_session.channel)
-        payload: dict[str, Any] = {"survey_id": survey_session.survey_id, "question_id": question.id}
-        if channel.supports_buttons:
-            payload["buttons"] = [[c["value"], c["label"]] for c in context["question"]["choices"]]
+        strings = await gw.composer.strings(
+            language, [template], gw.composer.question_texts(question, spec), session=session
+        )
+        question_ctx = gw.composer.question_context(question, spec, strings)
         await queue_conversation(
             gw,
             session,
@@ -235,8 +263,13 @@ class SurveyRuntime:
             guardian=match.guardian,
             family=match.family,
             endpoint=match.endpoint,
-            context=context,
-            payload=payload,
+            strings=strings,
+            context={"question": question_ctx, "survey": {"id": spec.id, "title": strings.text(spec.title)}},
+            payload={
+                "survey_id": survey_session.survey_id,
+                "question_id": question.id,
+                "choices": shown_choices(question_ctx),
+            },
         )
 
     async def _confirm_rsvp(
@@ -253,9 +286,11 @@ class SurveyRuntime:
             return
         language = survey_session.language
         ctx = event_context(event)
-        texts = [ctx["title"] or "", ctx["place"] or ""]
-        translated = await gw.translation.translate_many(texts, language, session=session)
-        ctx["title"], ctx["place"] = translated[0].text, translated[1].text or ctx["place"]
+        strings = await gw.composer.strings(
+            language, ["rsvp_confirmation"], [ctx["title"], ctx["description"], ctx["place"]], session=session
+        )
+        for key in ("title", "description", "place"):
+            ctx[key] = strings.text(ctx[key])
         await queue_conversation(
             gw,
             session,
@@ -266,6 +301,7 @@ class SurveyRuntime:
             guardian=match.guardian,
             family=match.family,
             endpoint=match.endpoint,
+            strings=strings,
             context={"event": localize_event(ctx, match.guardian.timezone), "answer": value},
         )
 

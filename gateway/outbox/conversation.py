@@ -1,15 +1,17 @@
 """Conversation messages: answers to a family's own reply (next survey question, HELP text,
-confirmations, staff answers). They go at once — no quiet hours — through the same outbox."""
+confirmations, staff answers). They go at once — no quiet hours — through the same outbox and
+the same composer as broadcasts."""
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.outbox.planner import base_context
 from gateway.storage.models import Endpoint, Family, Guardian, OutboxMessage, utcnow
+from gateway.translation.strings import LanguageStrings
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -29,26 +31,40 @@ async def queue_conversation(
     family: Family | None = None,
     endpoint: Endpoint | None = None,
     context: dict[str, Any] | None = None,
+    strings: LanguageStrings | None = None,
+    texts: Iterable[str | None] = (),
+    names: Sequence[str] = (),
     compliance: bool = False,
     payload: dict[str, Any] | None = None,
     broadcast_id: int | None = None,
 ) -> OutboxMessage:
-    """Render ``template`` for one address and add it to the outbox, due now."""
+    """Compose ``template`` for one address and add it to the outbox, due now.
+
+    ``strings`` are the language's resolved strings when the caller already has them (it put
+    translated free text into ``context``); otherwise the template's strings and ``texts`` are
+    resolved here. A message whose text waits for review is added ``held``.
+    """
     channel = gw.channel(channel_name)
-    ctx = base_context(gw, language)
-    if guardian is not None:
-        ctx["guardian"] = {"name": guardian.name, "language": language}
-    else:
-        ctx["guardian"] = {"name": "", "language": language}
-    ctx["family"] = {"family_id": family.external_id if family else ""}
-    ctx["buttons"] = channel.supports_buttons
+    if strings is None:
+        strings = await gw.composer.strings(language, [template], texts, session=session, names=names)
+    ctx: dict[str, Any] = {
+        "guardian": {"name": guardian.name if guardian is not None else "", "language": language},
+        "family": {"family_id": family.external_id if family else ""},
+        "buttons": channel.supports_buttons,
+    }
     ctx.update(context or {})
-    rendered = gw.renderer.render(template, channel.variant, language, ctx)
-    data: dict[str, Any] = {"direction": rendered.direction, "template": template}
+    composed = gw.composer.render(template, channel, strings, ctx)
+    data: dict[str, Any] = {
+        "direction": composed.direction,
+        "template": template,
+        "sources": composed.origins(),
+    }
     if family is not None:
         data["family_id"] = family.external_id
     if compliance:
         data["compliance"] = True
+    if composed.buttons:
+        data["buttons"] = [[b.value, b.label] for b in composed.buttons]
     data.update(payload or {})
     row = OutboxMessage(
         broadcast_id=broadcast_id,
@@ -58,12 +74,12 @@ async def queue_conversation(
         channel=channel_name,
         address=address,
         language=language,
-        subject=rendered.subject,
-        body=rendered.body,
-        html=rendered.html,
+        subject=composed.subject,
+        body=composed.body,
+        html=composed.html,
         payload=data,
         conversation=True,
-        status="queued",
+        status="held" if composed.held else "queued",
         due_at=utcnow(),
         reply_token=secrets.token_urlsafe(16),
     )

@@ -14,18 +14,16 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.channels import Button, Channel, OutboundMessage
 from gateway.domain.audience import Audience, parse_audience
-from gateway.domain.languages import is_rtl
-from gateway.domain.surveys import Question, SurveySpec
+from gateway.domain.surveys import SurveySpec
 from gateway.errors import GatewayError
 from gateway.outbox.quiet_hours import QUIET_KINDS, defer_for_quiet_hours
-from gateway.rendering import messages as msg
+from gateway.rendering.composer import ComposedMessage, localize_event, what_families_got
 from gateway.rendering.formatting import format_names
 from gateway.storage.models import (
     Broadcast,
@@ -37,16 +35,24 @@ from gateway.storage.models import (
     SurveySession,
     utcnow,
 )
+from gateway.translation.strings import LanguageStrings, Origin
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
-__all__ = ["BroadcastPlanner", "BroadcastRequest", "BroadcastSummary"]
+__all__ = [
+    "BroadcastPlanner",
+    "BroadcastRequest",
+    "BroadcastSummary",
+    "event_context",
+    "request_from_broadcast",
+    "shown_choices",
+    "translation_summary",
+]
 
 log = logging.getLogger("gateway.planner")
 FAMILY_CHUNK = 1000
 INSERT_CHUNK = 2000
-YESNO_LABELS = {"yes": msg.YES, "no": msg.NO, "maybe": msg.MAYBE}
 
 
 @dataclass
@@ -111,14 +117,17 @@ class _LanguagePack:
     """Everything translated once per language for one broadcast."""
 
     language: str
+    strings: LanguageStrings
     event: dict[str, Any] | None
     question: dict[str, Any] | None
     survey: dict[str, Any] | None
     extra: dict[str, Any]
-    origins: Counter[str]
-    held: bool = False
+    pieces: set[tuple[str, str, Origin]] = field(default_factory=set)
+    """What the messages rendered so far in this language were made of."""
 
 
+#: Context keys of a plain message whose string value is free text to translate.
+TEXT_KEYS = frozenset({"text", "title", "body", "link_text"})
 #: Context values that differ from one family to the next.
 PERSONAL = frozenset({"guardian", "family", "student_names"})
 #: Stands in for the per-message unsubscribe token while a shared rendering is made.
@@ -246,7 +255,7 @@ class Rerenderer:
             pack = await self.planner._language_pack(request, row.language, self.session)
             self._packs[key] = (request, pack)
         request, pack = self._packs[key]
-        if pack.held or row.family_id is None:
+        if row.family_id is None:
             return None
         families = await _load_audience_chunk(self.session, [row.family_id])
         family = families[0] if families else None
@@ -255,7 +264,7 @@ class Rerenderer:
         if family is None or guardian is None or endpoint is None:
             return None
         remaining = [e for e in (row.payload or {}).get("fallback", []) if e != endpoint_id]
-        return self.planner._render_row(
+        fresh = self.planner._render_row(
             request,
             pack,
             family,
@@ -268,6 +277,7 @@ class Rerenderer:
             remaining,
             self.state,
         )
+        return None if fresh["status"] == "held" else fresh
 
 
 class BroadcastPlanner:
@@ -354,8 +364,6 @@ class BroadcastPlanner:
                         )
                         if row["due_at"] != send_at:
                             summary.deferred_quiet_hours += 1
-                        if pack.held:
-                            row["status"] = "held"
                         rows.append(row)
                         summary.messages += 1
                         summary.by_language[guardian.language] += 1
@@ -396,14 +404,10 @@ class BroadcastPlanner:
                 if sessions:
                     await self._upsert_sessions(session, sessions)
             for language, pack in packs.items():
-                catalog = gw.catalogs.catalog_language(language)
-                summary.translation[language] = {
-                    "catalog": catalog,
-                    "template": "reviewed" if catalog or language.split("-")[0] == "en" else "fallback",
-                    "texts": dict(pack.origins),
-                    "held": pack.held,
-                }
-                gw.translation.count(language, "reviewed" if catalog else "fallback")
+                summary.translation[language] = translation_summary(gw, language, pack.pieces)
+                reviewed = sum(1 for kind, _, o in pack.pieces if kind == "template" and o is Origin.REVIEWED)
+                if reviewed:
+                    gw.translation.count(language, "reviewed", reviewed)
             if broadcast is not None:
                 broadcast.status = "queued" if summary.messages else "empty"
                 broadcast.summary = summary.as_dict()
@@ -413,6 +417,87 @@ class BroadcastPlanner:
                 await session.rollback()
         await gw.translation.flush_stats()
         return summary
+
+    async def samples(
+        self,
+        request: BroadcastRequest,
+        *,
+        languages: Sequence[str] | None = None,
+        wanted: set[tuple[str, str]] | None = None,
+        sample_timezone: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """The preview: for each language × channel of the audience, the message exactly as
+        :meth:`plan` renders it for the first guardian who reads that language on that channel.
+
+        ``languages`` limits (and, where the audience has nobody for one, adds) languages: a
+        sample guardian stands in for those. ``wanted`` lets the walk stop once every
+        (language, channel) pair in it has its sample. Nothing is written.
+        """
+        gw = self.gateway
+        gw.renderer.check(request.template)
+        audience = parse_audience(request.audience)
+        if request.school_scope is not None:
+            audience = audience.restricted_to_schools(request.school_scope)
+        channels = self._allowed_channels(request.channels)
+        state = _RenderState(now=utcnow())
+        send_at = request.send_at or state.now
+        packs: dict[str, _LanguagePack] = {}
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+
+        async def render(family: Any, guardian: Any, channel: Channel, endpoint: Any, sample: bool) -> None:
+            pack = packs.get(guardian.language)
+            if pack is None:
+                pack = packs[guardian.language] = await self._language_pack(request, guardian.language)
+            row = self._render_row(
+                request, pack, family, guardian, family.students, channel, endpoint, send_at, None, [], state
+            )
+            found[(guardian.language, channel.name)] = {
+                "language": guardian.language,
+                "channel": channel.name,
+                "variant": channel.variant,
+                "family_id": None if sample else family.external_id,
+                "guardian": guardian.name,
+                "subject": row["subject"],
+                "body": row["body"],
+                "html": row["html"],
+                "status": row["status"],
+                "sources": row["payload"]["sources"],
+                "received": what_families_got(
+                    o for kind in row["payload"]["sources"].values() for o in kind
+                ),
+                "details": dict(channel.preview_details(_as_outbound(row))),
+            }
+
+        async with gw.db.session() as session:
+            async for family, guardians, _students in self._audience(session, audience, request):
+                for guardian in guardians:
+                    if languages is not None and guardian.language not in languages:
+                        continue
+                    targets, _reason = self._targets(guardian, channels, request.policy)
+                    chosen = targets[:1] if request.policy == "preferred" else targets
+                    for channel, endpoint in chosen:
+                        if (guardian.language, channel.name) not in found:
+                            await render(family, guardian, channel, endpoint, sample=False)
+                if wanted is not None and wanted <= set(found):
+                    break
+            await session.rollback()
+        zone = sample_timezone or gw.config.families.default_timezone
+        for language in languages or ():
+            for channel in channels:
+                if (language, channel.name) in found:
+                    continue
+                endpoint = AudienceEndpoint(0, channel.kind, "", False, False)
+                guardian = AudienceGuardian(0, "Amina", language, zone, channel.name, [endpoint])
+                family = AudienceFamily(0, "PREVIEW", [guardian], [AudienceStudent("Omar", None, None, [])])
+                await render(family, guardian, channel, endpoint, sample=True)
+        await gw.translation.flush_stats()
+        language_order = {lang: i for i, lang in enumerate(languages or ())}
+        channel_order = {c.name: i for i, c in enumerate(channels)}
+        return [
+            found[key]
+            for key in sorted(found, key=lambda k: (language_order.get(k[0], len(language_order)), k[0],
+                                                    channel_order.get(k[1], 0)))
+        ]
 
     def _check_queue_time(self, units: Counter[str]) -> None:
         """Refuse a broadcast that would sit in a provider's queue longer than the channel's
@@ -591,56 +676,33 @@ class BroadcastPlanner:
     async def _language_pack(
         self, request: BroadcastRequest, language: str, session: AsyncSession | None = None
     ) -> _LanguagePack:
-        """Translate every free text of the broadcast into ``language`` once."""
+        """Translate every string of the broadcast into ``language`` once: the template's own
+        strings and the free text (event, question, survey, message text)."""
         gw = self.gateway
-        texts: list[str] = []
+        composer = gw.composer
+        texts: list[str | None] = []
         event = dict(request.event) if request.event else None
         if event:
-            texts += [event.get("title") or "", event.get("description") or "", event.get("place") or ""]
+            texts += [event.get("title"), event.get("description"), event.get("place")]
         question = (
             request.survey.question(request.question_id) if (request.survey and request.question_id) else None
         )
         if question:
-            texts.append(question.text)
-            texts += [
-                c.label for c in question.choices if c.value not in YESNO_LABELS and not c.label.isdigit()
-            ]
-        if request.survey:
+            texts += composer.question_texts(question, request.survey)
+        elif request.survey:
             texts.append(request.survey.title)
-        extra_keys = [k for k, v in request.context.items() if isinstance(v, str) and k in ("text", "title")]
+        extra_keys = [k for k, v in request.context.items() if isinstance(v, str) and k in TEXT_KEYS]
         texts += [request.context[k] for k in extra_keys]
-        translated = await gw.translation.translate_many(texts, language, session=session) if texts else []
-        lookup = {src: t.text for src, t in zip(texts, translated, strict=True)}
-        distinct = dict(zip(texts, translated, strict=True))  # a title used twice counts once
-        origins = Counter(t.origin for t in distinct.values() if t.text.strip())
-        held = any(t.origin == "held" for t in translated)
-        fell_back = any(t.origin == "fallback" for t in translated if t.text.strip())
+        strings = await composer.strings(language, [request.template], texts, session=session)
         if event:
-            event["title"] = lookup.get(event.get("title") or "", event.get("title"))
-            event["description"] = lookup.get(event.get("description") or "", event.get("description"))
-            event["place"] = lookup.get(event.get("place") or "", event.get("place"))
-        question_ctx = None
-        if question:
-            question_ctx = _question_context(question, request.survey, language, gw, lookup)
-        # The English source is sent for what could not be translated: say so, in the family's
-        # language, before the description (or the question, or the message text).
-        note = gw.catalogs.gettext(language, msg.SOURCE_FALLBACK_NOTE) if fell_back else ""
-        if note and event:
-            description = event.get("description")
-            event["description"] = f"{note}\n\n{description}" if description else note
+            for key in ("title", "description", "place"):
+                event[key] = strings.text(event.get(key))
+        question_ctx = composer.question_context(question, request.survey, strings) if question else None
         survey_ctx = None
         if request.survey:
-            survey_ctx = {
-                "id": request.survey.id,
-                "title": lookup.get(request.survey.title, request.survey.title),
-            }
-        extra = {k: lookup.get(request.context[k], request.context[k]) for k in extra_keys}
-        if note and not event:
-            if question_ctx:
-                question_ctx["text"] = f"{note}\n{question_ctx['text']}"
-            elif "text" in extra:
-                extra["text"] = f"{note}\n\n{extra['text']}"
-        return _LanguagePack(language, event, question_ctx, survey_ctx, extra, origins, held)
+            survey_ctx = {"id": request.survey.id, "title": strings.text(request.survey.title)}
+        extra = {k: strings.text(request.context[k]) for k in extra_keys}
+        return _LanguagePack(language, strings, event, question_ctx, survey_ctx, extra)
 
     def _render_row(
         self,
@@ -664,11 +726,10 @@ class BroadcastPlanner:
         buttons = channel.supports_buttons and pack.question is not None
         names = gw.renderer.referenced_names(request.template, channel.variant)
         shared = names is not None and not (names & PERSONAL)
-        key = (request.template, channel.variant, language, guardian.timezone, buttons, wants_unsubscribe)
-        rendered = state.cache.get(key) if shared else None
-        if rendered is None:
-            context = base_context(gw, language)
-            context.update(request.context)
+        key = (request.template, channel.name, language, guardian.timezone, buttons, wants_unsubscribe)
+        composed: ComposedMessage | None = state.cache.get(key) if shared else None
+        if composed is None:
+            context: dict[str, Any] = dict(request.context)
             context.update(pack.extra)
             context.update(
                 {
@@ -688,10 +749,11 @@ class BroadcastPlanner:
             if pack.question:
                 context["question"] = pack.question
                 context["survey"] = pack.survey
-            rendered = gw.renderer.render(request.template, channel.variant, language, context)
+            composed = gw.composer.render(request.template, channel, pack.strings, context)
             if shared:
-                state.cache[key] = rendered
-        body, subject, html = rendered.body, rendered.subject, rendered.html
+                state.cache[key] = composed
+            pack.pieces.update((p.kind, p.source, p.origin) for p in composed.pieces)
+        body, subject, html = composed.body, composed.subject, composed.html
         unsubscribe_url = None
         if wants_unsubscribe:
             unsubscribe_url = gw.public_url(f"/unsubscribe/{token}")
@@ -703,7 +765,11 @@ class BroadcastPlanner:
             due = defer_for_quiet_hours(
                 send_at, guardian.timezone, gw.config.quiet_hours.start, gw.config.quiet_hours.end
             )
-        payload: dict[str, Any] = {"direction": rendered.direction, "family_id": family.external_id}
+        payload: dict[str, Any] = {
+            "direction": composed.direction,
+            "family_id": family.external_id,
+            "sources": composed.origins(),
+        }
         if unsubscribe_url:
             payload["unsubscribe_url"] = unsubscribe_url
         if fallback_ids:
@@ -711,8 +777,9 @@ class BroadcastPlanner:
         if pack.question:
             payload["survey_id"] = request.survey_id
             payload["question_id"] = pack.question["id"]
-            if channel.supports_buttons:
-                payload["buttons"] = [[c["value"], c["label"]] for c in pack.question["choices"]]
+            payload["choices"] = shown_choices(pack.question)
+            if composed.buttons:
+                payload["buttons"] = [[b.value, b.label] for b in composed.buttons]
         return {
             "broadcast_id": broadcast_id,
             "family_id": family.id,
@@ -726,7 +793,7 @@ class BroadcastPlanner:
             "html": html,
             "payload": payload,
             "conversation": False,
-            "status": "queued",
+            "status": "held" if composed.held else "queued",
             "due_at": due,
             "attempts": 0,
             "reply_token": token,
@@ -757,55 +824,27 @@ class BroadcastPlanner:
             await session.execute(SurveySession.__table__.insert(), new)
 
 
-def base_context(gw: Gateway, language: str) -> dict[str, Any]:
-    """What every template sees, whoever it is for."""
-    district = gw.config.district
-    return {
-        "district": {
-            "name": district.name,
-            "phone": district.phone,
-            "email": district.email,
-            "website": district.website,
-        },
-        "lang": language,
-        "dir": "rtl" if is_rtl(language) else "ltr",
-        "student_names": "",
-        "unsubscribe_url": None,
-        "buttons": False,
-    }
+def shown_choices(question: dict[str, Any]) -> list[list[Any]]:
+    """``[[value, label, [synonyms...]], ...]`` of a question as the family was shown it: what a
+    reply is matched against."""
+    return [[c["value"], str(c["label"]), list(c.get("synonyms", []))] for c in question["choices"]]
 
 
-def localize_event(event: dict[str, Any], timezone: str) -> dict[str, Any]:
-    """The event with start/end in the family's time zone."""
-    zone = ZoneInfo(timezone)
-    localized = dict(event)
-    for key in ("start", "end"):
-        value = event.get(key)
-        if isinstance(value, datetime):
-            localized[key] = value.astimezone(zone)
-    return localized
-
-
-def _question_context(
-    question: Question, survey: SurveySpec | None, language: str, gw: Gateway, lookup: dict[str, str]
+def translation_summary(
+    gw: Gateway, language: str, pieces: set[tuple[str, str, Origin]]
 ) -> dict[str, Any]:
-    choices = []
-    for number, choice in enumerate(question.choices, start=1):
-        if choice.value in YESNO_LABELS and question.type == "yesno":
-            label = gw.catalogs.gettext(language, YESNO_LABELS[choice.value])
-        else:
-            label = lookup.get(choice.label, choice.label)
-        choices.append({"number": number, "value": choice.value, "label": label})
-    total = len(survey.questions) if survey else 1
-    number = survey.questions.index(question) + 1 if survey else 1
+    """What the families of one language got: origins of template strings and free texts, and
+    one word for the whole (``reviewed``, ``machine``, ``english``, ``held``, ``source``)."""
+    template: Counter[str] = Counter()
+    texts: Counter[str] = Counter()
+    for kind, _source, origin in pieces:
+        (template if kind == "template" else texts)[str(origin)] += 1
     return {
-        "id": question.id,
-        "type": question.type,
-        "text": lookup.get(question.text, question.text),
-        "number": number,
-        "total": total,
-        "choices": choices,
-        "rsvp": question.rsvp,
+        "catalog": gw.catalogs.catalog_language(language),
+        "template": dict(sorted(template.items())),
+        "texts": dict(sorted(texts.items())),
+        "held": bool(template.get("held") or texts.get("held")),
+        "received": what_families_got(origin for _, _, origin in pieces),
     }
 
 

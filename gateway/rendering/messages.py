@@ -9,6 +9,7 @@ same catalogs the templates use (e.g. ``context.gettext(language, messages.MT_NO
 from __future__ import annotations
 
 __all__ = [
+    "COMPOSER_MESSAGES",
     "MAYBE",
     "MT_NOTE",
     "N_",
@@ -59,3 +60,6 @@ TELEGRAM_LINK_INVALID = N_("Sorry, this link is not valid any more. Please ask y
 
 TELEGRAM_RESUBSCRIBED = N_("You will receive school messages here again.")
 """Telegram: a chat that had blocked the bot or sent STOP came back."""
+
+COMPOSER_MESSAGES: tuple[str, ...] = (MT_NOTE, SOURCE_FALLBACK_NOTE, YES, NO, MAYBE, RATING_HINT, UNSUBSCRIBE)
+"""The strings the composer itself may put into a message (notes, answer labels)."""

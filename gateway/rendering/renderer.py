@@ -2,14 +2,22 @@
 
 ``templates/<name>.j2`` holds ``sms``, ``email_subject``, ``email_text``, ``email_html`` and
 ``telegram`` blocks. ``email_html`` and ``telegram`` render with HTML autoescape, the others
-without. Static text comes from the family's gettext catalog through ``{% trans %}``. Every
-problem (syntax, an undefined name, a sandbox refusal) is a :class:`TemplateError` naming the
-template and the line, raised before anything is sent.
+without. Every problem (syntax, an undefined name, a sandbox refusal) is a
+:class:`TemplateError` naming the template and the line, raised before anything is sent.
+
+Static text (``{% trans %}``) is looked up in the :class:`LanguageStrings` the caller hands in
+(reviewed catalog, translation memory, machine translation or the English source), and the
+origin of every string and free text printed is recorded in :attr:`RenderedMessage.pieces`.
+``None`` prints as nothing, never as "None". In a right-to-left message every printed value and
+every English fallback sentence is isolated (see :mod:`gateway.rendering.bidi`): values are
+marked while rendering and the marks become FSI/LRI…PDI in text, ``<bdi>`` / ``<span dir>`` in
+e-mail HTML, and are dropped inside tags (an ``href`` stays a clean link).
 """
 
 from __future__ import annotations
 
 import html
+import re
 import threading
 import traceback
 from collections.abc import Callable, Mapping
@@ -24,16 +32,21 @@ from jinja2 import (
     TemplateSyntaxError,
     UndefinedError,
     nodes,
+    pass_context,
 )
 from jinja2.exceptions import SecurityError
+from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup, escape
 
 from gateway.domain.languages import is_rtl
 from gateway.errors import TemplateError
+from gateway.rendering.bidi import FSI, LRI, PDI, strip_bidi_controls
 from gateway.rendering.formatting import locale_filters
 from gateway.translation.catalogs import CatalogSet
+from gateway.translation.strings import LanguageStrings, Origin, Resolved, TranslatedText
 
-__all__ = ["BLOCKS", "RenderedMessage", "TemplateRenderer"]
+__all__ = ["BLOCKS", "Piece", "RenderedMessage", "TemplateRenderer"]
 
 BLOCKS = ("sms", "email_subject", "email_text", "email_html", "telegram")
 HTML_BLOCKS = frozenset({"email_html", "telegram"})
@@ -46,6 +59,21 @@ FALLBACK = {"telegram": "sms", "email_text": "sms"}
 SUFFIX = ".j2"
 
 
+#: Marks put around values while rendering; :func:`_apply_isolation` turns them into isolates.
+_OPEN_VALUE, _OPEN_LTR, _CLOSE = "\ue000", "\ue002", "\ue001"
+_MARKS = re.compile("[\ue000-\ue002]")
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """One string of a rendered message and where it came from."""
+
+    kind: str
+    """``template`` (a catalog string) or ``text`` (free text: a title, a question...)."""
+    source: str
+    origin: Origin
+
+
 @dataclass(frozen=True, slots=True)
 class RenderedMessage:
     """One variant rendered for one family."""
@@ -54,6 +82,8 @@ class RenderedMessage:
     subject: str | None = None
     html: str | None = None
     direction: str = "ltr"
+    pieces: tuple[Piece, ...] = ()
+    """Every string printed, once each, with its origin."""
 
 
 class TemplateRenderer:
@@ -70,6 +100,7 @@ class TemplateRenderer:
         self.extra_filters = dict(extra_filters or {})
         self._envs: dict[tuple[str, bool], SandboxedEnvironment] = {}
         self._names: dict[tuple[str, str], frozenset[str] | None] = {}
+        self._msgids: dict[str, frozenset[str]] = {}
         self._lock = threading.Lock()
 
     # -- environments -----------------------------------------------------------------
@@ -89,14 +120,40 @@ class TemplateRenderer:
                 lstrip_blocks=True,
                 keep_trailing_newline=False,
                 auto_reload=False,
+                finalize=_finalize,
             )
             env.policies["ext.i18n.trimmed"] = True
-            translations, _ = self.catalogs.translations(language)
-            env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
+            # Newstyle gettext of our own: strings from the LanguageStrings in the context, each
+            # origin recorded, values isolated in right-to-left messages.
+            env.newstyle_gettext = True  # type: ignore[attr-defined]
+            env.globals.update(gettext=_gettext, ngettext=_ngettext, _=_gettext)
             env.filters.update(locale_filters(language))
             env.filters.update(self.extra_filters)
             self._envs[key] = env
             return env
+
+    def strings(self, language: str, source_language: str = "en") -> LanguageStrings:
+        """Catalog-only strings of ``language`` (reviewed entries, else the English source)."""
+        return LanguageStrings(language, self.catalogs, source_language=source_language)
+
+    def message_ids(self, name: str) -> frozenset[str]:
+        """Every gettext msgid of template ``name`` (singular and plural forms), as trimmed and
+        extracted by Babel, so a language without a reviewed catalog can be machine-translated
+        string by string."""
+        cached = self._msgids.get(name)
+        if cached is not None:
+            return cached
+        env = self.environment("en", False)
+        self._template(name, "en", False)  # a clean TemplateError for a missing or broken file
+        source, _, _ = env.loader.get_source(env, f"{name}{SUFFIX}")  # type: ignore[union-attr]
+        found: set[str] = set()
+        for _lineno, _function, message in env.extract_translations(source):
+            for item in message if isinstance(message, tuple) else (message,):
+                if isinstance(item, str) and item:
+                    found.add(item)
+        result = frozenset(found)
+        self._msgids[name] = result
+        return result
 
     def names(self) -> list[str]:
         """Every template name in the templates folder."""
@@ -176,29 +233,96 @@ class TemplateRenderer:
         except (UndefinedError, SecurityError, TypeError, ValueError, AttributeError) as exc:
             raise TemplateError(name, _template_line(exc, template), _reason(exc)) from None
 
-    def render(self, name: str, variant: str, language: str, context: Mapping[str, Any]) -> RenderedMessage:
-        """Render the ``sms``, ``email`` or ``telegram`` variant for one family."""
+    def render(
+        self,
+        name: str,
+        variant: str,
+        language: str,
+        context: Mapping[str, Any],
+        strings: LanguageStrings | None = None,
+    ) -> RenderedMessage:
+        """Render the ``sms``, ``email`` or ``telegram`` variant for one family.
+
+        ``strings`` resolves template strings and records their origins; without it, the
+        reviewed catalog of ``language`` (or the English source) is used.
+        """
         direction = "rtl" if is_rtl(language) else "ltr"
-        ctx = {"lang": language, "dir": direction, "channel_variant": variant, **context}
+        record: dict[tuple[str, str], Piece] = {}
+        ctx = {
+            "lang": language,
+            "dir": direction,
+            "channel_variant": variant,
+            **context,
+            "_strings": strings or self.strings(language),
+            "_record": record,
+        }
         if variant == "email":
             subject = self.render_block(name, "email_subject", language, ctx)
             text = self.render_block(name, "email_text", language, ctx) or ""
             fragment = self.render_block(name, "email_html", language, ctx)
+            subject = _apply_isolation(subject, "text") if subject is not None else None
+            text = _apply_isolation(text, "text")
             if fragment is None:
                 fragment = "".join(
                     f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in text.split("\n\n")
                 )
+            else:
+                fragment = _apply_isolation(fragment, "html")
             page = _html_page(fragment, language, direction, subject)
             return RenderedMessage(
-                body=text, subject=" ".join((subject or "").split()) or None, html=page, direction=direction
+                body=text,
+                subject=" ".join((subject or "").split()) or None,
+                html=page,
+                direction=direction,
+                pieces=tuple(record.values()),
             )
         if variant == "telegram":
             body = self.render_block(name, "telegram", language, ctx)
+            mode = "telegram"
         else:
             body = self.render_block(name, "sms", language, ctx)
+            mode = "text"
         if body is None:
             raise TemplateError(name, None, f"no block for the {variant} variant")
-        return RenderedMessage(body=body, direction=direction)
+        if variant == "telegram" and not self._has_block(name, "telegram"):
+            mode = "text"  # the SMS block stood in: plain text, no tags
+        return RenderedMessage(
+            body=_apply_isolation(body, mode), direction=direction, pieces=tuple(record.values())
+        )
+
+    @staticmethod
+    def with_notes(
+        rendered: RenderedMessage,
+        variant: str,
+        *,
+        lead: str | None = None,
+        footer: str | None = None,
+        pieces: tuple[Piece, ...] = (),
+    ) -> RenderedMessage:
+        """``rendered`` with a note at the top (``lead``) and one at the end (``footer``), as
+        plain text, Telegram HTML or an e-mail paragraph."""
+        notes = [html.escape(n) if (n and variant == "telegram") else n for n in (lead, footer)]
+        body = "\n\n".join(x for x in (notes[0], rendered.body, notes[1]) if x)
+        page = rendered.html
+        if page:
+            if lead:
+                start = page.index(">", page.index("<body")) + 1
+                page = f"{page[:start]}\n<p>{html.escape(lead)}</p>{page[start:]}"
+            if footer:
+                end = page.rindex("</body>")
+                page = f"{page[:end]}<p><small>{html.escape(footer)}</small></p>\n{page[end:]}"
+        known = {(p.kind, p.source) for p in rendered.pieces}
+        extra = tuple(p for p in pieces if (p.kind, p.source) not in known)
+        return RenderedMessage(
+            body=body,
+            subject=rendered.subject,
+            html=page,
+            direction=rendered.direction,
+            pieces=rendered.pieces + extra,
+        )
+
+    def _has_block(self, name: str, block: str) -> bool:
+        return block in self._template(name, "en", block in HTML_BLOCKS).blocks
 
     def validate(self, name: str, languages: list[str], context: Mapping[str, Any]) -> None:
         """Render every variant in every language once; raise the first TemplateError."""
@@ -206,6 +330,114 @@ class TemplateRenderer:
         for language in languages:
             for variant in ("sms", "email", "telegram"):
                 self.render(name, variant, language, context)
+
+
+# -- strings, values and direction ------------------------------------------------------------
+class _Sentence(str):
+    """A template string as ``gettext`` returned it (values already isolated): printed as is."""
+
+
+class _SentenceMarkup(Markup):
+    """The same, in an HTML block."""
+
+
+def _clean(value: str) -> str:
+    """Bidi controls and our own marks never come from outside into a message."""
+    cleaned = _MARKS.sub("", strip_bidi_controls(value))
+    return Markup(cleaned) if isinstance(value, Markup) else cleaned
+
+
+def _note(ctx: Context, kind: str, source: str, origin: Origin) -> None:
+    record = ctx.get("_record")
+    if record is not None:
+        record.setdefault((kind, source), Piece(kind, source, origin))
+
+
+def _value(ctx: Context, value: Any) -> Any:
+    """A value about to be printed: None as nothing, controls removed, marked for isolation in a
+    right-to-left message, its origin recorded when it is a translated free text."""
+    if value is None:
+        return ""
+    if isinstance(value, _Sentence | _SentenceMarkup):
+        return value
+    if isinstance(value, TranslatedText):
+        _note(ctx, "text", value.source, value.origin)
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return value
+    text = _clean(value) if isinstance(value, str) else str(value)
+    if ctx.get("dir") != "rtl" or text == "":
+        return text
+    # Source-language text left untranslated reads left to right; any other value takes the
+    # direction of its first strong letter.
+    opener = _OPEN_LTR if isinstance(value, TranslatedText) and value.origin.untranslated else _OPEN_VALUE
+    if ctx.eval_ctx.autoescape:
+        return Markup(opener) + escape(text) + Markup(_CLOSE)
+    return f"{opener}{text}{_CLOSE}"
+
+
+@pass_context
+def _finalize(ctx: Context, value: Any) -> Any:
+    return _value(ctx, value)
+
+
+def _format(ctx: Context, resolved: Resolved, msgid: str, variables: dict[str, Any]) -> str:
+    _note(ctx, "template", msgid, resolved.origin)
+    values = {key: _value(ctx, value) for key, value in variables.items()}
+    if ctx.eval_ctx.autoescape:
+        out: str = Markup(resolved.text) % values
+    else:
+        out = resolved.text % values
+    if resolved.origin.untranslated and ctx.get("dir") == "rtl":
+        # An English sentence inside a right-to-left message: laid out left to right.
+        out = (Markup(_OPEN_LTR) + out + Markup(_CLOSE)) if ctx.eval_ctx.autoescape else (
+            f"{_OPEN_LTR}{out}{_CLOSE}"
+        )
+    return _SentenceMarkup(out) if ctx.eval_ctx.autoescape else _Sentence(out)
+
+
+@pass_context
+def _gettext(ctx: Context, msgid: str, **variables: Any) -> str:
+    strings: LanguageStrings = ctx["_strings"]
+    return _format(ctx, strings.gettext(msgid), msgid, variables)
+
+
+@pass_context
+def _ngettext(ctx: Context, singular: str, plural: str, num: int, **variables: Any) -> str:
+    variables.setdefault("num", num)
+    strings: LanguageStrings = ctx["_strings"]
+    return _format(ctx, strings.ngettext(singular, plural, num), singular, variables)
+
+
+def _apply_isolation(text: str, mode: str) -> str:
+    """Turn the marks put while rendering into isolates: Unicode isolates in ``text`` and
+    ``telegram`` mode, ``<bdi>`` / ``<span dir="ltr">`` in ``html`` mode; inside a tag (an
+    attribute value) the marks are dropped."""
+    if not _MARKS.search(text):
+        return text
+    out: list[str] = []
+    closers: list[str] = []
+    in_tag = False
+    for ch in text:
+        if ch == "<" and mode != "text":
+            in_tag = True
+        elif ch == ">" and mode != "text":
+            in_tag = False
+        if ch not in (_OPEN_VALUE, _OPEN_LTR, _CLOSE):
+            out.append(ch)
+            continue
+        if ch == _CLOSE:
+            closer = closers.pop() if closers else ""
+            if not in_tag:
+                out.append(closer)
+            continue
+        if mode == "html":
+            opener, closer = ("<bdi>", "</bdi>") if ch == _OPEN_VALUE else ('<span dir="ltr">', "</span>")
+        else:
+            opener, closer = (FSI if ch == _OPEN_VALUE else LRI), PDI
+        closers.append(closer)
+        if not in_tag:
+            out.append(opener)
+    return "".join(out)
 
 
 def _html_page(fragment: str, language: str, direction: str, subject: str | None) -> str:

@@ -29,6 +29,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -296,7 +297,15 @@ class InboundRecord(Base):
     endpoint_id: Mapped[int | None] = mapped_column(ForeignKey("endpoints.id", ondelete="SET NULL"))
     text: Mapped[str] = mapped_column(Text)
     language: Mapped[str | None] = mapped_column(String(35))
+    """The language the reply is taken to be in (the guardian's, or what detection found)."""
+    detected_language: Mapped[str | None] = mapped_column(String(35))
+    """What language detection said, when it said anything."""
     translation: Mapped[str | None] = mapped_column(Text)
+    """The reply in ``translation.staff_language``; None when not needed or not possible."""
+    translation_origin: Mapped[str | None] = mapped_column(String(16))
+    translation_engine: Mapped[str | None] = mapped_column(String(64))
+    needs_interpreter: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Staff asked for a person to read (and answer) it: no engine covers the language."""
     classification: Mapped[str] = mapped_column(String(32), default="unknown")
     action: Mapped[str | None] = mapped_column(Text)
     in_reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("outbox_messages.id"))

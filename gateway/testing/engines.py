@@ -85,6 +85,30 @@ WORD_TABLE: Mapping[str, Mapping[str, str]] = {
         "night": "habeen",
         "school": "dugsi",
     },
+    "ht": {
+        "reading": "lekti",
+        "workshop": "atelye",
+        "family": "fanmi",
+        "night": "swa",
+        "school": "lekòl",
+        "library": "bibliyotèk",
+        "morning": "maten",
+        "afternoon": "apremidi",
+        "bus": "bis",
+        "yes": "wi",
+        "there": "genyen",
+    },
+    "rw": {
+        "reading": "gusoma",
+        "workshop": "amahugurwa",
+        "family": "umuryango",
+        "night": "ijoro",
+        "school": "ishuri",
+        "library": "isomero",
+        "morning": "mu gitondo",
+        "afternoon": "ku gicamunsi",
+        "bus": "bisi",
+    },
     "vi": {
         "reading": "đọc",
         "workshop": "hội thảo",
@@ -100,6 +124,7 @@ _REVERSE: dict[str, dict[str, str]] = {
 # Extra words a family might write, for the way back into English.
 _REVERSE["ar"].update({"هل": "is", "توجد": "there", "إلى": "to", "الورشة": "the workshop"})
 _REVERSE["es"].update({"hay": "is there", "para": "for", "el": "the", "taller": "workshop"})
+_REVERSE["ht"].update({"eske": "is", "gen": "there", "pou": "for"})
 
 _TOKEN = re.compile(r"[\[［]\s*\d{1,4}\s*[\]］]")
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)

@@ -254,7 +254,19 @@ async def reply_to_inbox(gw: Gateway, staff: StaffIdentity, inbound_id: int, tex
         "language": row.language,
         "status": row.status,
         "body": row.body,
+        "translation": (row.payload or {}).get("translation_origin"),
     }
+
+
+async def flag_for_interpreter(gw: Gateway, staff: StaffIdentity, inbound_id: int, needed: bool) -> None:
+    """Mark an inbox item as needing (or no longer needing) a human interpreter."""
+    from gateway.inbox import flag_interpreter
+
+    if not await inbox_item_in_scope(gw, inbound_id, staff.scope) or not await flag_interpreter(
+        gw, inbound_id, needed
+    ):
+        raise NotFoundError(f"no inbox item {inbound_id}")
+    await audit(gw, staff.email, "inbox.interpreter", str(inbound_id), {"needed": needed})
 
 
 async def set_guardian_language(

@@ -313,7 +313,29 @@ async def survey_results(request: web.Request, staff: StaffIdentity) -> web.Stre
 async def inbox_list(request: web.Request, staff: StaffIdentity) -> web.Response:
     """``inbox --json``, urgent first, for the caller's families."""
     unread = request.query.get("unread", "").lower() in ("1", "true", "yes")
-    return json_response(await list_inbox(_gw(request), unread=unread, schools=staff.scope))
+    flag = request.query.get("needs_interpreter", "").lower()
+    interpreter = True if flag in ("1", "true", "yes") else False if flag in ("0", "false", "no") else None
+    return json_response(
+        await list_inbox(_gw(request), unread=unread, schools=staff.scope, needs_interpreter=interpreter)
+    )
+
+
+@api
+async def inbox_interpreter(request: web.Request, staff: StaffIdentity) -> web.Response:
+    """``{"needed": true|false}``: flag a reply for a human interpreter."""
+    try:
+        inbound_id = int(request.match_info["inbound_id"])
+    except ValueError:
+        return error(404, "no such inbox item")
+    body = await read_object(request)
+    needed = body.get("needed", True)
+    if not isinstance(needed, bool):
+        return error(400, "needed: true or false")
+    try:
+        await actions.flag_for_interpreter(_gw(request), staff, inbound_id, needed)
+    except actions.NotFoundError:
+        return error(404, "no such inbox item")
+    return json_response({"id": inbound_id, "needs_interpreter": needed})
 
 
 @api
@@ -370,5 +392,6 @@ def add_api_routes(app: web.Application) -> None:
     r.add_get("/api/surveys/{survey_id}/results", survey_results)
     r.add_get("/api/inbox", inbox_list)
     r.add_post("/api/inbox/{inbound_id}/reply", inbox_reply)
+    r.add_post("/api/inbox/{inbound_id}/interpreter", inbox_interpreter)
     r.add_get("/api/reach", reach)
     r.add_get("/api/audit", audit_log)

@@ -16,6 +16,7 @@ from gateway.broadcasts import preview_template
 from gateway.config import format_validation_error
 from gateway.domain.events import EventSpec
 from gateway.domain.languages import display_name, is_rtl
+from gateway.rendering.composer import RECEIVED_LABELS, what_families_got
 from gateway.web.queries import audience_breakdown
 
 if TYPE_CHECKING:
@@ -117,7 +118,17 @@ async def build_preview(
     """Who it reaches and how each audience language reads, before anything is written."""
     breakdown = await audience_breakdown(gw, audience, channels, policy, scope)
     languages = list(breakdown["by_language"]) or ["en"]
-    renders = await preview_template(gw, template, None, languages, channels, event_spec=event)
+    renders = await preview_template(
+        gw,
+        template,
+        None,
+        languages,
+        channels,
+        event_spec=event,
+        audience=audience,
+        policy=policy,
+        school_scope=scope,
+    )
     used = {(c["language"], c["channel"]): c["messages"] for c in breakdown["cells"]}
     by_language: dict[str, dict[str, Any]] = {}
     cost = 0.0
@@ -134,20 +145,26 @@ async def build_preview(
                 "language": language,
                 "name": display_name(language),
                 "rtl": is_rtl(language),
-                "source": item["source"],
-                "free_text": item["free_text"],
+                "received": item["received"],
+                "sources": {"template": {}, "text": {}},
                 "messages": breakdown["by_language"].get(language, 0),
                 "cards": [],
             },
         )
+        entry["received"] = _worst(entry["received"], item["received"])
+        for kind, counts in item["sources"].items():
+            for origin, n in counts.items():
+                entry["sources"][kind][origin] = entry["sources"][kind].get(origin, 0) + n
         details = item.get("details") or {}
         entry["cards"].append(
             {
                 "channel": channel,
+                "variant": item["variant"],
                 "messages": count,
                 "subject": item.get("subject"),
                 "body": item["body"],
                 "details": details,
+                "received": item["received"],
             }
         )
         cost += count * float(details.get("estimated_cost") or 0)
@@ -167,9 +184,20 @@ async def build_preview(
     }
 
 
+_SEVERITY = ["source", "reviewed", "machine", "english", "held"]
+
+
+def _worst(a: str, b: str) -> str:
+    """Of two ``received`` words, the one that says less translation happened."""
+    return max(a, b, key=_SEVERITY.index)
+
+
 def text_source(entry: dict[str, Any]) -> str:
-    """One label for where a language's text comes from (catalog / memory / machine / fallback)."""
-    parts = [entry["source"]]
-    if entry["free_text"]:
-        parts.append("free text: " + ", ".join(entry["free_text"]))
-    return "; ".join(parts)
+    """What the families of one language read, in plain words: the template's wording and the
+    liaison's own text (title, description) each."""
+    parts = []
+    for kind, label in (("template", "wording"), ("text", "your text")):
+        origins = entry["sources"].get(kind) or {}
+        if origins:
+            parts.append(f"{label}: {RECEIVED_LABELS[what_families_got(origins)]}")
+    return "; ".join(parts) or RECEIVED_LABELS[entry["received"]]

@@ -261,7 +261,19 @@ def _paths() -> dict[str, Any]:
             "get": _op(
                 "Inbox (shape of `inbox --json`), urgent first",
                 _json({"type": "array", "items": _ref("InboxItem")}),
-                parameters=[_param("unread")],
+                parameters=[_param("unread"), _param("needs_interpreter")],
+            )
+        },
+        "/api/inbox/{inbound_id}/interpreter": {
+            "post": _op(
+                "Flag an inbox item for a human interpreter (or clear the flag)",
+                _json({"type": "object"}),
+                body={
+                    "application/json": {
+                        "schema": {"type": "object", "properties": {"needed": {"type": "boolean"}}}
+                    }
+                },
+                parameters=[_param("inbound_id", "path")],
             )
         },
         "/api/inbox/{inbound_id}/reply": {

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 from aiohttp import web
+from markupsafe import Markup
 
 from gateway.audit import audit
 from gateway.domain.languages import display_name, is_rtl
@@ -82,8 +83,28 @@ def make_environment() -> jinja2.Environment:
     env.filters["language_name"] = display_name
     env.filters["pct"] = lambda v: f"{100 * float(v or 0):.0f}%"
     env.filters["when"] = _when
+    env.filters["telegram_html"] = telegram_html
     env.tests["rtl"] = is_rtl
     return env
+
+
+#: What Telegram's HTML parse mode knows: shown as formatting in the app, everything else removed.
+TELEGRAM_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre", "blockquote"}
+
+
+def telegram_html(text: str) -> Markup:
+    """A Telegram message's HTML as the family sees it: its formatting kept (sanitised to the
+    tags Telegram knows, links made safe), line breaks kept."""
+    import nh3
+
+    clean = nh3.clean(
+        text,
+        tags=TELEGRAM_TAGS,
+        attributes={"a": {"href"}},
+        url_schemes={"http", "https", "mailto", "tel"},
+        link_rel="noopener noreferrer nofollow",
+    )
+    return Markup(clean.replace("\n", "<br>\n"))
 
 
 def _when(value: Any) -> str:
@@ -128,6 +149,7 @@ def render(
             ui_language=language,
             ui_dir="rtl" if is_rtl(language) else "ltr",
             district=gw.config.district.name,
+            staff_language=gw.config.translation.staff_language,
             **context,
         )
     )
@@ -430,11 +452,36 @@ async def reach_page(request: web.Request, staff: StaffIdentity) -> web.Response
 async def inbox_page(request: web.Request, staff: StaffIdentity) -> web.Response:
     """Replies with original and translation, urgent first, with a reply box each."""
     unread = request.query.get("unread") == "1"
-    items = await list_inbox(_gw(request), unread=unread, schools=staff.scope)
+    interpreter = True if request.query.get("interpreter") == "1" else None
+    items = await list_inbox(
+        _gw(request), unread=unread, schools=staff.scope, needs_interpreter=interpreter
+    )
     replied = request.query.get("replied")
     return render(
-        request, "inbox.html", staff, items=items, unread=unread, replied=replied, query=request.query
+        request,
+        "inbox.html",
+        staff,
+        items=items,
+        unread=unread,
+        interpreter=interpreter,
+        replied=replied,
+        query=request.query,
     )
+
+
+@page
+async def inbox_interpreter(request: web.Request, staff: StaffIdentity) -> web.StreamResponse:
+    """Flag (or unflag) a reply for a human interpreter."""
+    try:
+        inbound_id = int(request.match_info["inbound_id"])
+    except ValueError:
+        return not_found(request, staff)
+    needed = str(request[FORM_KEY].get("needed", "1")) == "1"
+    try:
+        await actions.flag_for_interpreter(_gw(request), staff, inbound_id, needed)
+    except actions.NotFoundError:
+        return not_found(request, staff)
+    raise web.HTTPSeeOther(f"/inbox#item-{inbound_id}")
 
 
 @page
@@ -452,7 +499,14 @@ async def inbox_reply(request: web.Request, staff: StaffIdentity) -> web.StreamR
     except GatewayError as exc:
         items = await list_inbox(_gw(request), schools=staff.scope)
         return render(request, "inbox.html", staff, status=400, items=items, error=str(exc), query={})
-    query = urlencode({"replied": inbound_id, "channel": result["channel"], "language": result["language"]})
+    query = urlencode(
+        {
+            "replied": inbound_id,
+            "channel": result["channel"],
+            "language": result["language"],
+            "translation": result["translation"] or "source",
+        }
+    )
     raise web.HTTPSeeOther(f"/inbox?{query}#item-{inbound_id}")
 
 
@@ -588,6 +642,7 @@ def add_page_routes(app: web.Application) -> None:
     r.add_get("/reach", reach_page)
     r.add_get("/inbox", inbox_page)
     r.add_post("/inbox/{inbound_id}/reply", inbox_reply)
+    r.add_post("/inbox/{inbound_id}/interpreter", inbox_interpreter)
     r.add_get("/families", families_page)
     r.add_get("/families/export.csv", families_export)
     r.add_get("/families/{family_id}", family_page)

@@ -114,6 +114,12 @@ async def family_detail(gw: Gateway, family_id: str, scope: list[str] | None) ->
         return data
 
 
+def _is_telegram(gw: Gateway, channel: str) -> bool:
+    """Whether messages of ``channel`` are Telegram HTML (shown as formatting, not tags)."""
+    found = gw.channels.get(channel)
+    return found is not None and found.variant == "telegram"
+
+
 async def family_history(gw: Gateway, family_pk: int, limit: int = 200) -> list[dict[str, Any]]:
     """Messages to and from a family across every channel, newest first."""
     async with gw.db.session() as session:
@@ -131,6 +137,7 @@ async def family_history(gw: Gateway, family_pk: int, limit: int = 200) -> list[
                 "language": r.language,
                 "status": r.status,
                 "text": (r.subject + " — " if r.subject else "") + r.body,
+                "telegram_html": _is_telegram(gw, r.channel),
                 "translation": None,
                 "broadcast_id": r.broadcast_id,
                 "error": r.error_reason,

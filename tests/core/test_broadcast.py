@@ -271,7 +271,8 @@ def test_preview_shows_each_language_and_channel(tmp_path: Path, cli, sqlite_con
     assert [(i["language"], i["channel"]) for i in items] == [("es", "sms"), ("ar", "sms")]
     assert "Responda 1" in items[0]["body"]
     assert items[0]["details"]["encoding"] == "UCS-2"
-    assert items[0]["source"] == "catalog es"
+    assert items[0]["sources"]["template"] == {"reviewed": items[0]["sources"]["template"]["reviewed"]}
+    assert items[0]["received"] == "english"  # no engine here: the event's title stays English
 
 
 def test_plugins_list_shows_builtins(cli) -> None:  # type: ignore[no-untyped-def]

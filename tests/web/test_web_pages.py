@@ -182,7 +182,8 @@ async def test_compose_preview_and_idempotent_send(web: Any) -> None:
     html = await preview.text()
     languages = set(re.findall(r'data-language="([^"]+)"', html))
     assert {"es", "so", "vi", "ar", "en"} <= languages
-    assert "catalog es" in html  # the text source of the Spanish preview
+    assert "reviewed translation" in html  # what the Spanish families read (no engine: English titles)
+    assert "English, with a note in their language" in html  # ... where the free text stays English
     assert re.search(r'data-segments="\d+"', html)  # SMS segments shown
     assert "estimated cost" in html and "Invitation: Family Math Night" in html
     async with web.gw.db.session() as session:
