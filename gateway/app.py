@@ -250,3 +250,7 @@ class CoreChannelContext:
     def gettext(self, language: str, message: str, **params: Any) -> str:
         """A catalog string."""
         return self.gateway.catalogs.gettext(language, message, **params)
+
+    async def text(self, language: str, message: str, **params: Any) -> str:
+        """A plugin's sentence in ``language`` (catalog, memory, engine or English)."""
+        return await self.gateway.composer.sentence(language, message, **params)

@@ -223,7 +223,13 @@ class ChannelContext(Protocol):
         """The language of the guardian behind ``address``, if known."""
 
     def gettext(self, language: str, message: str, **params: Any) -> str:
-        """A catalog string in ``language`` (English when no catalog has it)."""
+        """A reviewed catalog string in ``language`` (English when no catalog has it)."""
+
+    async def text(self, language: str, message: str, **params: Any) -> str:
+        """``message`` (an English sentence of the plugin's own, ``%(name)s`` placeholders) in
+        ``language``, the way the core translates template strings: reviewed catalog, translation
+        memory, machine translation, or English. ``params`` are filled in afterwards (isolated in
+        a right-to-left language) and never reach an engine."""
 
 
 class Channel(abc.ABC):

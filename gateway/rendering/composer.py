@@ -34,7 +34,7 @@ from gateway.channels import Button, Channel
 from gateway.domain.languages import is_rtl
 from gateway.domain.surveys import Question, SurveySpec
 from gateway.rendering import messages as msg
-from gateway.rendering.bidi import isolate_ltr
+from gateway.rendering.bidi import isolate, isolate_ltr, strip_bidi_controls
 from gateway.rendering.renderer import Piece, RenderedMessage
 from gateway.translation.service import Translated
 from gateway.translation.strings import LanguageStrings, Origin, TranslatedText
@@ -216,6 +216,20 @@ class MessageComposer:
             self._cache.clear()
         else:
             self._cache.pop(language, None)
+
+    async def sentence(self, language: str, msgid: str, **params: Any) -> str:
+        """One sentence outside any template (a channel plugin's own), resolved like a template
+        string; ``params`` are filled in afterwards, cleaned and, in a right-to-left language,
+        isolated."""
+        strings = await self.strings(language, texts=[msgid])
+        resolved = strings.gettext(msgid)
+        rtl = is_rtl(language)
+        values = {}
+        for key, value in params.items():
+            text = strip_bidi_controls(str(value))
+            values[key] = isolate(text) if rtl else text
+        text = resolved.text % values if params else resolved.text
+        return isolate_ltr(text) if rtl and resolved.origin.untranslated else text
 
     # -- contexts -------------------------------------------------------------------------------
     def base_context(self, language: str) -> dict[str, Any]:

@@ -97,3 +97,7 @@ class FakeChannelContext:
     def gettext(self, language: str, message: str, **params: Any) -> str:
         """Identity translation with ``%(name)s`` interpolation."""
         return message % params if params else message
+
+    async def text(self, language: str, message: str, **params: Any) -> str:
+        """What :meth:`gettext` says (a subclass may translate)."""
+        return self.gettext(language, message, **params)

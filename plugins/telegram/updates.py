@@ -111,20 +111,20 @@ class TelegramUpdateHandlers:
             if link is None:
                 self.log.info("telegram: refused onboarding token for chat %s", mask_chat_id(chat_id))
                 language = await self._language(chat_id, message)
-                await self._reply(bot, chat_id, self.context.gettext(language, MSG_BAD_LINK))
+                await self._reply(bot, chat_id, await self.context.text(language, MSG_BAD_LINK))
                 return
             await self.context.set_endpoint_state(chat_id, None, "start")
             self.log.info("telegram: linked chat %s to a family", mask_chat_id(chat_id))
-            greeting = self.context.gettext(link.language, MSG_WELCOME, name=link.guardian_name)
+            greeting = await self.context.text(link.language, MSG_WELCOME, name=link.guardian_name)
             await self._reply(bot, chat_id, greeting)
             return
         known_language = await self.context.endpoint_language(chat_id)
         if known_language is None:
             language = await self._language(chat_id, message)
-            await self._reply(bot, chat_id, self.context.gettext(language, MSG_UNKNOWN_CHAT))
+            await self._reply(bot, chat_id, await self.context.text(language, MSG_UNKNOWN_CHAT))
             return
         await self.context.set_endpoint_state(chat_id, None, "start")
-        await self._reply(bot, chat_id, self.context.gettext(known_language, MSG_OPTED_IN))
+        await self._reply(bot, chat_id, await self.context.text(known_language, MSG_OPTED_IN))
 
     async def on_stop(self, message: Message) -> None:
         """``/stop``: the core's STOP keyword opts the chat out and confirms."""
@@ -134,7 +134,7 @@ class TelegramUpdateHandlers:
         """``/language``: show the language picker."""
         chat_id = str(message.chat.id)
         language = await self._language(chat_id, message)
-        text = self.context.gettext(language, MSG_CHOOSE_LANGUAGE)
+        text = await self.context.text(language, MSG_CHOOSE_LANGUAGE)
         await self._reply(bot, chat_id, text, reply_markup=language_keyboard())
 
     async def on_text(self, message: Message) -> None:

@@ -139,7 +139,8 @@ async def test_onboarding_survey_buttons_typed_answers_and_blocking(
         assert await _deliver(telegram, live, telegram.start_update(FATIMA_CHAT, token)) == 200
         endpoint = await live.endpoint("telegram", str(FATIMA_CHAT))
         assert endpoint is not None and not endpoint.opted_out
-        assert _last(telegram, FATIMA_CHAT).text.startswith("أهلًا Fatima Al-Sayed!")
+        # The name is isolated inside the Arabic sentence (it reads left to right on its own).
+        assert _last(telegram, FATIMA_CHAT).text.startswith("أهلًا \u2068Fatima Al-Sayed\u2069!")
 
         # The same token again, and a made-up one: a polite refusal, nothing linked.
         for chat, payload in ((700002, token), (700003, "not-a-real-token_123")):
