@@ -38,6 +38,7 @@ __all__ = [
     "build_minisbd_model",
     "build_test_package",
     "copy_model_spec",
+    "write_argos_index",
     "train_sentencepiece",
 ]
 
@@ -402,3 +403,40 @@ def build_test_package(
     if target.resolve() != built.resolve():
         shutil.copyfile(built, target)
     return target
+
+
+def write_argos_index(
+    folder: Path | str, packages: list[Path], *, base_url: str | None = None, version: str | None = None
+) -> Path:
+    """A mirror of the Argos package index in ``folder``: the packages and an ``index.json``.
+
+    Entries are shaped like ``argosopentech/argospm-index`` (``code``, ``type``, ``from_code``,
+    ``to_code``, names, ``package_version``, ``argos_version``, ``links``), read from each
+    package's own ``metadata.json`` (``version`` overrides the announced version). Links are
+    relative to the index, or absolute under ``base_url``. Returns the index path.
+    """
+    target = Path(folder)
+    target.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for package in packages:
+        with zipfile.ZipFile(package) as archive:
+            top = archive.namelist()[0].split("/")[0]
+            metadata = json.loads(archive.read(f"{top}/metadata.json"))
+        name = f"translate-{metadata['from_code']}_{metadata['to_code']}.argosmodel"
+        shutil.copyfile(package, target / name)
+        entries.append(
+            {
+                "code": f"translate-{metadata['from_code']}_{metadata['to_code']}",
+                "type": "translate",
+                "from_code": metadata["from_code"],
+                "from_name": metadata.get("from_name", metadata["from_code"]),
+                "to_code": metadata["to_code"],
+                "to_name": metadata.get("to_name", metadata["to_code"]),
+                "package_version": version or metadata.get("package_version", "1.0"),
+                "argos_version": metadata.get("argos_version", "1.11"),
+                "links": ["ipfs://Qm-not-fetched", f"{base_url.rstrip('/')}/{name}" if base_url else name],
+            }
+        )
+    index = target / "index.json"
+    index.write_text(json.dumps(entries, indent=2), encoding="utf-8")
+    return index
