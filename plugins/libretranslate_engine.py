@@ -79,6 +79,11 @@ class LibreTranslateSettings(EngineSettings):
             raise ValueError("must start with http:// or https://")
         return url.rstrip("/")
 
+    @field_validator("api_key")
+    @classmethod
+    def _empty_is_none(cls, key: SecretStr | None) -> SecretStr | None:
+        return key if key is not None and key.get_secret_value() else None
+
     @field_validator("languages")
     @classmethod
     def _not_empty(cls, languages: list[str] | None) -> list[str] | None:
