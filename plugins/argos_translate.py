@@ -550,7 +550,9 @@ class ArgosEngine(TranslationEngine):
         """Translate a batch in one thread-pool job; raise TranslationError if impossible."""
         route = self.route(source, target)
         if route is None:
-            raise TranslationError(f"argos: no package for {source}→{target} (nor via English)")
+            raise TranslationError(
+                f"argos: no package for {source}→{target} (nor via English)", reason="unsupported"
+            )
         batch = list(texts)
         if not batch or not route:
             return batch

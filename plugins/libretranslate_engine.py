@@ -19,7 +19,9 @@ The API key is a secret: it goes in the request body, never in a URL, a message 
 
 Settings (``translation.engine_settings.libretranslate``, :class:`LibreTranslateSettings`):
 ``url``, ``api_key`` (write ``${LIBRETRANSLATE_API_KEY}``), ``timeout``, ``languages``,
-``batch_size``, ``languages_refresh_seconds``.
+``batch_size``, ``languages_refresh_seconds``, ``retry_unreachable_seconds`` (after the server
+was unreachable or timed out, fail at once for that long instead of waiting on every language
+of a broadcast).
 """
 
 from __future__ import annotations
@@ -70,6 +72,12 @@ class LibreTranslateSettings(EngineSettings):
     batch_size: int = Field(default=50, ge=1, le=1000, description="Texts per POST /translate.")
     languages_refresh_seconds: float = Field(
         default=3600, ge=0, description="How long the server's GET /languages answer is trusted."
+    )
+    retry_unreachable_seconds: float = Field(
+        default=30,
+        ge=0,
+        description="After the server was unreachable or timed out, fail at once for this long "
+        "(a broadcast in 60 languages does not wait 60 timeouts).",
     )
 
     @field_validator("url")
@@ -147,6 +155,7 @@ class LibreTranslateEngine(TranslationEngine):
         self._offered: dict[str, tuple[str, set[str]]] | None = None  # lower code → (code, targets)
         self._fetched_at = 0.0
         self._refresh_lock: asyncio.Lock | None = None
+        self._down: tuple[float, EngineUnavailableError] | None = None  # (until, why)
         self._restrict = (
             {code for tag in self.options.languages for code in server_codes(tag)}
             if self.options.languages
@@ -169,18 +178,26 @@ class LibreTranslateEngine(TranslationEngine):
     async def _request(self, method: str, path: str, payload: dict[str, Any] | None, what: str) -> Any:
         """One request; map every failure to the engine error that says what happened."""
         url = self.url + path
+        if self._down is not None:
+            until, why = self._down
+            if time.monotonic() < until:
+                raise EngineUnavailableError(
+                    f"{why} (not asked again for {until - time.monotonic():.0f} s)", reason=why.reason
+                )
+            self._down = None
         try:
             async with self.session().request(method, url, json=payload) as response:
                 body = await response.read()
                 status = response.status
         except TimeoutError:
-            raise EngineUnavailableError(
+            raise self._unreachable(
                 f"libretranslate at {self.url}: no answer to {what} within {self.options.timeout:g} s",
-                reason="timeout",
+                "timeout",
             ) from None
         except aiohttp.ClientError as exc:
-            raise EngineUnavailableError(
-                f"libretranslate at {self.url}: unreachable ({type(exc).__name__}: {_short(str(exc))})"
+            raise self._unreachable(
+                f"libretranslate at {self.url}: unreachable ({type(exc).__name__}: {_short(str(exc))})",
+                "unreachable",
             ) from None
         if status != 200:
             detail = _error_text(body)
@@ -196,6 +213,12 @@ class LibreTranslateEngine(TranslationEngine):
                 f"libretranslate at {self.url}: {what} answered with something that is not JSON",
                 reason="bad answer",
             ) from None
+
+    def _unreachable(self, message: str, reason: str) -> EngineUnavailableError:
+        error = EngineUnavailableError(message, reason=reason)
+        if self.options.retry_unreachable_seconds:
+            self._down = (time.monotonic() + self.options.retry_unreachable_seconds, error)
+        return error
 
     # -- languages ------------------------------------------------------------------------
     async def refresh_languages(self, *, force: bool = False) -> None:

@@ -37,6 +37,7 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -185,6 +186,11 @@ def _load(model: ModelFolder, settings: CTranslate2Settings) -> _Loaded:
         return found
 
 
+@lru_cache(maxsize=1)
+def _runtime_installed() -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in ("ctranslate2", "sentencepiece"))
+
+
 # -- sentences ---------------------------------------------------------------------------------
 _BREAK = re.compile(r"(\s*\n\s*|(?<=[.!?。！？؟။።।።])\s+)")
 
@@ -233,7 +239,7 @@ class CTranslate2Engine(TranslationEngine):
     @staticmethod
     def runtime_installed() -> bool:
         """Whether ctranslate2 and sentencepiece are importable (checked without importing)."""
-        return all(importlib.util.find_spec(m) is not None for m in ("ctranslate2", "sentencepiece"))
+        return _runtime_installed()
 
     def available(self) -> bool:
         """The libraries are installed and at least one model is known."""

@@ -94,6 +94,24 @@ async def test_a_slow_server_times_out(server, make_engine):
     assert "within 0.2 s" in str(caught.value)
 
 
+async def test_after_a_timeout_the_server_is_not_asked_again_for_a_while(server, make_engine):
+    engine = make_engine(server.url, timeout=0.2, retry_unreachable_seconds=600)
+    server.slow_down()
+    try:
+        with pytest.raises(EngineUnavailableError):
+            await engine.translate(["Hello"], "en", "es")
+        asked = len(server.requests)
+        for target in ("ar", "so", "fr"):  # the other languages of the broadcast fail at once
+            with pytest.raises(EngineUnavailableError) as caught:
+                await engine.translate(["Hello"], "en", target)
+            assert caught.value.reason == "timeout" and "not asked again" in str(caught.value)
+        assert len(server.requests) == asked
+    finally:
+        server.release()
+    ready = make_engine(server.url, retry_unreachable_seconds=0)
+    assert await ready.translate(["Hello"], "en", "es") == ["[es] Hello"]
+
+
 @pytest.mark.parametrize(
     ("status", "error"),
     [
