@@ -135,9 +135,9 @@ class Gateway:
         return engines
 
     def _new_engine(self, cls: type[TranslationEngine]) -> TranslationEngine:
-        validated = self._engine_settings.get(cls.name) or cls.parse_settings(
-            {}, self.config.where(), self.config.base_dir
-        )
+        validated = self._engine_settings.get(cls.name)
+        if validated is None:
+            validated = cls.parse_settings({}, self.config.where(), self.config.base_dir)
         return cls(EngineContext(self.data_dir / "translation" / cls.name, validated))
 
     def engine(self, name: str) -> TranslationEngine:

@@ -221,7 +221,12 @@ class TranslationService:
             # Engines' messages name the server, the status and its error text, never the texts.
             log.warning(
                 "engine %s %s→%s: %s (%d texts): %s",
-                *(engine.name, source, target, exc.reason, len(wanted), exc),
+                engine.name,
+                source,
+                target,
+                exc.reason,
+                len(wanted),
+                exc,
             )
             return [exc.reason] * len(texts)
         except Exception:  # an engine plugin must not sink a broadcast
