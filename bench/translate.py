@@ -8,8 +8,8 @@ distinct strings into 60 languages through the translation service (SQLite), mem
    of ``CTranslate2Engine.translate`` en→so in batches of 64, after the model is loaded (load
    time reported apart).
 2. **One broadcast into 60 languages**: the workshop invitation's template strings (its msgids
-   in ``locales/gateway.pot``) plus the event's title, description and place
-   (``examples/reading-workshop.yaml``), through ``TranslationService.translate_many`` for each
+   in the shipped ``locales/gateway.pot``) plus the event's title, description and place
+   (the shipped ``examples/reading-workshop.yaml``), through ``TranslationService.translate_many`` for each
    of 60 NLLB languages — first with an empty translation memory (every string goes to the
    engine: engine calls = languages, texts = distinct strings × languages), then again with
    the memory warm (no engine call).
@@ -35,12 +35,12 @@ from common import peak_rss_mb, report
 from gateway_plugins.ctranslate2_engine import NLLB_TO_BCP47, CTranslate2Engine, nllb_code
 
 from gateway import EngineContext
+from gateway.resources import SHIPPED_EXAMPLES, SHIPPED_LOCALES
 from gateway.testing.ct2_models import build_ct2_model
 from gateway.testing.harness import open_gateway, write_config
 
-ROOT = Path(__file__).resolve().parent.parent
-EVENT = ROOT / "examples" / "reading-workshop.yaml"
-POT = ROOT / "locales" / "gateway.pot"
+EVENT = SHIPPED_EXAMPLES / "reading-workshop.yaml"
+POT = SHIPPED_LOCALES / "gateway.pot"
 TEMPLATE = "templates/workshop_invitation.j2"
 
 # The languages of a district like Kansas City, Kansas first, then others NLLB-200 has.

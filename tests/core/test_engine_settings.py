@@ -11,8 +11,9 @@ import pytest
 from gateway.app import Gateway
 from gateway.config import load_config, parse_config
 from gateway.errors import ConfigError
+from gateway.resources import EXAMPLE_CONFIG
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.yaml"
+EXAMPLE = EXAMPLE_CONFIG
 
 
 def _gateway(tmp_path: Path, engines: list[str], settings: dict) -> Gateway:
