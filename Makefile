@@ -83,7 +83,7 @@ catalogs: $(VENV)/.installed-test
 
 # Every benchmark in turn (figures in docs/benchmarks.md); scale_out needs PostgreSQL.
 BENCHMARKS := fanout.py "fanout.py --linearity" dispatch.py email_smtp.py "email_smtp.py --starttls" \
-	sms_twilio.py rate_limit.py inbound_webhooks.py scale_out.py
+	sms_twilio.py rate_limit.py inbound_webhooks.py scale_out.py translate.py
 bench: $(VENV)/.installed-test
 	@for b in $(BENCHMARKS); do echo "\$$ bench/$$b"; $(BIN)/python bench/$$b || exit 1; done
 

@@ -25,6 +25,8 @@ from gateway.channels import (
 from gateway.errors import (
     ConfigError,
     DeliveryUnknownError,
+    EngineRefusedError,
+    EngineUnavailableError,
     GatewayError,
     PermanentSendError,
     PluginError,
@@ -32,7 +34,7 @@ from gateway.errors import (
     SendError,
     TranslationError,
 )
-from gateway.translation.engine import EngineContext, TranslationEngine
+from gateway.translation.engine import EngineContext, EngineInfo, EngineSettings, TranslationEngine
 
 __version__ = "0.1.0"
 
@@ -49,6 +51,10 @@ __all__ = [
     "EndpointKind",
     "EndpointLink",
     "EngineContext",
+    "EngineInfo",
+    "EngineRefusedError",
+    "EngineSettings",
+    "EngineUnavailableError",
     "GatewayError",
     "InboundMessage",
     "InboundOutcome",

@@ -25,7 +25,7 @@ from gateway.plugins import channel_types, engine_types, make_plugin_manager
 from gateway.rendering.renderer import TemplateRenderer
 from gateway.storage.db import Database
 from gateway.translation.catalogs import CatalogSet
-from gateway.translation.engine import EngineContext, TranslationEngine
+from gateway.translation.engine import EngineContext, EngineSettings, TranslationEngine
 from gateway.translation.glossary import Glossary
 from gateway.translation.service import TranslationService
 
@@ -50,6 +50,8 @@ class Gateway:
             filters.update(extra or {})
         self.renderer = TemplateRenderer(config.templates_dir, self.catalogs, filters)
         self.channels: dict[str, Channel] = self._build_channels()
+        self._engine_settings: dict[str, EngineSettings] = {}
+        self._spare_engines: list[TranslationEngine] = []
         self.engines: list[TranslationEngine] = self._build_engines()
         self.translation = TranslationService(
             self.db,
@@ -109,17 +111,56 @@ class Gateway:
 
     def _build_engines(self) -> list[TranslationEngine]:
         types = engine_types(self.pm)
+        where = self.config.where()
+        settings = self.config.translation.engine_settings
+        for name in settings:
+            if name not in types:
+                raise ConfigError(
+                    f"{where}: translation.engine_settings.{name}: no installed engine is called "
+                    f"{name!r} (installed: {', '.join(sorted(types)) or 'none'})"
+                )
+        # Every engine's settings are checked, listed in translation.engines or not: a typo in
+        # a section kept for later must not wait until the day the engine is switched on.
+        self._engine_settings = {
+            name: types[name].parse_settings(raw, where, self.config.base_dir)
+            for name, raw in settings.items()
+        }
         engines: list[TranslationEngine] = []
         for name in self.config.translation.engines:
             cls = types.get(name)
             if cls is None:
                 raise ConfigError(
-                    f"{self.config.where()}: translation.engines: unknown engine {name!r} "
+                    f"{where}: translation.engines: unknown engine {name!r} "
                     f"(installed: {', '.join(sorted(types)) or 'none'})"
                 )
-            settings = self.config.translation.engine_settings.get(name, {})
-            engines.append(cls(EngineContext(self.data_dir / "translation" / name, settings)))
+            engines.append(self._new_engine(cls))
         return engines
+
+    def _new_engine(self, cls: type[TranslationEngine]) -> TranslationEngine:
+        validated = self._engine_settings.get(cls.name)
+        if validated is None:
+            validated = cls.parse_settings({}, self.config.where(), self.config.base_dir)
+        return cls(EngineContext(self.data_dir / "translation" / cls.name, validated))
+
+    def engine(self, name: str) -> TranslationEngine:
+        """The engine called ``name``: the configured one, else a new instance of an installed
+        engine with its ``engine_settings`` (for ``gateway translate install`` before the engine
+        is listed in ``translation.engines``); closed with the gateway."""
+        for engine in self.engines:
+            if engine.name == name:
+                return engine
+        for engine in self._spare_engines:
+            if engine.name == name:
+                return engine
+        types = engine_types(self.pm)
+        cls = types.get(name)
+        if cls is None:
+            raise PluginError(
+                f"no translation engine called {name!r} (installed: {', '.join(sorted(types)) or 'none'})"
+            )
+        engine = self._new_engine(cls)
+        self._spare_engines.append(engine)
+        return engine
 
     # -- lookups --------------------------------------------------------------------------
     def channel(self, name: str) -> Channel:
@@ -171,6 +212,11 @@ class Gateway:
             except Exception:
                 log.exception("channel %s failed to stop", channel.name)
         self._started.clear()
+        for engine in [*self.engines, *self._spare_engines]:
+            try:
+                await engine.aclose()
+            except Exception:
+                log.exception("translation engine %s failed to close", engine.name)
         await self.translation.flush_stats()
         await self.db.close()
 

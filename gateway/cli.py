@@ -566,32 +566,53 @@ def reply(
 # -- translate -----------------------------------------------------------------------------------
 @translate_app.command("languages")
 def translate_languages(as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
-    """What can be translated into what, by which engine; which catalogs are reviewed."""
+    """The district's languages (from the families) and what covers each; each engine's reach and licence."""
+    from gateway.translation.coverage import language_coverage
 
-    async def go(gw: Any) -> dict[str, Any]:
-        engines = []
-        for engine in gw.engines:
-            pairs = await asyncio.to_thread(engine.language_pairs) if engine.available() else []
-            engines.append(
-                {
-                    "engine": engine.name,
-                    "available": engine.available(),
-                    "pairs": [{"source": s, "target": t} for s, t in pairs],
-                }
-            )
-        return {"catalogs": gw.catalogs.available(), "engines": engines}
-
-    data = with_gateway(config, go)
+    data = with_gateway(config, language_coverage)
     if as_json:
         emit_json(data)
         return
-    console.print("reviewed catalogs: " + ", ".join(data["catalogs"]))
+    console.print("reviewed catalogs: " + (", ".join(data["catalogs"]) or "none"), highlight=False)
+    if data["district"]:
+        table = Table()
+        for header in ("language", "guardians", "families", "catalog", "engines (code)", "replies", "status"):
+            table.add_column(header, overflow="fold")
+        for row in data["district"]:
+            engines = ", ".join(
+                f"{e['engine']} ({e['code']})" if e["code"] else e["engine"] for e in row["engines"]
+            )
+            table.add_row(
+                f"{row['language']} {row['name']}",
+                str(row["guardians"]),
+                str(row["families"]),
+                row["catalog"] or "-",
+                engines or "-",
+                ", ".join(row["replies"]) or "-",
+                row["status"],
+            )
+        console.print(table)
+        if data["uncovered"]:
+            console.print(
+                "no engine translates into: " + ", ".join(data["uncovered"])
+                + " (their free text goes out in the source language, with a note)",
+                highlight=False,
+            )
+    else:
+        console.print("no families imported yet", highlight=False)
     for engine in data["engines"]:
-        pairs = (
-            ", ".join(f"{p['source']}→{p['target']}" for p in engine["pairs"])
-            or "no language pairs installed"
+        state = "" if engine["available"] else " (not available)"
+        console.print(
+            f"engine {engine['engine']}{state}: {len(engine['languages'])} languages from "
+            f"{data['source_language']}: {', '.join(engine['languages']) or 'none'}",
+            highlight=False,
         )
-        console.print(f"engine {engine['engine']}: {pairs}", highlight=False)
+        if engine["licence"]:
+            console.print(f"  licence: {engine['licence']}", highlight=False)
+        if engine["source"]:
+            console.print(f"  source: {engine['source']}", highlight=False, markup=False)
+        for note in engine["notes"]:
+            console.print(f"  note: {note}", highlight=False, markup=False)
 
 
 @translate_app.command("status")
@@ -613,20 +634,131 @@ def translate_status(as_json: JsonOpt = False, config: ConfigOpt = None) -> None
 
 @translate_app.command("install")
 def translate_install(
-    file: Annotated[Path, typer.Argument(help="An .argosmodel package.", exists=True, dir_okay=False)],
-    engine: Annotated[str, typer.Option(help="Engine to install into.")] = "argos",
+    target: Annotated[
+        str | None,
+        typer.Argument(help="A language code (Argos packages from its index) or an .argosmodel file."),
+    ] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", help="A CTranslate2 model folder (NLLB-200, MADLAD-400 or OPUS-MT)."),
+    ] = None,
+    family: Annotated[
+        str | None, typer.Option(help="Family of --model: nllb, madlad or marian (detected if omitted).")
+    ] = None,
+    pair: Annotated[str | None, typer.Option(help="Language pair of a Marian --model, e.g. en-es.")] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(help="Engine to install into (default: argos, or ctranslate2 with --model)."),
+    ] = None,
+    as_json: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Install a translation model into the gateway's data folder (no network)."""
+    """Install translation models: `LANG`, `FILE.argosmodel` or `--model DIR`."""
+    if (target is None) == (model is None):
+        err_console.print(
+            "[bold red]error:[/] give a language code, an .argosmodel file or --model DIR (one of them)"
+        )
+        raise typer.Exit(2)
+    if model is not None:
+        result = with_gateway(
+            config, lambda gw: _install_model(gw, engine or "ctranslate2", model, family, pair)
+        )
+    elif target is not None and (target.endswith(".argosmodel") or Path(target).is_file()):
+        path = Path(target)
+        if not path.is_file():
+            err_console.print(f"[bold red]error:[/] {path}: no such file", highlight=False)
+            raise typer.Exit(2)
+        result = with_gateway(config, lambda gw: _install_file(gw, engine or "argos", path))
+    else:
+        assert target is not None
+        result = with_gateway(config, lambda gw: _install_language(gw, engine or "argos", target))
+    if as_json:
+        emit_json(result)
+        return
+    for line in result["lines"]:
+        console.print(line, highlight=False, markup=False)
+    for warning in result.get("warnings", []):
+        err_console.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
 
-    async def go(gw: Any) -> Any:
-        for candidate in gw.engines:
-            if candidate.name == engine and hasattr(candidate, "install"):
-                return await asyncio.to_thread(candidate.install, file)
-        raise GatewayError(f"engine {engine!r} is not configured or cannot install packages")
 
-    result = with_gateway(config, go)
-    console.print(f"installed {file.name}: {result}")
+def _installer(gw: Any, name: str, method: str) -> Any:
+    candidate = gw.engine(name)
+    if not hasattr(candidate, method):
+        raise GatewayError(f"engine {name!r} cannot install this kind of model")
+    return candidate
+
+
+def _not_enabled(gw: Any, name: str) -> list[str]:
+    if name in gw.config.translation.engines:
+        return []
+    return [f"{name} is not listed in translation.engines: add it there to use what was installed"]
+
+
+async def _install_file(gw: Any, name: str, path: Path) -> dict[str, Any]:
+    installed = await asyncio.to_thread(_installer(gw, name, "install").install, path)
+    return {
+        "engine": name,
+        "installed": [installed],
+        "lines": [f"installed {path.name}: {installed}"],
+        "warnings": _not_enabled(gw, name),
+    }
+
+
+async def _install_language(gw: Any, name: str, tag: str) -> dict[str, Any]:
+    from gateway.domain.languages import LanguageError, normalize_language
+
+    try:
+        language = normalize_language(tag)
+    except LanguageError as exc:
+        raise GatewayError(f"{tag}: {exc} (or give an .argosmodel file, or --model DIR)") from None
+    translation = gw.config.translation
+    report = await _installer(gw, name, "install_language").install_language(
+        language, source=translation.source_language, staff=translation.staff_language
+    )
+    lines = [f"installed {item}" for item in report.installed]
+    lines += [f"already installed: {item}" for item in report.present]
+    if not report.installed:
+        lines.append(f"nothing to install for {language}")
+    return {
+        "engine": name,
+        "language": language,
+        "installed": report.installed,
+        "present": report.present,
+        "lines": lines,
+        "warnings": [*report.warnings, *_not_enabled(gw, name)],
+    }
+
+
+async def _install_model(
+    gw: Any, name: str, folder: Path, family: str | None, pair: str | None
+) -> dict[str, Any]:
+    codes = pair.replace("→", "-").split("-", 1) if pair else None
+    installer = _installer(gw, name, "install_model")
+    result = await asyncio.to_thread(installer.install_model, folder, family, codes)
+    model = result.model
+    what = f"{model.family} {model.pair[0]}→{model.pair[1]}" if model.pair else model.family
+    lines = [f"registered the {what} model at {model.path} ({result.languages} languages)"]
+    lines += [f"replaced the {old.family} model at {old.path}" for old in result.replaced]
+    lines.append(f"licence: {result.licence}")
+    warnings = list(_not_enabled(gw, name))
+    if model.family == "nllb":
+        warnings.insert(
+            0,
+            "NLLB-200 weights are licensed CC-BY-NC-4.0: non-commercial use only. Check that the "
+            "district's use fits before sending families its translations.",
+        )
+    return {
+        "engine": name,
+        "model": str(model.path),
+        "family": model.family,
+        "pair": list(model.pair) if model.pair else None,
+        "languages": result.languages,
+        "licence": result.licence,
+        "replaced": [str(old.path) for old in result.replaced],
+        "notes": list(result.notes),
+        "lines": lines,
+        "warnings": warnings,
+    }
 
 
 @translate_app.command("export")

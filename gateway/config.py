@@ -271,7 +271,9 @@ def format_validation_error(exc: ValidationError, where: str, prefix: str = "") 
         loc = ".".join(str(p) for p in err["loc"] if p not in ("function-after",))
         key = f"{prefix}{loc}" if loc else prefix.rstrip(".") or "(top level)"
         reason = err["msg"]
-        if err["type"] == "extra_forbidden":
+        if err["type"] == "value_error":
+            reason = reason.removeprefix("Value error, ")
+        elif err["type"] == "extra_forbidden":
             reason = "unknown key (check the spelling; config.example.yaml lists every key)"
         elif err["type"] == "missing":
             reason = "required"

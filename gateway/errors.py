@@ -7,7 +7,9 @@ GatewayError
 ├── TemplateError                template syntax / undefined name / sandbox refusal, with name and line
 ├── AudienceError                an audience expression that cannot be parsed
 ├── PluginError                  a plugin that cannot be loaded or configured
-├── TranslationError             an engine failed or broke a placeholder
+├── TranslationError             an engine failed or broke a placeholder (``reason`` says which)
+│   ├── EngineUnavailableError   the engine cannot be reached or loaded: server down, timeout, no model
+│   └── EngineRefusedError       the engine answered with a refusal: 4xx/5xx with the server's text
 └── SendError                    raised by a channel's ``send``; only the outbox turns it into a status
     ├── RetryableSendError       throttled, 5xx, connection refused: try again later
     ├── PermanentSendError       invalid address, recipient opted out, 5xx SMTP: never retry
@@ -24,6 +26,8 @@ __all__ = [
     "ConfigError",
     "DeliveryUnknownError",
     "EndpointState",
+    "EngineRefusedError",
+    "EngineUnavailableError",
     "GatewayError",
     "ImportRowError",
     "PermanentSendError",
@@ -75,7 +79,38 @@ class PluginError(GatewayError):
 
 
 class TranslationError(GatewayError):
-    """A translation engine failed, or its output lost a protected placeholder."""
+    """A translation engine failed, or its output lost a protected placeholder.
+
+    ``reason`` is a short, stable word for notes, logs and counters (``"failed"``,
+    ``"unreachable"``, ``"timeout"``, ``"refused"``, ``"placeholder lost"``); the message says
+    the rest. Neither ever holds the text being translated.
+    """
+
+    reason: str = "failed"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
+
+
+class EngineUnavailableError(TranslationError):
+    """The engine could not be asked at all: its server is unreachable or timed out, or its
+    model cannot be loaded. Another engine (or a later try) may succeed."""
+
+    reason = "unreachable"
+
+
+class EngineRefusedError(TranslationError):
+    """The engine answered, and refused: ``status`` is the HTTP status (400, 403, 429, 500...)
+    and ``detail`` the server's own error text (``{"error": ...}``)."""
+
+    reason = "refused"
+
+    def __init__(self, message: str, *, status: int | None = None, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.detail = detail
 
 
 class SendError(GatewayError):

@@ -9,10 +9,14 @@ it pulls in torch and stanza: this module imports it lazily, only when a transla
 install needs it, after pointing its folders into the engine's data folder. Listing languages
 reads the packages' ``metadata.json`` directly and never imports it.
 
-Engine settings (``translation.engine_settings.argos``): ``pivot`` (default ``en``), ``workers``
-(translation threads, default 1), and, read once by argostranslate at its first import,
-``threads`` (CTranslate2 threads per translation; default: all cores), ``device``
-(``cpu``/``cuda``) and ``beam_size``.
+``gateway translate install LANG`` installs by language code from the Argos package index
+(``index_url``; see :mod:`gateway_plugins.argos_index`): the packages from the source language
+into ``LANG`` and from ``LANG`` into the staff language, directly or through English.
+
+Engine settings (``translation.engine_settings.argos``, :class:`ArgosSettings`): ``pivot``
+(default ``en``), ``workers`` (translation threads, default 1), ``index_url`` and, read once by
+argostranslate at its first import, ``threads`` (CTranslate2 threads per translation; default:
+all cores), ``device`` (``cpu``/``cuda``/``auto``) and ``beam_size``.
 """
 
 from __future__ import annotations
@@ -24,18 +28,40 @@ import logging
 import os
 import shutil
 import sys
+import tempfile
 import threading
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
-from gateway import ConfigError, EngineContext, TranslationEngine, TranslationError, hookimpl
+from pydantic import Field
+
+from gateway import (
+    EngineContext,
+    EngineInfo,
+    EngineSettings,
+    TranslationEngine,
+    TranslationError,
+    hookimpl,
+)
+
+from .argos_index import (
+    DEFAULT_INDEX_URL,
+    download_package,
+    fetch_index,
+    new_session,
+    plan_packages,
+    version_key,
+)
 
 __all__ = [
     "ArgosEngine",
+    "ArgosSettings",
+    "InstallReport",
     "InstalledPackage",
     "argos_codes",
     "gateway_translation_engines",
@@ -84,7 +110,22 @@ _ENVIRONMENT_SETTINGS = {
     "device": "ARGOS_DEVICE_TYPE",
     "beam_size": "ARGOS_BEAM_SIZE",
 }
-_KNOWN_SETTINGS = {"pivot", "workers", *_ENVIRONMENT_SETTINGS}
+
+
+class ArgosSettings(EngineSettings):
+    """``translation.engine_settings.argos``."""
+
+    pivot: str = Field(default=PIVOT_LANGUAGE, description="Language to pivot through.")
+    workers: int = Field(default=1, ge=1, le=64, description="Translation threads.")
+    threads: int | None = Field(
+        default=None, ge=1, le=256, description="CTranslate2 threads per translation (default: all cores)."
+    )
+    device: Literal["cpu", "cuda", "auto"] | None = Field(default=None, description="Where models run.")
+    beam_size: int | None = Field(default=None, ge=1, le=16, description="Beam search width.")
+    index_url: str = Field(
+        default=DEFAULT_INDEX_URL,
+        description="Argos package index (http(s), file:// or a path) for `translate install LANG`.",
+    )
 
 
 def argos_codes(tag: str) -> tuple[str, ...]:
@@ -110,6 +151,17 @@ def to_argos_code(tag: str) -> str:
 def to_bcp47(code: str) -> str:
     """The BCP 47 tag for an Argos code (``zt`` → ``zh-Hant``)."""
     return _ARGOS_TO_BCP47.get(code, code)
+
+
+@dataclass
+class InstallReport:
+    """What ``gateway translate install LANG`` did: packages installed (``"en→es 1.9"``),
+    routes that were already possible, and what could not be installed (with the reason)."""
+
+    language: str
+    installed: list[str] = field(default_factory=list)
+    present: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 class InstalledPackage(NamedTuple):
@@ -341,23 +393,16 @@ class ArgosEngine(TranslationEngine):
     """
 
     name = "argos"
+    Settings: ClassVar[type[EngineSettings]] = ArgosSettings
 
     def __init__(self, context: EngineContext) -> None:
         super().__init__(context)
-        settings = dict(context.settings)
-        unknown = sorted(set(settings) - _KNOWN_SETTINGS)
-        if unknown:
-            raise ConfigError(
-                f"translation.engine_settings.argos.{unknown[0]}: unknown setting "
-                f"(known: {', '.join(sorted(_KNOWN_SETTINGS))})"
-            )
-        self.settings = settings
+        settings = self.settings
+        assert isinstance(settings, ArgosSettings)
+        self.options = settings
         self.data_dir = Path(context.data_dir)
-        self.pivot = to_argos_code(str(settings.get("pivot", PIVOT_LANGUAGE)))
-        workers = settings.get("workers", 1)
-        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-            raise ConfigError("translation.engine_settings.argos.workers: must be an integer ≥ 1")
-        self.workers = workers
+        self.pivot = to_argos_code(settings.pivot)
+        self.workers = settings.workers
         self.executor: Executor | None = None
         self._listing: tuple[int, list[_PackageInfo]] | None = None
 
@@ -427,12 +472,87 @@ class ArgosEngine(TranslationEngine):
         self._listing = None
         return f"{source}→{target}"
 
+    async def install_language(self, tag: str, *, source: str = "en", staff: str = "en") -> InstallReport:
+        """Install from the package index what ``tag`` needs: ``source`` → ``tag`` (outgoing
+        messages) and ``tag`` → ``staff`` (replies for the inbox), directly or through the pivot.
+
+        Packages already installed at the index's version or newer are kept. Each download is
+        checked (a valid package whose pair is the one the index announced) before it is
+        installed, and every route is checked afterwards. Raises
+        :class:`gateway.TranslationError` when the index cannot serve ``source`` → ``tag``
+        (nothing is installed then), :class:`gateway.EngineUnavailableError` when the index
+        or a package cannot be fetched.
+        """
+        report = InstallReport(tag)
+        wanted: list[tuple[str, str]] = []
+        for start, end in ((source, tag), (tag, staff)):
+            if argos_codes(start)[0] == argos_codes(end)[0]:
+                continue
+            if self.route(start, end) is not None:
+                report.present.append(f"{start}→{end}")
+            else:
+                wanted.append((start, end))
+        if not wanted:
+            return report
+        url = self.options.index_url
+        async with new_session() as session:
+            entries = await fetch_index(url, session)
+            routes = [(argos_codes(start), argos_codes(end)) for start, end in wanted]
+            packages, impossible = plan_packages(entries, routes, self.pivot)
+            offered = sorted({e.to_code for e in entries} | {e.from_code for e in entries})
+            for (start, end), codes in zip(wanted, routes, strict=True):
+                if (codes[0][0], codes[1][0]) not in impossible:
+                    continue
+                problem = (
+                    f"the Argos package index {url} has no package for {start}→{end}, directly or "
+                    f"through {self.pivot} (it offers: {', '.join(offered) or 'nothing'})"
+                )
+                if start == source and end == tag:
+                    raise TranslationError(problem)
+                report.warnings.append(problem + f"; replies in {tag} will not be translated")
+            installed = {(p.from_code, p.to_code): p.version for p in self._installed()}
+            with tempfile.TemporaryDirectory(prefix="argos-download-") as folder:
+                for entry in packages:
+                    have = installed.get(entry.pair)
+                    if have is not None and version_key(have) >= version_key(entry.version):
+                        report.present.append(f"{entry.from_code}→{entry.to_code} {have}")
+                        continue
+                    path = await download_package(entry, url, Path(folder), session)
+                    _, metadata = await asyncio.to_thread(_read_package_metadata, path)
+                    if (metadata["from_code"], metadata["to_code"]) != entry.pair:
+                        raise TranslationError(
+                            f"{path.name}: the package holds {metadata['from_code']}→"
+                            f"{metadata['to_code']}, the index announced {entry.from_code}→{entry.to_code}"
+                        )
+                    await asyncio.to_thread(install_package, path, self.data_dir)
+                    report.installed.append(f"{entry.from_code}→{entry.to_code} {entry.version}")
+        self._listing = None
+        for start, end in wanted:
+            if self.route(start, end) is None and not any(f"{start}→{end}," in w for w in report.warnings):
+                raise TranslationError(f"argos: {start}→{end} is still not possible after installing")
+        return report
+
+    async def describe(self, source: str = "en") -> EngineInfo:
+        """Installed packages: the languages reachable from ``source``, directly or via the pivot."""
+        languages = sorted({t for s, t in self.language_pairs() if s == source})
+        codes = {tag: to_argos_code(tag) for tag in languages if to_argos_code(tag) != tag}
+        packages = [f"{p.from_code}→{p.to_code} {p.version}" for p in self._installed()]
+        return EngineInfo(
+            languages=tuple(languages),
+            codes=codes,
+            licence="per package (see README.md in each package folder); argostranslate: MIT",
+            source=str(packages_dir(self.data_dir)),
+            notes=(f"packages: {', '.join(packages)}",) if packages else ("no packages installed",),
+        )
+
     # -- translating ----------------------------------------------------------------------
     async def translate(self, texts: Sequence[str], source: str, target: str) -> list[str]:
         """Translate a batch in one thread-pool job; raise TranslationError if impossible."""
         route = self.route(source, target)
         if route is None:
-            raise TranslationError(f"argos: no package for {source}→{target} (nor via English)")
+            raise TranslationError(
+                f"argos: no package for {source}→{target} (nor via English)", reason="unsupported"
+            )
         batch = list(texts)
         if not batch or not route:
             return batch
@@ -446,7 +566,7 @@ class ArgosEngine(TranslationEngine):
         results = texts
         for pair in route:
             try:
-                translation = _runtime.translation(self.data_dir, self.settings, pair)
+                translation = _runtime.translation(self.data_dir, self.options.model_dump(), pair)
                 results = [_translate_one(translation, text) for text in results]
             except TranslationError:
                 raise

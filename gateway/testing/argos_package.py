@@ -37,6 +37,8 @@ __all__ = [
     "MAX_POSITIONS",
     "build_minisbd_model",
     "build_test_package",
+    "copy_model_spec",
+    "write_argos_index",
     "train_sentencepiece",
 ]
 
@@ -143,8 +145,41 @@ def _position_margin() -> float:
     return peak - float(offsets.max())
 
 
-def _copy_model_spec(pieces: list[str], remap: Mapping[str, str]) -> Any:
-    """A CTranslate2 TransformerSpec that copies its source, with ``remap`` applied on output."""
+def _shift(pos_dims: int, offset: int) -> np.ndarray:
+    """The linear map taking the encoding of position t to that of position t + ``offset``.
+
+    Each (cos, sin) pair at frequency f rotates by ``offset * f``; the negated halves of the
+    encoding are rebuilt from the first two blocks.
+    """
+    half = pos_dims // 4
+    frequencies = np.pi / (2.0 ** np.arange(half, dtype=np.float64))
+    cos, sin = np.diag(np.cos(offset * frequencies)), np.diag(np.sin(offset * frequencies))
+    zero = np.zeros((half, half))
+    return np.block(
+        [
+            [cos, -sin, zero, zero],
+            [sin, cos, zero, zero],
+            [-cos, sin, zero, zero],
+            [-sin, -cos, zero, zero],
+        ]
+    )
+
+
+def copy_model_spec(
+    pieces: list[str],
+    remap: Mapping[str, str],
+    *,
+    offset: int = 0,
+    config: Mapping[str, Any] | None = None,
+) -> Any:
+    """A CTranslate2 ``TransformerSpec`` that copies its source, with ``remap`` applied on output.
+
+    ``pieces`` is the whole vocabulary (shared by source and target): SentencePiece pieces, then
+    any extra tokens (language codes). Decoder step *t* emits the token at source position
+    *t* + ``offset`` (``offset=1`` skips a leading ``<2xx>`` token). ``config`` overrides the
+    model config (``add_source_eos``, ``decoder_start_token``...); by default the source end
+    token is added by CTranslate2 and copied, which stops decoding.
+    """
     import ctranslate2
 
     vocab = len(pieces)
@@ -205,7 +240,7 @@ def _copy_model_spec(pieces: list[str], remap: Mapping[str, str]) -> Any:
     query_scale = np.sqrt(pos_norm2 / depth) * encoder_sigma * np.sqrt(depth)
     query_scale *= _ATTENTION_SHARPNESS / _position_margin()
     query = zeros(depth, depth)
-    query[pos_slice, pos_slice] = np.eye(pos_dims, dtype=f32) * query_scale
+    query[pos_slice, pos_slice] = (_shift(pos_dims, offset) * query_scale).astype(f32)
     key_value = zeros(2 * depth, depth)
     key_value[pos_slice, pos_slice] = np.eye(pos_dims, dtype=f32)  # keys: positions
     key_value[depth + 0 : depth + vocab, token_slice] = np.eye(vocab, dtype=f32)  # values
@@ -231,7 +266,9 @@ def _copy_model_spec(pieces: list[str], remap: Mapping[str, str]) -> Any:
         projection[target_id, source_id] = _OUTPUT_SHARPNESS
     linear(decoder.projection, projection)
 
-    spec.config.add_source_eos = True
+    settings = {"add_source_eos": True, **(config or {})}
+    for key, value in settings.items():
+        setattr(spec.config, key, value)
     spec.register_source_vocabulary(pieces)
     spec.register_target_vocabulary(pieces)
     spec.validate()
@@ -303,7 +340,7 @@ def _write_package_folder(
     processor = spm.SentencePieceProcessor(model_proto=sp_model)
     pieces = [processor.id_to_piece(i) for i in range(processor.get_piece_size())]
     (folder / "model").mkdir()
-    _copy_model_spec(pieces, remap).save(str(folder / "model"))
+    copy_model_spec(pieces, remap).save(str(folder / "model"))
     (folder / "minisbd").mkdir()
     (folder / "minisbd" / f"{from_code}.onnx").write_bytes(build_minisbd_model(from_code))
     metadata = {
@@ -366,3 +403,40 @@ def build_test_package(
     if target.resolve() != built.resolve():
         shutil.copyfile(built, target)
     return target
+
+
+def write_argos_index(
+    folder: Path | str, packages: list[Path], *, base_url: str | None = None, version: str | None = None
+) -> Path:
+    """A mirror of the Argos package index in ``folder``: the packages and an ``index.json``.
+
+    Entries are shaped like ``argosopentech/argospm-index`` (``code``, ``type``, ``from_code``,
+    ``to_code``, names, ``package_version``, ``argos_version``, ``links``), read from each
+    package's own ``metadata.json`` (``version`` overrides the announced version). Links are
+    relative to the index, or absolute under ``base_url``. Returns the index path.
+    """
+    target = Path(folder)
+    target.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for package in packages:
+        with zipfile.ZipFile(package) as archive:
+            top = archive.namelist()[0].split("/")[0]
+            metadata = json.loads(archive.read(f"{top}/metadata.json"))
+        name = f"translate-{metadata['from_code']}_{metadata['to_code']}.argosmodel"
+        shutil.copyfile(package, target / name)
+        entries.append(
+            {
+                "code": f"translate-{metadata['from_code']}_{metadata['to_code']}",
+                "type": "translate",
+                "from_code": metadata["from_code"],
+                "from_name": metadata.get("from_name", metadata["from_code"]),
+                "to_code": metadata["to_code"],
+                "to_name": metadata.get("to_name", metadata["to_code"]),
+                "package_version": version or metadata.get("package_version", "1.0"),
+                "argos_version": metadata.get("argos_version", "1.11"),
+                "links": ["ipfs://Qm-not-fetched", f"{base_url.rstrip('/')}/{name}" if base_url else name],
+            }
+        )
+    index = target / "index.json"
+    index.write_text(json.dumps(entries, indent=2), encoding="utf-8")
+    return index

@@ -25,11 +25,19 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from gateway import EngineContext, TranslationEngine, TranslationError, hookimpl
+from pydantic import Field
 
-__all__ = ["WORD_TABLE", "DeterministicEnginePlugin", "EngineRecorder", "TableEngine"]
+from gateway import EngineContext, EngineSettings, TranslationEngine, TranslationError, hookimpl
+
+__all__ = [
+    "WORD_TABLE",
+    "DeterministicEnginePlugin",
+    "EngineRecorder",
+    "TableEngine",
+    "TableEngineSettings",
+]
 
 #: English word → rendering per language. Words not in the table are copied unchanged.
 WORD_TABLE: Mapping[str, Mapping[str, str]] = {
@@ -153,22 +161,29 @@ class EngineRecorder:
         self.seen.clear()
 
 
+class TableEngineSettings(EngineSettings):
+    """``translation.engine_settings.table`` (and ``table2``)."""
+
+    mode: Literal["ok", "drop", "duplicate", "mangle", "fail"] = "ok"
+    languages: list[str] | None = Field(default=None, description="Target languages accepted.")
+    prefix: bool = True
+
+
 class TableEngine(TranslationEngine):
     """Word-table translation with a ``[xx]`` prefix; see the module docstring."""
 
     name: ClassVar[str] = "table"
+    Settings: ClassVar[type[EngineSettings]] = TableEngineSettings
     recorder: ClassVar[EngineRecorder] = EngineRecorder()
 
     def __init__(self, context: EngineContext) -> None:
         super().__init__(context)
-        settings = dict(context.settings)
-        mode = settings.get("mode", "ok")
-        if mode not in MODES:
-            raise TranslationError(f"{self.name}: mode must be one of {', '.join(MODES)}")
-        self.default_mode = mode
-        languages = settings.get("languages")
+        settings = self.settings
+        assert isinstance(settings, TableEngineSettings)
+        self.default_mode = settings.mode
+        languages = settings.languages
         self.languages = {str(x).lower() for x in languages} if languages else None
-        self.prefix = bool(settings.get("prefix", True))
+        self.prefix = settings.prefix
 
     @property
     def mode(self) -> str:

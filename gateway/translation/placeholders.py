@@ -129,7 +129,10 @@ class PlaceholderError(TranslationError):
             )
             if tokens
         ]
-        super().__init__("placeholder check failed (" + "; ".join(problems) + ")")
+        super().__init__(
+            "placeholder check failed (" + "; ".join(problems) + ")",
+            reason="placeholder lost" if self.missing else "placeholder broken",
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,11 +53,15 @@ class Translated:
 
     ``origin``: ``source`` (no translation needed), ``reviewed``, ``memory``, ``machine``,
     ``fallback`` (source text shown, with a note), ``held`` (waiting for a human).
+    ``reason`` (fallback and held only): why no engine's translation was used, as the last
+    engine tried reported it: ``no engine`` (none covers the pair), ``unreachable``,
+    ``timeout``, ``refused``, ``placeholder lost``, ``placeholder broken``, ``failed``.
     """
 
     text: str
     origin: str
     engine: str | None = None
+    reason: str | None = None
 
 
 class TranslationService:
@@ -164,23 +168,22 @@ class TranslationService:
             engines = engines[:1]
         pending = list(range(len(texts)))
         results: dict[int, Translated] = {}
+        reasons: dict[int, str] = {}
         for engine in engines:
             if not pending:
                 break
             done = await self._try_engine(engine, source, target, [texts[i] for i in pending], names)
             still: list[int] = []
             for index, result in zip(pending, done, strict=True):
-                if result is None:
+                if isinstance(result, str):
+                    reasons[index] = result
                     still.append(index)
                 else:
                     results[index] = result
             pending = still
         for index in pending:
-            results[index] = (
-                Translated(texts[index], "held")
-                if self.fallback == "hold"
-                else Translated(texts[index], "fallback")
-            )
+            origin = "held" if self.fallback == "hold" else "fallback"
+            results[index] = Translated(texts[index], origin, reason=reasons.get(index, "no engine"))
         stored = [(texts[i], r) for i, r in results.items() if r.origin == "machine"]
         if stored:
             await self._store(source, target, stored, session)
@@ -193,7 +196,8 @@ class TranslationService:
         target: str,
         texts: list[str],
         names: Sequence[str] = (),
-    ) -> list[Translated | None]:
+    ) -> list[Translated | str]:
+        """The engine's translations; a failed text is given as its reason instead."""
         from gateway.translation import placeholders
 
         terms = self.glossary.for_language(target)
@@ -207,23 +211,34 @@ class TranslationService:
             self.engine_calls += 1
             answered = await engine.translate([masked[i].text for i in wanted], source, target)
             if len(answered) != len(wanted):
-                raise TranslationError(f"returned {len(answered)} texts for {len(wanted)}")
+                raise TranslationError(
+                    f"returned {len(answered)} texts for {len(wanted)}", reason="bad answer"
+                )
             raw = [m.text for m in masked]
             for index, text in zip(wanted, answered, strict=True):
                 raw[index] = text
         except TranslationError as exc:
-            log.warning("engine %s failed for %s→%s: %s", engine.name, source, target, exc)
-            return [None] * len(texts)
+            # Engines' messages name the server, the status and its error text, never the texts.
+            log.warning(
+                "engine %s %s→%s: %s (%d texts): %s",
+                engine.name,
+                source,
+                target,
+                exc.reason,
+                len(wanted),
+                exc,
+            )
+            return [exc.reason] * len(texts)
         except Exception:  # an engine plugin must not sink a broadcast
-            log.exception("engine %s crashed for %s→%s", engine.name, source, target)
-            return [None] * len(texts)
-        out: list[Translated | None] = []
+            log.exception("engine %s %s→%s: crashed (%d texts)", engine.name, source, target, len(wanted))
+            return ["failed"] * len(texts)
+        out: list[Translated | str] = []
         for text, m in zip(raw, masked, strict=True):
             try:
                 out.append(Translated(placeholders.unmask(text, m), "machine", engine.name))
             except TranslationError as exc:
-                log.warning("engine %s broke a placeholder (%s→%s): %s", engine.name, source, target, exc)
-                out.append(None)
+                log.warning("engine %s %s→%s: %s: %s", engine.name, source, target, exc.reason, exc)
+                out.append(exc.reason)
         return out
 
     # -- memory ---------------------------------------------------------------------------
