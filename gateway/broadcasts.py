@@ -111,32 +111,44 @@ async def send_broadcast(
     return data
 
 
+#: Why text stayed in English, in staff words.
+WHY = {
+    "no engine": "no reviewed catalog or machine translation covers the language",
+    "unreachable": "the translation server could not be reached",
+    "timeout": "the translation server did not answer in time",
+    "refused": "the translation server refused the request",
+    "placeholder lost": "the machine translation lost a protected name, date, link or number and was "
+    "rejected",
+    "placeholder broken": "the machine translation mangled a protected name, date, link or number and "
+    "was rejected",
+    "bad answer": "the translation engine gave a malformed answer",
+    "failed": "the translation engine failed",
+}
+
+
 def _translation_notes(gw: Gateway, data: dict[str, Any]) -> list[str]:
     """What each language's families get, said plainly: English where nothing translated it
     (and why), held for review, machine translation not yet reviewed."""
-    english_no_engine, english_failed, held, machine = [], [], [], []
-    source = gw.config.translation.source_language
+    english: dict[tuple[bool, tuple[str, ...]], list[str]] = {}
+    held, machine = [], []
     for language, info in sorted(data.get("translation", {}).items()):
         received = info.get("received")
         if received == "english":
-            (english_failed if gw.translation.can_translate(source, language) else english_no_engine).append(
-                language
-            )
+            origins = {*(info.get("template") or {}), *(info.get("texts") or {})}
+            whole = origins <= {"fallback", "source"}
+            why = tuple(info.get("why_untranslated") or ["failed"])
+            english.setdefault((whole, why), []).append(language)
         elif received == "held":
             held.append(language)
         elif received == "machine":
             machine.append(language)
     notes = []
-    if english_no_engine:
+    for (whole, reasons), languages in english.items():
+        why = "; ".join(WHY.get(r, r) for r in reasons)
+        what = "families get the message in English" if whole else "some text stays in English"
         notes.append(
-            f"{', '.join(english_no_engine)}: families get English text with a note in their language "
-            "(no reviewed catalog or machine translation covers these languages; see "
-            "`gateway translate languages`)"
-        )
-    if english_failed:
-        notes.append(
-            f"{', '.join(english_failed)}: some text stays in English with a note — its machine "
-            "translation was rejected (it lost a protected name, date, link or number) or failed"
+            f"{', '.join(languages)}: {what}, with a note in their language ({why}; "
+            "see `gateway translate languages`)"
         )
     if held:
         notes.append(

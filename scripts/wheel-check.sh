@@ -9,7 +9,9 @@ build_python=$1
 lock=$(realpath "$2")
 checkout=$(pwd)
 work=$(mktemp -d /tmp/gateway-wheel-check.XXXXXX)
-trap 'rm -rf "$work" "$checkout/build"' EXIT
+# setuptools writes build/ and the .egg-info into the checkout: they would shadow the editable
+# install's metadata (entry points) for anything run from here, so they go too.
+trap 'rm -rf "$work" "$checkout/build" "$checkout"/*.egg-info' EXIT
 
 echo "wheel-check: building the wheel"
 "$build_python" -m build --wheel --no-isolation --outdir "$work/dist" . >"$work/build.log" 2>&1 \

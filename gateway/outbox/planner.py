@@ -404,7 +404,7 @@ class BroadcastPlanner:
                 if sessions:
                     await self._upsert_sessions(session, sessions)
             for language, pack in packs.items():
-                summary.translation[language] = translation_summary(gw, language, pack.pieces)
+                summary.translation[language] = translation_summary(gw, language, pack.pieces, pack.strings)
                 reviewed = sum(1 for kind, _, o in pack.pieces if kind == "template" and o is Origin.REVIEWED)
                 if reviewed:
                     gw.translation.count(language, "reviewed", reviewed)
@@ -831,15 +831,20 @@ def shown_choices(question: dict[str, Any]) -> list[list[Any]]:
 
 
 def translation_summary(
-    gw: Gateway, language: str, pieces: set[tuple[str, str, Origin]]
+    gw: Gateway, language: str, pieces: set[tuple[str, str, Origin]], strings: LanguageStrings | None = None
 ) -> dict[str, Any]:
-    """What the families of one language got: origins of template strings and free texts, and
-    one word for the whole (``reviewed``, ``machine``, ``english``, ``held``, ``source``)."""
+    """What the families of one language got: origins of template strings and free texts, one
+    word for the whole (``reviewed``, ``machine``, ``english``, ``held``, ``source``), and why
+    what stayed in English did (``no engine``, ``unreachable``, ``refused``, ``placeholder lost``)."""
     template: Counter[str] = Counter()
     texts: Counter[str] = Counter()
-    for kind, _source, origin in pieces:
+    reasons: set[str] = set()
+    for kind, source, origin in pieces:
         (template if kind == "template" else texts)[str(origin)] += 1
+        if origin.untranslated and strings is not None:
+            reasons.add(strings.reason(source) or "failed")
     return {
+        "why_untranslated": sorted(reasons),
         "catalog": gw.catalogs.catalog_language(language),
         "template": dict(sorted(template.items())),
         "texts": dict(sorted(texts.items())),

@@ -145,6 +145,14 @@ class LanguageStrings:
             return TranslatedText(source, Origin.FALLBACK, source=source)
         return TranslatedText(found.text, _origin(found), found.engine, source=source)
 
+    def reason(self, source: str) -> str | None:
+        """Why ``source`` (a msgid or free text) stayed untranslated, as the translation service
+        said (``no engine``, ``unreachable``, ``timeout``, ``refused``, ``placeholder lost``...)."""
+        found = self._machine.get(source)
+        if found is None:
+            return None if (self.same_language or self.reviewed(source)) else "no engine"
+        return getattr(found, "reason", None)
+
     # -- summaries ------------------------------------------------------------------------
     def origins(self, sources: Iterable[str]) -> dict[str, Origin]:
         """The origin of each of ``sources`` (template msgids or free texts)."""

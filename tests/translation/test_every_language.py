@@ -227,7 +227,7 @@ def test_without_an_engine_families_get_english_with_a_note_and_every_summary_sa
     )
     assert dry["translation"]["prs"]["received"] == "english"
     assert dry["translation"]["es"]["received"] == "machine"
-    assert any(n.startswith("prs: families get English") for n in dry["notes"])
+    assert any(n.startswith("prs: families get the message in English") for n in dry["notes"])
     text = cli(
         ["broadcast", "send", "workshop_invitation", "--event", str(event), "--dry-run"], config
     ).output

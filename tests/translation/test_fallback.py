@@ -155,7 +155,7 @@ def test_a_language_no_engine_handles_falls_back_with_the_install_hint(
     sent = run_json(cli, ["broadcast", "send", "workshop_invitation", "--event", str(event)], config)
     assert sent["translation"]["es"]["texts"] == {"machine": 3}
     assert sent["translation"]["ar"]["texts"] == {"fallback": 3}
-    assert any(n.startswith("ar: families get English text with a note") for n in sent["notes"])
+    assert any(n.startswith("ar: some text stays in English, with a note") for n in sent["notes"])
     assert with_engines.recorder.texts(target="ar") == []
     dispatch(config, with_engines)
     arabic = emails(cli, config, "ar")

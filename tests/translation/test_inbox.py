@@ -43,14 +43,14 @@ def test_free_text_is_translated_for_staff_and_the_answer_back(tmp_path, cli, wi
     assert status["hits"] >= 1 and status["memory_entries"] == 2
 
 
-def test_without_an_engine_the_inbox_keeps_the_original_with_a_hint(tmp_path, cli, make_config):
+def test_without_an_engine_the_inbox_keeps_the_original_and_says_so_plainly(tmp_path, cli, make_config):
     config = make_config(engines=[])
     families = write_families(tmp_path / "families.csv", 2, ("ar", "es"))
     assert cli(["families", "import", str(families)], config).exit_code == 0
     run_json(cli, ["sandbox", "reply", "--from", "+19135550000", QUESTION], config)
     (item,) = run_json(cli, ["inbox"], config)
     assert item["translation"] is None
-    assert "gateway translate install" in item["note"]
+    assert item["note"] == "No machine translation covers Arabic → English. Flag it for an interpreter."
 
     result = cli(["reply", str(item["id"]), "The bus stops at the school at 7:15 AM."], config)
     assert result.exit_code == 0, result.output
