@@ -14,6 +14,13 @@ from gateway import Channel, OutboundMessage, SendResult, hookimpl
 from gateway.storage.models import Endpoint, Family, Guardian, OutboxMessage, Student, utcnow
 
 LANGUAGES: Sequence[str] = ("en", "es", "so", "ar", "vi", "zh", "fr", "pt", "ru", "sw", "uk", "ne")
+#: Sixty home languages of a large district: the nine with reviewed catalogs, the rest without.
+LANGUAGES_60: Sequence[str] = (
+    "en", "es", "so", "ar", "vi", "zh-Hans", "fr", "sw", "my", "ne", "prs", "ps", "ht", "rw", "ti",
+    "am", "om", "pt", "ru", "uk", "ur", "hi", "bn", "pa", "gu", "ta", "te", "ko", "ja", "tl", "id",
+    "ms", "th", "km", "lo", "hmn", "kar", "fa", "tr", "ku", "ckb", "ka", "hy", "ro", "pl", "de", "it",
+    "el", "he", "ha", "yo", "ig", "ff", "wo", "ln", "sn", "zu", "mg", "zh-Hant", "chk",
+)  # fmt: skip
 
 
 class NullChannel(Channel):

@@ -42,7 +42,7 @@ from markupsafe import Markup, escape
 from gateway.domain.languages import is_rtl
 from gateway.errors import TemplateError
 from gateway.rendering.bidi import FSI, LRI, PDI, strip_bidi_controls
-from gateway.rendering.formatting import locale_filters
+from gateway.rendering.formatting import CONTEXT_FILTERS
 from gateway.translation.catalogs import CatalogSet
 from gateway.translation.strings import LanguageStrings, Origin, Resolved, TranslatedText
 
@@ -98,19 +98,24 @@ class TemplateRenderer:
         self.templates_dir = templates_dir
         self.catalogs = catalogs
         self.extra_filters = dict(extra_filters or {})
-        self._envs: dict[tuple[str, bool], SandboxedEnvironment] = {}
+        self._envs: dict[bool, SandboxedEnvironment] = {}
         self._names: dict[tuple[str, str], frozenset[str] | None] = {}
         self._msgids: dict[str, frozenset[str]] = {}
         self._lock = threading.Lock()
 
     # -- environments -----------------------------------------------------------------
     def environment(self, language: str, autoescape: bool) -> SandboxedEnvironment:
-        """The sandboxed environment for one language and escaping mode (cached)."""
-        key = (language, autoescape)
+        """The sandboxed environment of one escaping mode (cached). Every language shares it:
+        strings come from the render context's :class:`LanguageStrings` and the locale filters
+        read the context's ``lang``, so a template is compiled once, not once per language."""
+        key = autoescape
         env = self._envs.get(key)
         if env is not None:
             return env
         with self._lock:
+            env = self._envs.get(key)
+            if env is not None:
+                return env
             env = SandboxedEnvironment(
                 loader=FileSystemLoader(str(self.templates_dir)),
                 undefined=StrictUndefined,
@@ -127,7 +132,7 @@ class TemplateRenderer:
             # origin recorded, values isolated in right-to-left messages.
             env.newstyle_gettext = True  # type: ignore[attr-defined]
             env.globals.update(gettext=_gettext, ngettext=_ngettext, _=_gettext)
-            env.filters.update(locale_filters(language))
+            env.filters.update(CONTEXT_FILTERS)
             env.filters.update(self.extra_filters)
             self._envs[key] = env
             return env
