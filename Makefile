@@ -78,8 +78,8 @@ lock:
 # Extract the template catalog from templates and code, and merge it into every language.
 LOCALES := gateway/resources/locales
 catalogs: $(VENV)/.installed-test
-	$(BIN)/pybabel extract -q -F babel.cfg --sort-output -o $(LOCALES)/gateway.pot .
-	$(BIN)/pybabel update -q -D gateway -i $(LOCALES)/gateway.pot -d $(LOCALES)
+	$(BIN)/pybabel -q extract -F babel.cfg --sort-output -o $(LOCALES)/gateway.pot .
+	$(BIN)/pybabel -q update -D gateway -i $(LOCALES)/gateway.pot -d $(LOCALES)
 
 # Every benchmark in turn (figures in docs/benchmarks.md); scale_out needs PostgreSQL.
 BENCHMARKS := fanout.py "fanout.py --linearity" dispatch.py email_smtp.py "email_smtp.py --starttls" \

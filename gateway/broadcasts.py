@@ -18,9 +18,25 @@ from gateway.storage.models import Event, Survey, SurveySession, utcnow
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
-__all__ = ["preview_template", "send_broadcast", "send_survey", "store_event"]
+__all__ = ["preview_template", "refuse_past_event", "send_broadcast", "send_survey", "store_event"]
 
 EVENT_TEMPLATES = ("workshop_invitation",)
+
+
+def refuse_past_event(spec: EventSpec, send_at: datetime | None = None) -> None:
+    """An invitation to an event that has started (or would start before the invitation is
+    sent) is refused before anything is written."""
+    now = utcnow()
+    if spec.start <= now:
+        raise GatewayError(
+            f"event {spec.id!r} starts {spec.start.isoformat()}, which is in the past: "
+            "no invitation is sent to a past event (nothing was written)"
+        )
+    if send_at is not None and send_at >= spec.start:
+        raise GatewayError(
+            f"event {spec.id!r} starts {spec.start.isoformat()}, before the send time "
+            f"{send_at.isoformat()}: the invitation would arrive after the event (nothing was written)"
+        )
 
 
 async def store_event(gw: Gateway, spec: EventSpec) -> Event:
@@ -72,6 +88,8 @@ async def send_broadcast(
     if policy not in ("preferred", "all"):
         raise GatewayError(f"--policy {policy!r}: use preferred or all")
     spec = event_spec or (load_event(event_file) if event_file else None)
+    if spec is not None:
+        refuse_past_event(spec, send_at)
     request = BroadcastRequest(
         template=template,
         audience=audience if audience is not None else (spec.audience if spec else ""),
@@ -104,7 +122,7 @@ async def send_broadcast(
     if spec is not None and spec.reminders and not dry_run and summary.broadcast_id:
         from gateway.scheduling.scheduler import schedule_event_reminders
 
-        planned = await schedule_event_reminders(gw, request.event_id or 0, spec)
+        planned = await schedule_event_reminders(gw, request.event_id or 0, spec, not_before=send_at)
         notes += [f"reminder {r['offset']} before: {r['run_at']}" for r in planned]
         data["reminders"] = planned
     data["notes"] = notes + _translation_notes(gw, data)

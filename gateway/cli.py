@@ -79,6 +79,7 @@ sandbox_app = typer.Typer(
     help="The sandbox channel: inject replies, read what it sent.", no_args_is_help=True
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+event_app = typer.Typer(help="Events: who is coming.", no_args_is_help=True)
 inbox_app = typer.Typer(
     help="Free-text replies and unmatched answers, urgent first, with translations.",
     invoke_without_command=True,
@@ -93,6 +94,7 @@ app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(db_app, name="db")
 app.add_typer(staff_app, name="staff")
 app.add_typer(inbox_app, name="inbox")
+app.add_typer(event_app, name="event")
 
 
 @app.callback()
@@ -455,6 +457,70 @@ def survey_send(
         _print_summary(summary, False)
 
 
+@survey_app.command("responses")
+def survey_responses_command(
+    survey_id: Annotated[str, typer.Argument(help="Survey id (from the file) or number.")],
+    format: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """One row per guardian with each question's answer."""
+    from gateway.responses import responses_csv, survey_responses
+
+    data = with_gateway(config, lambda gw: survey_responses(gw, survey_id))
+    if data is None:
+        console.print(f"no survey {survey_id!r}", style="red")
+        raise typer.Exit(2)
+    if as_json or format == "json":
+        emit_json(data)
+        return
+    if format == "csv":
+        sys.stdout.write(responses_csv(data))
+        return
+    if format != "table":
+        raise typer.BadParameter("--format must be table, csv or json")
+    questions = [q["id"] for q in data["questions"]]
+    table = Table("family", "guardian", "language", "channel", "status", *questions, title=data["title"])
+    for row in data["responses"]:
+        table.add_row(
+            row["family_id"],
+            row["guardian"],
+            row["language"],
+            row["channel"],
+            row["status"],
+            *(row["answers"].get(q, "") for q in questions),
+        )
+    console.print(table)
+
+
+@event_app.command("rsvps")
+def event_rsvps_command(
+    event_id: Annotated[str, typer.Argument(help="Event id (from the event file).")],
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Who is coming, who is not, who might, who has not answered — by name."""
+    from gateway.responses import event_rsvps
+
+    data = with_gateway(config, lambda gw: event_rsvps(gw, event_id))
+    if data is None:
+        console.print(f"no event {event_id!r}", style="red")
+        raise typer.Exit(2)
+    if as_json:
+        emit_json(data)
+        return
+    for bucket in ("yes", "no", "maybe", "no_answer"):
+        people = data[bucket]
+        console.rule(f"{bucket.replace('_', ' ')}: {len(people)}")
+        for item in people:
+            console.print(
+                f"{item['family_id']}  {item['guardian']}  ({item['language']}, {item['channel']})"
+                + (f"  {item['answered_at'][:16]}" if item["answered_at"] else ""),
+                highlight=False,
+                markup=False,
+            )
+
+
 @survey_app.command("results")
 def survey_results(
     survey_id: Annotated[str, typer.Argument(help="Survey id (from the file) or number.")],
@@ -532,7 +598,7 @@ def inbox(
         return
     table = Table("id", "family", "channel", "received", "text", "translation", "")
     for item in items:
-        translation = item["translation"] or item.get("note") or ""
+        translation = item["translation"] or item.get("translation_note") or ""
         table.add_row(
             str(item["id"]),
             item["family_id"] or "(unknown)",

@@ -54,7 +54,16 @@ class DistrictConfig(_Section):
     phone: str | None = None
     email: str | None = None
     website: str | None = None
+    timezone: str | None = None
+    """The time zone every time a person sees is shown in (default: families.default_timezone)."""
+    emergency_number: str = "911"
+    """What a family is told to call when someone is in danger (urgent replies)."""
     resources: list[Resource] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return None if value is None else _check_zone(value)
 
 
 class DatabaseConfig(_Section):
@@ -221,6 +230,12 @@ class GatewayConfig(_Section):
         if value is None:
             return default
         return value if value.is_absolute() else (self.base_dir / value).resolve()
+
+    @property
+    def district_timezone(self) -> str:
+        """The time zone times are shown in to staff (``district.timezone``, else the families'
+        default)."""
+        return self.district.timezone or self.families.default_timezone
 
     def ordered_channels(self) -> list[str]:
         """Channel names in fallback order (``channel_order`` or file order)."""

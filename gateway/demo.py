@@ -169,8 +169,14 @@ async def _summary(gw: Gateway, console: Console, broadcast_id: int, event_id: s
         )
         if item["translation"]:
             console.print(f"     English: {item['translation']}", highlight=False)
-        elif item["note"]:
-            console.print(f"     (original text shown: {item['note']})", highlight=False)
+        elif item["translation_note"]:
+            console.print(f"     ({item['translation_note']})", highlight=False)
+            console.print(
+                f"     to read {item['language']} replies in English, install an engine: "
+                f"gateway translate install {item['language']}  (Argos, from its package index) "
+                "or gateway translate install --model DIR  (NLLB-200 / MADLAD-400)",
+                highlight=False,
+            )
     translation = await gw.translation.status()
     engines = [e.name for e in gw.engines if e.available() and e.language_pairs()]
     console.print(

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.domain.languages import display_name
-from gateway.storage.models import Family, InboundRecord
+from gateway.domain.surveys import SurveySpec
+from gateway.storage.models import Event, Family, Guardian, InboundRecord, Student, Survey
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -62,12 +64,16 @@ async def list_inbox(
                 )
             )
         rows = (await session.execute(query)).all()
+        details = await _details(session, [record for record, _ in rows])
     items = []
     for record, family_id in rows:
+        guardian, students, prompt = details(record)
         items.append(
             {
                 "id": record.id,
                 "family_id": family_id,
+                "guardian": guardian,
+                "students": students,
                 "channel": record.channel,
                 "received_at": record.received_at.isoformat(),
                 "text": record.text,
@@ -75,14 +81,67 @@ async def list_inbox(
                 "detected_language": record.detected_language,
                 "translation": record.translation,
                 "translation_engine": record.translation_engine,
-                "note": translation_note(gw, record),
+                "note": record.note,
+                "translation_note": translation_note(gw, record),
                 "needs_interpreter": record.needs_interpreter,
                 "classification": record.classification,
+                "in_reply_to": prompt,
+                "recorded_answer": record.recorded_answer,
+                "suggested_answer": record.suggested_answer,
+                "possible_opt_out": record.possible_opt_out,
                 "urgent": record.urgent,
                 "answered": record.answered_at is not None,
             }
         )
     return items
+
+
+async def _details(session: AsyncSession, records: list[InboundRecord]) -> Any:
+    """Guardian names, children and the prompt each reply answers, in three queries."""
+    guardian_ids = {r.guardian_id for r in records if r.guardian_id}
+    family_ids = {r.family_id for r in records if r.family_id}
+    survey_ids = {r.survey_id for r in records if r.survey_id}
+    names = dict(
+        (await session.execute(select(Guardian.id, Guardian.name).where(Guardian.id.in_(guardian_ids)))).all()
+    )
+    children: dict[int, list[dict[str, Any]]] = {}
+    for family_id, name, school, grade in await session.execute(
+        select(Student.family_id, Student.name, Student.school, Student.grade)
+        .where(Student.family_id.in_(family_ids))
+        .order_by(Student.id)
+    ):
+        children.setdefault(family_id, []).append({"name": name, "school": school, "grade": grade})
+    surveys: dict[int, tuple[str, dict[str, Any], str | None]] = {}
+    for survey in await session.scalars(select(Survey).where(Survey.id.in_(survey_ids))):
+        spec = SurveySpec.model_validate(survey.definition)
+        event_id = None
+        if survey.event_id:
+            event_id = await session.scalar(select(Event.external_id).where(Event.id == survey.event_id))
+        questions = {
+            q.id: {"text": q.text, "type": q.type, "choices": [c.value for c in q.choices]}
+            for q in spec.questions
+        }
+        surveys[survey.id] = (spec.id, questions, event_id)
+
+    def details(record: InboundRecord) -> tuple[str | None, list[dict[str, Any]], dict[str, Any] | None]:
+        prompt = None
+        if record.survey_id in surveys:
+            survey_id, questions, event_id = surveys[record.survey_id]
+            question = questions.get(record.question_id or "") or {}
+            prompt = {
+                "message_id": record.in_reply_to_id,
+                "survey_id": survey_id,
+                "question_id": record.question_id,
+                "question": question.get("text"),
+                "type": question.get("type"),
+                "choices": question.get("choices", []),
+                "event_id": event_id,
+            }
+        elif record.in_reply_to_id:
+            prompt = {"message_id": record.in_reply_to_id}
+        return names.get(record.guardian_id), children.get(record.family_id or 0, []), prompt
+
+    return details
 
 
 async def flag_interpreter(gw: Gateway, inbound_id: int, needed: bool = True) -> bool:

@@ -83,6 +83,8 @@ class GuardianRecord:
     preferred_channel: str | None = None
     endpoints: dict[str, list[str]] = field(default_factory=dict)
     first_line: int = 0
+    timezone_assumed: bool = False
+    """No row gave a time zone: ``timezone`` is the default, and quiet hours are careful."""
 
     def add_endpoint(self, kind: str, address: str) -> None:
         """Add an address once."""
@@ -277,6 +279,7 @@ def _apply_row(
     except LanguageError as exc:
         return problem("language", str(exc))
     timezone = v.get("timezone") or default_timezone
+    assumed = not v.get("timezone")
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -311,9 +314,21 @@ def _apply_row(
     key = name_key(guardian_name)
     guardian = family.guardians.get(key)
     if guardian is None:
-        guardian = GuardianRecord(guardian_name, language, timezone, preferred, first_line=row.line)
+        guardian = GuardianRecord(
+            guardian_name, language, timezone, preferred, first_line=row.line, timezone_assumed=assumed
+        )
         family.guardians[key] = guardian
+        if assumed:
+            warnings.append(
+                problem(
+                    "timezone",
+                    f"empty: dates shown in {default_timezone}; quiet hours use the most restrictive "
+                    "window of the district's time zones until a time zone is given",
+                )
+            )
     else:
+        if guardian.timezone_assumed and not assumed:
+            guardian.timezone, guardian.timezone_assumed = timezone, False
         if guardian.language != language:
             warnings.append(
                 problem("language", f"guardian already has language {guardian.language!r}; kept it")

@@ -1,9 +1,14 @@
-"""Compliance keywords: opt-out, opt-in and HELP, matched on the whole message after
-normalisation, in English and every language of ``locales/keywords.yaml`` plus config.
+"""Compliance keywords: opt-out, opt-in and HELP, in English and every language of
+``locales/keywords.yaml`` plus config.
 
 ``STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT`` opt out; ``START, UNSTOP`` opt in (``YES``
-only while the endpoint is opted out); ``HELP, INFO`` get the help text. Multi-word opt-out
-phrases (``please stop texting me``) count too.
+only while the endpoint is opted out); ``HELP, INFO`` get the help text. Keywords count as the
+whole message; an opt-out keyword or phrase of any language also counts at the start or the end
+of a short message whose other words only say "please", "me", "messages"...
+(``locales/fillers.yaml``: ``politeness`` and ``opt_out_context``): ``STOP PLEASE``,
+``stop texting me``, ``por favor no más mensajes``. A longer message, or one with other words
+(``cancel my RSVP``), is not an opt-out: staff read it, flagged as a possible opt-out when it
+mentions one (:meth:`KeywordTable.mentions_opt_out`).
 """
 
 from __future__ import annotations
@@ -51,14 +56,23 @@ class KeywordTable:
     opt_in: set[str] = field(default_factory=set)
     help: set[str] = field(default_factory=set)
     opt_out_phrases: set[str] = field(default_factory=set)
+    context: set[str] = field(default_factory=set)
+    """Words that may stand beside an opt-out keyword in a short opt-out message."""
 
     @classmethod
     def load(
         cls, locales_dir: Path, extra: Mapping[str, Mapping[str, Iterable[str]]] | None = None
     ) -> KeywordTable:
-        """English built-ins + ``locales/keywords.yaml`` + config (``kind → language → words``)."""
+        """English built-ins + ``locales/keywords.yaml`` + config (``kind → language → words``),
+        and the context words of ``locales/fillers.yaml``."""
         table = cls()
         table._add("en", ENGLISH)
+        fillers = locales_dir / "fillers.yaml"
+        if fillers.is_file():
+            for kinds in (yaml.safe_load(fillers.read_text(encoding="utf-8")) or {}).values():
+                for kind in ("politeness", "opt_out_context"):
+                    for word in (kinds or {}).get(kind) or []:
+                        table.context.update(tokens(str(word)))
         path = locales_dir / "keywords.yaml"
         if path.is_file():
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -84,17 +98,47 @@ class KeywordTable:
             target.update(normalize_reply(str(w)) for w in words or [] if str(w).strip())
 
     def classify(self, text: str, *, opted_out: bool) -> Keyword | None:
-        """Which keyword the whole message is, if any."""
+        """Which keyword the message is, if any (see the module docstring)."""
         reply = normalize_reply(text)
         if not reply:
             return None
-        if reply in self.opt_out or self._has_opt_out_phrase(reply):
+        if reply in self.opt_out or self._has_opt_out_phrase(reply) or self._short_opt_out(reply):
             return "opt_out"
         if reply in self.opt_in or (opted_out and reply == "yes"):
             return "opt_in"
         if reply in self.help:
             return "help"
         return None
+
+    #: At most this many words for a keyword at the start or end of a message to count.
+    SHORT_MESSAGE_WORDS = 6
+
+    def _short_opt_out(self, reply: str) -> bool:
+        """An opt-out keyword or phrase opening or closing a short message whose other words are
+        all context words ("please", "me", "messages", "now")."""
+        words = tokens(reply)
+        if not words or len(words) > self.SHORT_MESSAGE_WORDS:
+            return False
+        for entry in self.opt_out | self.opt_out_phrases:
+            keyword = entry.split(" ")
+            n = len(keyword)
+            if n >= len(words):
+                continue
+            rests = []
+            if words[:n] == keyword:
+                rests.append(words[n:])
+            if words[-n:] == keyword:
+                rests.append(words[:-n])
+            if any(all(w in self.context for w in rest) for rest in rests):
+                return True
+        return False
+
+    def mentions_opt_out(self, text: str) -> bool:
+        """Whether a message that is not an opt-out still mentions one (a word or phrase of the
+        opt-out lists anywhere in it): staff see it flagged as a possible opt-out."""
+        words = " " + " ".join(tokens(normalize_reply(text))) + " "
+        entries = self.opt_out | self.opt_out_phrases
+        return any(f" {entry} " in words for entry in entries if len(entry) > 2)
 
     def _has_opt_out_phrase(self, reply: str) -> bool:
         """The whole reply is a phrase (punctuation between words ignored), or it opens or

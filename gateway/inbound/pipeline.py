@@ -25,7 +25,8 @@ from gateway.domain.languages import LanguageError, display_name, normalize_lang
 from gateway.inbound.answers import AnswerMatcher
 from gateway.inbound.detect import LanguageDetector
 from gateway.inbound.keywords import KeywordTable
-from gateway.inbound.normalize import normalize_reply, zawgyi_to_unicode
+from gateway.inbound.normalize import zawgyi_to_unicode
+from gateway.inbound.urgency import UrgentWords
 from gateway.outbox.conversation import queue_conversation
 from gateway.storage.models import (
     Endpoint,
@@ -69,7 +70,7 @@ class InboundPipeline:
         )
         self.answers = AnswerMatcher.load(gateway.config.locales_dir)
         self.detector = LanguageDetector()
-        self.urgent_words = [normalize_reply(w) for w in config.urgent_words if w.strip()]
+        self.urgency = UrgentWords.load(gateway.config.locales_dir, config.urgent_words)
         from gateway.inbound.surveys import SurveyRuntime
 
         self.surveys = SurveyRuntime(gateway, self.answers)
@@ -414,24 +415,77 @@ class InboundPipeline:
             record.action = f"language set to {new} ({display_name(new)})"
             return outcome("language_change")
         if endpoint.opted_out:
-            record.inbox = True
-            record.action = "from an opted-out endpoint: filed, nothing sent"
-            await self._translate_for_inbox(session, record, language)
+            await self._file(session, message, record, match, language, "from an opted-out endpoint")
             return outcome("free_text")
         answered = await self.surveys.handle_reply(session, message, record, match)
+        if answered is not None and not answered.inbox and not self.urgency.is_urgent(message.text):
+            return outcome(answered.classification, answered.label)
+        await self._file(session, message, record, match, language)
         if answered is not None:
             return outcome(answered.classification, answered.label)
+        return outcome("free_text")
+
+    async def _file(
+        self,
+        session: AsyncSession,
+        message: InboundMessage,
+        record: InboundRecord,
+        match: _Match,
+        language: str,
+        why: str | None = None,
+    ) -> None:
+        """Put a reply in front of staff: its language detected, translated into the staff
+        language, flagged urgent (on-call told, crisis resources to the family) or as a
+        possible opt-out."""
         detected = await asyncio.to_thread(self.detector.detect, message.text)
         record.detected_language = detected
         if detected and detected != language.split("-")[0]:
             record.language = detected
         record.inbox = True
         await self._translate_for_inbox(session, record, record.language or language)
-        record.urgent = self._is_urgent(message.text, record.translation)
-        record.action = "filed in the staff inbox" + (" (urgent)" if record.urgent else "")
+        record.urgent = self.urgency.is_urgent(message.text, record.translation)
+        record.possible_opt_out = self.keywords.mentions_opt_out(message.text)
+        action = "filed in the staff inbox" if why is None else f"{why}: filed in the staff inbox"
+        flags = [
+            flag
+            for flag, on in (("urgent", record.urgent), ("possible opt-out", record.possible_opt_out))
+            if on
+        ]
+        record.action = (record.action + "; " if record.action else "") + action + (
+            f" ({', '.join(flags)})" if flags else ""
+        )
         if record.urgent:
             await self._notify_on_call(session, record, match)
-        return outcome("free_text")
+            if match.endpoint is not None and not match.endpoint.opted_out:
+                await self._send_crisis_resources(session, message, match, language)
+
+    async def _send_crisis_resources(
+        self, session: AsyncSession, message: InboundMessage, match: _Match, language: str
+    ) -> None:
+        """The district's crisis resources (HELP resources of kind ``crisis``), in the family's
+        language, at once."""
+        gw = self.gateway
+        resources = [r.model_dump() for r in gw.config.district.resources if r.kind == "crisis"]
+        strings = await gw.composer.strings(
+            language, ["crisis_reply"], [r["name"] for r in resources], session=session
+        )
+        await queue_conversation(
+            gw,
+            session,
+            template="crisis_reply",
+            channel_name=message.channel,
+            address=message.sender,
+            language=language,
+            guardian=match.guardian,
+            family=match.family,
+            endpoint=match.endpoint,
+            compliance=True,
+            strings=strings,
+            context={
+                "resources": [{**r, "name": strings.text(r["name"])} for r in resources],
+                "emergency_number": gw.config.district.emergency_number,
+            },
+        )
 
     async def _translate_for_inbox(
         self, session: AsyncSession, record: InboundRecord, language: str | None
@@ -449,10 +503,6 @@ class InboundPipeline:
         record.translation_origin = result.origin
         record.translation_engine = result.engine
         record.translation = result.text if result.origin in ("machine", "memory", "reviewed") else None
-
-    def _is_urgent(self, text: str, translation: str | None) -> bool:
-        haystack = " " + normalize_reply(f"{text} {translation or ''}") + " "
-        return any(re.search(rf"\b{re.escape(w)}", haystack) for w in self.urgent_words)
 
     async def _notify_on_call(self, session: AsyncSession, record: InboundRecord, match: _Match) -> None:
         gw = self.gateway

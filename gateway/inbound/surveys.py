@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.channels import InboundMessage
 from gateway.domain.surveys import Question, SurveySpec
-from gateway.inbound.answers import AnswerMatcher
+from gateway.inbound.answers import AnswerMatcher, ReplyReading
+from gateway.inbound.normalize import tokens
 from gateway.outbox.conversation import queue_conversation
 from gateway.outbox.planner import event_context, shown_choices
 from gateway.rendering.composer import localize_event
@@ -30,15 +31,37 @@ from gateway.storage.models import (
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
-__all__ = ["AnsweredReply", "SurveyRuntime", "store_survey", "tapped_button_value"]
+__all__ = ["AnsweredReply", "Prompt", "SurveyRuntime", "store_survey", "tapped_button_value"]
 
 
 @dataclass(frozen=True)
 class AnsweredReply:
-    """How the survey engine took a reply."""
+    """How the survey engine took a reply to a prompt it sent."""
 
     classification: str
     label: str | None = None
+    inbox: bool = False
+    """A person should read the reply (it asks or says more, it is late, it is free text)."""
+
+
+@dataclass
+class Prompt:
+    """The open question a reply is bound to: the most recent survey question or RSVP sent to
+    the endpoint (or the message a button or an e-mail token names)."""
+
+    survey_session: SurveySession
+    survey: Survey
+    spec: SurveySpec
+    question: Question
+    message: OutboxMessage | None
+    closed: str | None = None
+    """Why this prompt no longer takes answers (``the event has already started``...)."""
+
+
+#: A reply of more words than this that is not an answer goes to staff without a re-prompt.
+SHORT_REPLY_WORDS = 3
+#: Outbox statuses of a prompt the family got (or is getting).
+SEEN = ("sent", "delivered", "read", "unknown", "sending", "queued")
 
 
 async def store_survey(session: AsyncSession, spec: SurveySpec, event_id: int | None = None) -> Survey:
@@ -71,54 +94,104 @@ class SurveyRuntime:
     async def handle_reply(
         self, session: AsyncSession, message: InboundMessage, record: InboundRecord, match: Any
     ) -> AnsweredReply | None:
-        """Take the reply as an answer if it is one; None when it is not about a survey."""
-        guardian = match.guardian
-        survey_session = await self._session_for(session, message, guardian.id, match.message)
-        if survey_session is None:
+        """Read the reply against the prompt it answers; None when no prompt was sent to this
+        endpoint (the reply is not about a survey or an RSVP)."""
+        prompt = await self.prompt_for(session, match)
+        if prompt is None:
             return None
-        survey_row = await session.get(Survey, survey_session.survey_id)
-        if survey_row is None:
-            return None
-        spec = SurveySpec.model_validate(survey_row.definition)
-        question_id = survey_session.current_question
-        if match.message is not None and (match.message.payload or {}).get("question_id"):
-            question_id = match.message.payload["question_id"]
-        try:
-            question = spec.question(question_id or "")
-        except KeyError:
-            return None
-        language = guardian.language
-        shown = await self._shown_choices(session, survey_session, spec, question, match.message)
-        labels = {str(value): str(label) for value, label, *_ in shown}
+        question, spec, survey_session = prompt.question, prompt.spec, prompt.survey_session
+        if prompt.message is not None:
+            record.in_reply_to_id = prompt.message.id
+        record.survey_id, record.question_id = prompt.survey.id, question.id
         choice = message.choice
         if choice is None:
             choice = tapped_button_value(match.message, message.raw.get("button_index"))
-        value = (
-            choice if choice is not None else self.matcher.match(question, message.text, language, shown)
+        if choice is not None and choice not in {c.value for c in question.choices}:
+            choice = None
+        if prompt.closed is not None:
+            record.note = f"Late answer to {_describe(spec, question)}: {prompt.closed}; nothing recorded."
+            record.action = f"late answer to {spec.id}/{question.id}: filed in the inbox"
+            return AnsweredReply("late_answer", inbox=True)
+        language = match.guardian.language
+        shown = await self._shown_choices(session, survey_session, spec, question, prompt.message)
+        if choice is not None:
+            reading = ReplyReading(value=choice)
+        else:
+            reading = self.matcher.read(question, message.text, language, shown)
+        if reading.value is None:
+            return await self._not_an_answer(session, prompt, reading, message, record, match)
+        if (
+            question.type == "text"
+            and survey_session.status != "open"
+            and match.message is None
+            and await self._answered(session, survey_session, question)
+        ):
+            # The survey is over and its last question answered: a later message is a new
+            # conversation for staff, not a replacement of the family's closing comment.
+            record.survey_id = record.question_id = None
+            record.action = f"after {spec.id} was completed: filed in the inbox"
+            return AnsweredReply("free_text", inbox=True)
+        label = {str(v): str(lab) for v, lab, *_ in shown}.get(reading.value, reading.value)
+        classification = await self.apply_answer(
+            session, prompt, reading.value, message.text, match, record=record
         )
-        if value is not None and question.type != "text" and value not in {c.value for c in question.choices}:
-            value = None
-        completed = survey_session.status != "open"
-        linked = match.message is not None and (match.message.payload or {}).get("question_id") == question.id
-        if completed and question.type == "text" and not linked:
-            # The survey is over: a later message is a new conversation for the staff inbox,
-            # not a replacement of the family's closing comment.
-            return None
-        if value is None:
-            if completed or _looks_like_free_text(message.text):
-                # A question or a story, not a failed attempt at an answer: the staff inbox
-                # takes it, and the survey stays where it was.
-                return None
-            if survey_session.reprompts == 0:
-                survey_session.reprompts = 1
-                survey_session.updated_at = utcnow()
-                await self._send_question(
-                    session, survey_session, spec, question, match, template="survey_reprompt"
-                )
-                record.action = f"re-prompted for {spec.id}/{question.id}"
-                return AnsweredReply("survey_unmatched")
-            record.action = f"no match for {spec.id}/{question.id} after a re-prompt: filed in the inbox"
-            return None
+        # Free text is an answer and a message for a person; so is an answer that says more.
+        inbox = question.type == "text" or reading.more
+        if question.type == "text":
+            record.note = f"Answer to {_describe(spec, question)}."
+        elif reading.more:
+            record.note = f"Recorded {label!r} for {_describe(spec, question)}; the reply says more."
+        return AnsweredReply(classification, label, inbox=inbox)
+
+    async def _not_an_answer(
+        self,
+        session: AsyncSession,
+        prompt: Prompt,
+        reading: ReplyReading,
+        message: InboundMessage,
+        record: InboundRecord,
+        match: Any,
+    ) -> AnsweredReply:
+        spec, question, survey_session = prompt.spec, prompt.question, prompt.survey_session
+        if reading.acknowledgement:
+            record.action = f"thanks, no answer to {spec.id}/{question.id}"
+            return AnsweredReply("acknowledgement")
+        record.suggested_answer = reading.suggested
+        words = len(tokens(message.text))
+        answered = await self._answered(session, survey_session, question)
+        short = not reading.asks and words <= SHORT_REPLY_WORDS
+        if short and survey_session.status == "open" and not answered and survey_session.reprompts == 0:
+            survey_session.reprompts = 1
+            survey_session.updated_at = utcnow()
+            await self._send_question(
+                session, survey_session, spec, question, match, template="survey_reprompt"
+            )
+            record.action = f"re-prompted for {spec.id}/{question.id}"
+            return AnsweredReply("survey_unmatched")
+        record.action = f"not an answer to {spec.id}/{question.id}: filed in the inbox"
+        if reading.suggested:
+            record.note = (
+                f"Possibly {reading.suggested!r} for {_describe(spec, question)}: confirm or correct."
+            )
+        return AnsweredReply("free_text", inbox=True)
+
+    async def apply_answer(
+        self,
+        session: AsyncSession,
+        prompt: Prompt,
+        value: str,
+        raw_text: str,
+        match: Any,
+        *,
+        record: InboundRecord | None = None,
+        confirm: bool = True,
+    ) -> str:
+        """Record ``value`` for the prompt's question (replacing an earlier answer), move the
+        family on (next question, closing message, RSVP confirmation unless ``confirm`` is
+        false); returns the classification (``rsvp`` or ``survey_answer``)."""
+        spec, question = prompt.spec, prompt.question
+        survey_session, survey_row = prompt.survey_session, prompt.survey
+        language = survey_session.language
         previous = await session.scalar(
             select(SurveyAnswer).where(
                 SurveyAnswer.session_id == survey_session.id, SurveyAnswer.question_id == question.id
@@ -131,32 +204,35 @@ class SurveyRuntime:
                     survey_id=survey_row.id,
                     question_id=question.id,
                     value=value,
-                    raw_text=message.text,
+                    raw_text=raw_text,
                     language=language,
                 )
             )
         else:
-            previous.value, previous.raw_text, previous.answered_at = value, message.text, utcnow()
+            previous.value, previous.raw_text, previous.answered_at = value, raw_text, utcnow()
+        completed = survey_session.status != "open"
         survey_session.reprompts = 0
         survey_session.updated_at = utcnow()
         classification = "rsvp" if question.rsvp else "survey_answer"
-        label = labels.get(value, value)
-        record.action = f"{'changed' if previous else 'recorded'} answer {value!r} to {spec.id}/{question.id}"
+        if record is not None:
+            record.recorded_answer = value
+            verb = "changed" if previous else "recorded"
+            record.action = f"{verb} answer {value!r} to {spec.id}/{question.id}"
         if previous is not None and completed:
-            if question.rsvp:
+            if question.rsvp and confirm:
                 await self._confirm_rsvp(session, survey_session, survey_row, value, match)
-            return AnsweredReply(classification, label)
+            return classification
         following = spec.next_question(question.id, value)
-        if following is not None and not (
-            previous is not None and survey_session.current_question != question.id
-        ):
+        moved_on = previous is not None and survey_session.current_question != question.id
+        if following is not None and not moved_on:
             survey_session.current_question = following.id
             await self._send_question(session, survey_session, spec, following, match)
         elif following is None:
             survey_session.status = "completed"
             if question.rsvp:
-                await self._confirm_rsvp(session, survey_session, survey_row, value, match)
-            else:
+                if confirm:
+                    await self._confirm_rsvp(session, survey_session, survey_row, value, match)
+            elif confirm:
                 strings = await self.gateway.composer.strings(
                     language, ["survey_closing"], [spec.closing_message, spec.title], session=session
                 )
@@ -164,10 +240,10 @@ class SurveyRuntime:
                     self.gateway,
                     session,
                     template="survey_closing",
-                    channel_name=message.channel,
-                    address=message.sender,
+                    channel_name=survey_session.channel,
+                    address=survey_session.address,
                     language=language,
-                    guardian=guardian,
+                    guardian=match.guardian,
                     family=match.family,
                     endpoint=match.endpoint,
                     strings=strings,
@@ -176,25 +252,125 @@ class SurveyRuntime:
                         "closing": strings.text(spec.closing_message),
                     },
                 )
-        return AnsweredReply(classification, label)
+        return classification
 
-    async def _session_for(
-        self, session: AsyncSession, message: InboundMessage, guardian_id: int, related: OutboxMessage | None
-    ) -> SurveySession | None:
-        survey_id = (related.payload or {}).get("survey_id") if related is not None else None
-        query = select(SurveySession).where(SurveySession.guardian_id == guardian_id)
-        if survey_id:
-            query = query.where(SurveySession.survey_id == survey_id)
-        open_session = await session.scalar(
-            query.where(SurveySession.status == "open").order_by(SurveySession.updated_at.desc()).limit(1)
+    async def _answered(
+        self, session: AsyncSession, survey_session: SurveySession, question: Question
+    ) -> bool:
+        found = await session.scalar(
+            select(SurveyAnswer.id).where(
+                SurveyAnswer.session_id == survey_session.id, SurveyAnswer.question_id == question.id
+            )
         )
-        if open_session is not None:
-            return open_session
-        return await session.scalar(
-            query.where(SurveySession.status == "completed")
-            .order_by(SurveySession.updated_at.desc())
-            .limit(1)
+        return found is not None
+
+    async def prompt_for(self, session: AsyncSession, match: Any) -> Prompt | None:
+        """The prompt a reply answers: the message it names (a button, an e-mail token), else the
+        most recent open survey question or RSVP sent to this endpoint; a closed one only when
+        no open one was sent (the reply is then a late answer)."""
+        if match.guardian is None:
+            return None
+        candidates: list[OutboxMessage] = []
+        if match.message is not None and (match.message.payload or {}).get("question_id"):
+            candidates.append(match.message)
+        else:
+            rows = await session.scalars(
+                select(OutboxMessage)
+                .where(OutboxMessage.guardian_id == match.guardian.id, OutboxMessage.status.in_(SEEN))
+                .order_by(OutboxMessage.id.desc())
+                .limit(200)
+            )
+            endpoint_id = match.endpoint.id if match.endpoint is not None else None
+            for row in rows:
+                payload = row.payload or {}
+                if payload.get("question_id") and payload.get("survey_id") and row.endpoint_id == endpoint_id:
+                    candidates.append(row)
+        closed: Prompt | None = None
+        seen: set[tuple[int, str]] = set()
+        for row in candidates:
+            payload = row.payload or {}
+            key = (int(payload["survey_id"]), str(payload["question_id"]))
+            if key in seen:
+                continue
+            seen.add(key)
+            prompt = await self._prompt(session, row, match.guardian.id, key)
+            if prompt is None:
+                continue
+            if prompt.closed is None:
+                return prompt
+            closed = closed or prompt
+        return closed
+
+    async def _prompt(
+        self, session: AsyncSession, row: OutboxMessage, guardian_id: int, key: tuple[int, str]
+    ) -> Prompt | None:
+        survey_id, question_id = key
+        survey_row = await session.get(Survey, survey_id)
+        if survey_row is None:
+            return None
+        survey_session = await session.scalar(
+            select(SurveySession).where(
+                SurveySession.survey_id == survey_id, SurveySession.guardian_id == guardian_id
+            )
         )
+        if survey_session is None:
+            return None
+        spec = SurveySpec.model_validate(survey_row.definition)
+        try:
+            question = spec.question(question_id)
+        except KeyError:
+            return None
+        now = utcnow()
+        closed = None
+        if survey_session.status == "closed" or (
+            survey_row.close_at is not None and survey_row.close_at <= now
+        ):
+            closed = "the survey has closed"
+        elif question.rsvp and survey_row.event_id:
+            event = await session.get(Event, survey_row.event_id)
+            if event is not None and event.starts_at <= now:
+                closed = "the event has already started"
+        return Prompt(survey_session, survey_row, spec, question, row, closed)
+
+    async def record_for_staff(self, inbound_id: int, value: str, staff: str | None = None) -> str:
+        """Record (or correct) the answer of an inbox item in one action, for the prompt it was
+        bound to; the family moves on as with its own answer (no RSVP confirmation: staff answer
+        the family themselves). Returns the classification."""
+        from gateway.storage.models import Endpoint, Family, Guardian
+
+        async with self.gateway.db.session() as session:
+            record = await session.get(InboundRecord, inbound_id)
+            if record is None or record.survey_id is None or record.guardian_id is None:
+                raise LookupError(f"inbox item {inbound_id} answers no survey question or RSVP")
+            guardian = await session.get(Guardian, record.guardian_id)
+            survey_row = await session.get(Survey, record.survey_id)
+            survey_session = await session.scalar(
+                select(SurveySession).where(
+                    SurveySession.survey_id == record.survey_id,
+                    SurveySession.guardian_id == record.guardian_id,
+                )
+            )
+            if guardian is None or survey_row is None or survey_session is None:
+                raise LookupError(f"inbox item {inbound_id}: its survey or family is gone")
+            spec = SurveySpec.model_validate(survey_row.definition)
+            question = spec.question(record.question_id or "")
+            if question.type != "text" and value not in {c.value for c in question.choices}:
+                allowed = ", ".join(c.value for c in question.choices)
+                raise ValueError(f"{value!r} is not an answer to {question.id} (use one of: {allowed})")
+            message = (
+                await session.get(OutboxMessage, record.in_reply_to_id) if record.in_reply_to_id else None
+            )
+            prompt = Prompt(survey_session, survey_row, spec, question, message)
+            family = await session.get(Family, guardian.family_id)
+            endpoint = await session.get(Endpoint, record.endpoint_id) if record.endpoint_id else None
+            match = _StaffMatch(guardian, family, endpoint)
+            classification = await self.apply_answer(
+                session, prompt, value, record.text, match, record=record, confirm=False
+            )
+            record.action = f"answer {value!r} recorded by {staff or 'staff'}"
+            record.read = True
+            await session.commit()
+            return classification
 
     async def _shown_choices(
         self,
@@ -417,11 +593,21 @@ def tapped_button_value(related: OutboxMessage | None, index: Any) -> str | None
     return str(button[0]) if isinstance(button, list | tuple) and button else None
 
 
-def _looks_like_free_text(text: str) -> bool:
-    """More than a few words, or a question: someone is telling or asking us something."""
-    from gateway.inbound.normalize import tokens
+def _describe(spec: SurveySpec, question: Question) -> str:
+    """``the RSVP to 'Family Math Night'`` or ``question 'pickup' of 'Bus routes'``."""
+    if question.rsvp:
+        return f"the RSVP to {spec.title!r}"
+    return f"question {question.id!r} of {spec.title!r}"
 
-    return len(tokens(text)) > 3 or any(mark in text for mark in "?？؟;")
+
+@dataclass
+class _StaffMatch:
+    """Who an answer recorded by staff is for (the shape of the pipeline's match)."""
+
+    guardian: Any
+    family: Any
+    endpoint: Any
+    message: Any = None
 
 
 async def _find_survey(session: AsyncSession, ref: str | int) -> Survey:

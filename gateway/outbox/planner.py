@@ -22,7 +22,11 @@ from gateway.channels import Button, Channel, OutboundMessage
 from gateway.domain.audience import Audience, parse_audience
 from gateway.domain.surveys import SurveySpec
 from gateway.errors import GatewayError
-from gateway.outbox.quiet_hours import QUIET_KINDS, defer_for_quiet_hours
+from gateway.outbox.quiet_hours import (
+    QUIET_KINDS,
+    defer_for_quiet_hours,
+    defer_for_quiet_hours_everywhere,
+)
 from gateway.rendering.composer import ComposedMessage, localize_event, what_families_got
 from gateway.rendering.formatting import format_names
 from gateway.storage.models import (
@@ -140,6 +144,8 @@ class _RenderState:
 
     now: datetime
     cache: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+    zones: frozenset[str] = frozenset()
+    """The district's time zones: quiet hours for a guardian whose own is unknown."""
 
 
 @dataclass(slots=True)
@@ -163,6 +169,7 @@ class AudienceGuardian:
     timezone: str
     preferred_channel: str | None
     endpoints: list[AudienceEndpoint] = field(default_factory=list)
+    timezone_assumed: bool = False
 
 
 @dataclass(slots=True)
@@ -194,7 +201,7 @@ async def _load_audience_chunk(session: AsyncSession, family_ids: list[int]) -> 
         )
     }
     guardians: dict[int, AudienceGuardian] = {}
-    for gid, fid, name, language, timezone, preferred in await session.execute(
+    for gid, fid, name, language, timezone, preferred, assumed in await session.execute(
         select(
             Guardian.id,
             Guardian.family_id,
@@ -202,11 +209,12 @@ async def _load_audience_chunk(session: AsyncSession, family_ids: list[int]) -> 
             Guardian.language,
             Guardian.timezone,
             Guardian.preferred_channel,
+            Guardian.timezone_assumed,
         )
         .where(Guardian.family_id.in_(family_ids))
         .order_by(Guardian.id)
     ):
-        guardian = AudienceGuardian(gid, name, language, timezone, preferred)
+        guardian = AudienceGuardian(gid, name, language, timezone, preferred, timezone_assumed=bool(assumed))
         guardians[gid] = guardian
         families[fid].guardians.append(guardian)
     if guardians:
@@ -241,7 +249,7 @@ class Rerenderer:
         self.planner = planner
         self.session = session
         self.broadcast = broadcast
-        self.state = _RenderState(now=utcnow())
+        self.state = _RenderState(now=utcnow(), zones=planner.configured_zones())
         self._packs: dict[tuple[str, str | None], tuple[BroadcastRequest, _LanguagePack]] = {}
 
     async def row(self, row: Any, channel_name: str, endpoint_id: int | None) -> dict[str, Any] | None:
@@ -286,6 +294,20 @@ class BroadcastPlanner:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
 
+    # -- time zones ---------------------------------------------------------------------
+    def configured_zones(self) -> frozenset[str]:
+        """The district's configured time zones (``district.timezone``, the families' default)."""
+        config = self.gateway.config
+        return frozenset({config.district_timezone, config.families.default_timezone})
+
+    async def district_zones(self, session: AsyncSession) -> frozenset[str]:
+        """Every time zone the district's guardians live in, and the configured ones: quiet hours
+        for a guardian whose own time zone is unknown take the most restrictive window of all."""
+        rows = await session.scalars(
+            select(Guardian.timezone).where(Guardian.timezone_assumed.is_(False)).distinct()
+        )
+        return self.configured_zones() | frozenset(rows)
+
     # -- public -------------------------------------------------------------------------
     async def plan(self, request: BroadcastRequest, *, dry_run: bool = False) -> BroadcastSummary:
         """Plan (and unless ``dry_run``, write) a broadcast; returns its summary."""
@@ -329,7 +351,7 @@ class BroadcastPlanner:
             sessions: list[dict[str, Any]] = []
             previewed: set[tuple[str, str]] = set()
             queue_units: Counter[str] = Counter()
-            state = _RenderState(now=utcnow())
+            state = _RenderState(now=utcnow(), zones=await self.district_zones(session))
             async for family, guardians, students in self._audience(session, audience, request):
                 planned_family = False
                 for guardian in guardians:
@@ -439,7 +461,7 @@ class BroadcastPlanner:
         if request.school_scope is not None:
             audience = audience.restricted_to_schools(request.school_scope)
         channels = self._allowed_channels(request.channels)
-        state = _RenderState(now=utcnow())
+        state = _RenderState(now=utcnow(), zones=self.configured_zones())
         send_at = request.send_at or state.now
         packs: dict[str, _LanguagePack] = {}
         found: dict[tuple[str, str], dict[str, Any]] = {}
@@ -719,7 +741,7 @@ class BroadcastPlanner:
         state: _RenderState | None = None,
     ) -> dict[str, Any]:
         gw = self.gateway
-        state = state or _RenderState(now=utcnow())
+        state = state or _RenderState(now=utcnow(), zones=self.configured_zones())
         language = guardian.language
         token = secrets.token_urlsafe(16)
         wants_unsubscribe = channel.kind == "email" and bool(gw.config.http.public_base_url)
@@ -762,9 +784,11 @@ class BroadcastPlanner:
             subject = subject.replace(TOKEN_SENTINEL, token) if subject else subject
         due = send_at
         if not request.urgent and gw.config.quiet_hours.enabled and channel.kind in QUIET_KINDS:
-            due = defer_for_quiet_hours(
-                send_at, guardian.timezone, gw.config.quiet_hours.start, gw.config.quiet_hours.end
-            )
+            quiet = gw.config.quiet_hours
+            if guardian.timezone_assumed:
+                due = defer_for_quiet_hours_everywhere(send_at, state.zones, quiet.start, quiet.end)
+            else:
+                due = defer_for_quiet_hours(send_at, guardian.timezone, quiet.start, quiet.end)
         payload: dict[str, Any] = {
             "direction": composed.direction,
             "family_id": family.external_id,

@@ -3,11 +3,12 @@ family's own time zone (``zoneinfo``, so daylight-saving changes are handled).""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-__all__ = ["QUIET_KINDS", "defer_for_quiet_hours", "in_quiet_hours"]
+__all__ = ["QUIET_KINDS", "defer_for_quiet_hours", "defer_for_quiet_hours_everywhere", "in_quiet_hours"]
 
 #: Endpoint kinds quiet hours apply to (e-mail waits in the inbox anyway).
 QUIET_KINDS = frozenset({"phone", "telegram"})
@@ -41,3 +42,19 @@ def defer_for_quiet_hours(moment: datetime, timezone: str, start: time, end: tim
     # A wall time inside a spring-forward gap does not exist: normalising through UTC moves
     # it forward by the gap, which is what a person would expect.
     return resume.astimezone(UTC)
+
+
+def defer_for_quiet_hours_everywhere(
+    moment: datetime, timezones: Iterable[str], start: time, end: time
+) -> datetime:
+    """The first moment at or after ``moment`` that is outside the window in *every* zone of
+    ``timezones``: the most restrictive window, for a guardian whose time zone is unknown."""
+    zones = sorted(set(timezones))
+    for _ in range(4 * len(zones) + 4):
+        later = moment
+        for zone in zones:
+            later = max(later, defer_for_quiet_hours(later, zone, start, end))
+        if later == moment:
+            return moment
+        moment = later
+    return moment

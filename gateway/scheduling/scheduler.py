@@ -66,10 +66,13 @@ async def schedule_job(
     return {"job_id": job_id, "run_at": run_at.isoformat()}
 
 
-async def schedule_event_reminders(gw: Gateway, event_id: int, spec: EventSpec) -> list[dict[str, Any]]:
-    """One job per reminder offset that is still in the future."""
+async def schedule_event_reminders(
+    gw: Gateway, event_id: int, spec: EventSpec, not_before: datetime | None = None
+) -> list[dict[str, Any]]:
+    """One job per reminder offset still in the future — and after ``not_before`` (the
+    invitation's send time): a reminder never goes before the invitation, or into the past."""
     planned = []
-    now = utcnow()
+    now = max(utcnow(), not_before or utcnow())
     for offset in spec.reminders:
         run_at = spec.start.astimezone(UTC) - parse_duration(offset)
         if run_at <= now:

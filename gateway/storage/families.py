@@ -152,6 +152,7 @@ def _merge(family: Family, record: FamilyRecord) -> bool:
                 name_key=key,
                 language=g.language,
                 timezone=g.timezone,
+                timezone_assumed=g.timezone_assumed,
                 preferred_channel=g.preferred_channel,
                 endpoints=[],
             )
@@ -162,6 +163,7 @@ def _merge(family: Family, record: FamilyRecord) -> bool:
                 ("name", g.name),
                 ("language", g.language),
                 ("timezone", g.timezone),
+                ("timezone_assumed", g.timezone_assumed),
                 ("preferred_channel", g.preferred_channel),
             ):
                 if value is not None and getattr(guardian, attr) != value:
@@ -213,6 +215,7 @@ def family_as_dict(family: Family, channel_for_kind: Callable[[str], str]) -> di
                 "name": g.name,
                 "language": g.language,
                 "timezone": g.timezone,
+                "timezone_assumed": g.timezone_assumed,
                 "preferred_channel": g.preferred_channel,
                 "endpoints": [
                     {

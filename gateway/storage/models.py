@@ -123,6 +123,9 @@ class Guardian(Base):
     name_key: Mapped[str] = mapped_column(String(200))
     language: Mapped[str] = mapped_column(String(35), index=True)
     timezone: Mapped[str] = mapped_column(String(64))
+    timezone_assumed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """The import gave no time zone: ``timezone`` is the district default, and quiet hours use
+    the most restrictive window across the district's time zones."""
     preferred_channel: Mapped[str | None] = mapped_column(String(32))
     family: Mapped[Family] = relationship(back_populates="guardians")
     endpoints: Mapped[list[Endpoint]] = relationship(
@@ -309,6 +312,17 @@ class InboundRecord(Base):
     classification: Mapped[str] = mapped_column(String(32), default="unknown")
     action: Mapped[str | None] = mapped_column(Text)
     in_reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("outbox_messages.id"))
+    """The message the reply answers: the prompt (a survey question or an RSVP) it was bound to,
+    or the message a button or an e-mail token names."""
+    survey_id: Mapped[int | None] = mapped_column(Integer)
+    question_id: Mapped[str | None] = mapped_column(String(100))
+    recorded_answer: Mapped[str | None] = mapped_column(String(200))
+    """The answer value recorded from this reply (by the gateway or confirmed by staff)."""
+    suggested_answer: Mapped[str | None] = mapped_column(String(200))
+    """An answer the reply mentions, for staff to confirm; never recorded on its own."""
+    note: Mapped[str | None] = mapped_column(Text)
+    """Why the reply is in the inbox when that is not obvious (a late answer, a closed survey)."""
+    possible_opt_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     inbox: Mapped[bool] = mapped_column(Boolean, default=False)
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)
     read: Mapped[bool] = mapped_column(Boolean, default=False)

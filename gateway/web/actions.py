@@ -258,6 +258,20 @@ async def reply_to_inbox(gw: Gateway, staff: StaffIdentity, inbound_id: int, tex
     }
 
 
+async def record_answer(gw: Gateway, staff: StaffIdentity, inbound_id: int, value: str) -> dict[str, Any]:
+    """Confirm or correct the answer an inbox item gives (a suggested RSVP, a survey answer)."""
+    if not await inbox_item_in_scope(gw, inbound_id, staff.scope):
+        raise NotFoundError(f"no inbox item {inbound_id}")
+    try:
+        classification = await gw.inbound.surveys.record_for_staff(inbound_id, value, staff=staff.email)
+    except LookupError as exc:
+        raise GatewayError(str(exc)) from None
+    except ValueError as exc:
+        raise GatewayError(str(exc)) from None
+    await audit(gw, staff.email, "inbox.answer", str(inbound_id), {"value": value})
+    return {"id": inbound_id, "recorded_answer": value, "classification": classification}
+
+
 async def flag_for_interpreter(gw: Gateway, staff: StaffIdentity, inbound_id: int, needed: bool) -> None:
     """Mark an inbox item as needing (or no longer needing) a human interpreter."""
     from gateway.inbox import flag_interpreter

@@ -310,6 +310,52 @@ async def survey_results(request: web.Request, staff: StaffIdentity) -> web.Stre
 
 
 @api
+async def event_rsvps(request: web.Request, staff: StaffIdentity) -> web.Response:
+    """Who is coming, by name (the caller's families only)."""
+    from gateway.responses import event_rsvps as rsvps
+
+    data = await rsvps(_gw(request), request.match_info["event_id"], staff.scope)
+    return error(404, "no such event") if data is None else json_response(data)
+
+
+@api
+async def survey_responses(request: web.Request, staff: StaffIdentity) -> web.StreamResponse:
+    """One row per guardian with each question's answer (``?format=csv`` for a spreadsheet)."""
+    from gateway.responses import responses_csv
+    from gateway.responses import survey_responses as responses
+
+    data = await responses(_gw(request), request.match_info["survey_id"], staff.scope)
+    if data is None:
+        return error(404, "no such survey")
+    if request.query.get("format") == "csv":
+        return web.Response(
+            text=responses_csv(data),
+            content_type="text/csv",
+            charset="utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{data["survey_id"]}-responses.csv"'},
+        )
+    return json_response(data)
+
+
+@api
+async def inbox_answer(request: web.Request, staff: StaffIdentity) -> web.Response:
+    """``{"value": ...}``: record (or correct) the answer an inbox item gives, in one action."""
+    try:
+        inbound_id = int(request.match_info["inbound_id"])
+    except ValueError:
+        return error(404, "no such inbox item")
+    body = await read_object(request)
+    value = body.get("value")
+    if not isinstance(value, str) or not value.strip():
+        return error(400, "value: required (the answer to record)")
+    try:
+        result = await actions.record_answer(_gw(request), staff, inbound_id, value.strip())
+    except actions.NotFoundError:
+        return error(404, "no such inbox item")
+    return json_response(result)
+
+
+@api
 async def inbox_list(request: web.Request, staff: StaffIdentity) -> web.Response:
     """``inbox --json``, urgent first, for the caller's families."""
     unread = request.query.get("unread", "").lower() in ("1", "true", "yes")
@@ -390,6 +436,9 @@ def add_api_routes(app: web.Application) -> None:
     r.add_get("/api/surveys", surveys_list)
     r.add_post("/api/surveys", surveys_create)
     r.add_get("/api/surveys/{survey_id}/results", survey_results)
+    r.add_get("/api/surveys/{survey_id}/responses", survey_responses)
+    r.add_get("/api/events/{event_id}/rsvps", event_rsvps)
+    r.add_post("/api/inbox/{inbound_id}/answer", inbox_answer)
     r.add_get("/api/inbox", inbox_list)
     r.add_post("/api/inbox/{inbound_id}/reply", inbox_reply)
     r.add_post("/api/inbox/{inbound_id}/interpreter", inbox_interpreter)

@@ -257,6 +257,32 @@ def _paths() -> dict[str, Any]:
                 ],
             )
         },
+        "/api/surveys/{survey_id}/responses": {
+            "get": _op(
+                "One row per guardian with each question's answer (`format=csv` for CSV)",
+                _json({"type": "object"}),
+                parameters=[_param("survey_id", "path"), _param("format")],
+            )
+        },
+        "/api/events/{event_id}/rsvps": {
+            "get": _op(
+                "Who is coming, by name: yes / no / maybe / no_answer lists (shape of `event rsvps --json`)",
+                _json({"type": "object"}),
+                parameters=[_param("event_id", "path")],
+            )
+        },
+        "/api/inbox/{inbound_id}/answer": {
+            "post": _op(
+                "Record or correct the answer an inbox item gives (a suggested RSVP or survey answer)",
+                _json({"type": "object"}),
+                body={
+                    "application/json": {
+                        "schema": {"type": "object", "properties": {"value": {"type": "string"}}}
+                    }
+                },
+                parameters=[_param("inbound_id", "path")],
+            )
+        },
         "/api/inbox": {
             "get": _op(
                 "Inbox (shape of `inbox --json`), urgent first",

@@ -470,6 +470,24 @@ async def inbox_page(request: web.Request, staff: StaffIdentity) -> web.Response
 
 
 @page
+async def inbox_answer(request: web.Request, staff: StaffIdentity) -> web.StreamResponse:
+    """Confirm or correct the answer a reply gives, in one action."""
+    try:
+        inbound_id = int(request.match_info["inbound_id"])
+    except ValueError:
+        return not_found(request, staff)
+    value = str(request[FORM_KEY].get("value", "")).strip()
+    try:
+        await actions.record_answer(_gw(request), staff, inbound_id, value)
+    except actions.NotFoundError:
+        return not_found(request, staff)
+    except GatewayError as exc:
+        items = await list_inbox(_gw(request), schools=staff.scope)
+        return render(request, "inbox.html", staff, status=400, items=items, error=str(exc), query={})
+    raise web.HTTPSeeOther(f"/inbox?answered={inbound_id}#item-{inbound_id}")
+
+
+@page
 async def inbox_interpreter(request: web.Request, staff: StaffIdentity) -> web.StreamResponse:
     """Flag (or unflag) a reply for a human interpreter."""
     try:
@@ -643,6 +661,7 @@ def add_page_routes(app: web.Application) -> None:
     r.add_get("/inbox", inbox_page)
     r.add_post("/inbox/{inbound_id}/reply", inbox_reply)
     r.add_post("/inbox/{inbound_id}/interpreter", inbox_interpreter)
+    r.add_post("/inbox/{inbound_id}/answer", inbox_answer)
     r.add_get("/families", families_page)
     r.add_get("/families/export.csv", families_export)
     r.add_get("/families/{family_id}", family_page)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from gateway.domain.events import upcoming_event_file
 from gateway.resources import SHIPPED_EXAMPLES
 from gateway.testing.harness import write_config
 
@@ -206,16 +208,10 @@ def test_channels_policy_all_and_audience_filters(tmp_path: Path, cli, sqlite_co
 
 def test_scheduled_broadcast_waits_for_its_time(tmp_path: Path, cli, sqlite_config: Path) -> None:  # type: ignore[no-untyped-def]
     load(cli, sqlite_config, FAMILIES, tmp_path)
+    event = upcoming_event_file(EVENT, tmp_path / "event.yaml", days_ahead=30)
+    send_at = (datetime.now(UTC) + timedelta(days=3)).isoformat(timespec="seconds")
     summary = run_json(
-        cli,
-        sqlite_config,
-        "broadcast",
-        "send",
-        "event_reminder",
-        "--event",
-        str(EVENT),
-        "--at",
-        "2030-01-01T09:00:00-06:00",
+        cli, sqlite_config, "broadcast", "send", "event_reminder", "--event", str(event), "--at", send_at
     )
     assert summary["messages"] == 4
     assert dispatch(cli, sqlite_config) == []

@@ -50,7 +50,10 @@ def test_without_an_engine_the_inbox_keeps_the_original_and_says_so_plainly(tmp_
     run_json(cli, ["sandbox", "reply", "--from", "+19135550000", QUESTION], config)
     (item,) = run_json(cli, ["inbox"], config)
     assert item["translation"] is None
-    assert item["note"] == "No machine translation covers Arabic → English. Flag it for an interpreter."
+    assert (
+        item["translation_note"]
+        == "No machine translation covers Arabic → English. Flag it for an interpreter."
+    )
 
     result = cli(["reply", str(item["id"]), "The bus stops at the school at 7:15 AM."], config)
     assert result.exit_code == 0, result.output

@@ -54,8 +54,13 @@ def test_no_engine_for_a_language_is_said_in_plain_words_and_can_be_flagged(
     assert cli(["sandbox", "reply", "--from", address, somali], config).exit_code == 0
     item = next(i for i in run_json(cli, ["inbox"], config) if i["family_id"])
     assert item["translation"] is None
-    assert item["note"] == "No machine translation covers Somali → English. Flag it for an interpreter."
-    assert "gateway " not in item["note"] and "install" not in item["note"]  # never a command-line hint
+    assert (
+        item["translation_note"]
+        == "No machine translation covers Somali → English. Flag it for an interpreter."
+    )
+    assert (
+        "gateway " not in item["translation_note"] and "install" not in item["translation_note"]
+    )  # never a command-line hint
     assert item["needs_interpreter"] is False
     assert cli(["inbox", "flag", str(item["id"])], config).exit_code == 0
     flagged = run_json(cli, ["inbox", "--needs-interpreter"], config)

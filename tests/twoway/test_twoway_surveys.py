@@ -78,7 +78,10 @@ def test_branching_survey_in_four_languages_with_reprompt_and_results(cli: Any, 
     out = reply(cli, config, AMINA, "bogus again")
     assert out["classification"] == "free_text" and out["replies"] == []
     inbox = jcall(cli, ["inbox", "--json"], config)
-    assert [(i["family_id"], i["text"]) for i in inbox] == [("F002", "bogus again")]
+    # Free-text answers are recorded and read by a person, too.
+    assert sorted((i["family_id"], i["text"]) for i in inbox) == [("F001", FORMULA), ("F002", "bogus again")]
+    formula = next(i for i in inbox if i["family_id"] == "F001")
+    assert formula["recorded_answer"] == FORMULA and formula["in_reply_to"]["question_id"] == "comments"
     out = reply(cli, config, AMINA, "4")
     assert out["classification"] == "survey_answer"
     assert "Su'aal 3 oo ka mid ah 3" in out["replies"][0]["body"]
@@ -162,7 +165,12 @@ def test_after_the_survey_a_question_goes_to_the_inbox_not_over_the_comment(cli:
     out = reply(cli, config, MARIA, later)
     assert out["classification"] == "free_text"
     assert _answers(config)[(MARIA, "comments")] == "Todo bien"
-    assert [i["text"] for i in jcall(cli, ["inbox", "--json"], config)] == [later]
+    inbox = {i["text"]: i for i in jcall(cli, ["inbox", "--json"], config)}
+    # The closing comment (a free-text answer, read by a person) and the later question, which
+    # is not taken for a new comment.
+    assert set(inbox) == {"Todo bien", later}
+    assert inbox["Todo bien"]["recorded_answer"] == "Todo bien"
+    assert inbox[later]["recorded_answer"] is None
 
 
 def test_rsvp_change_replaces_the_earlier_answer(cli: Any, families: Path, tmp_path: Path) -> None:

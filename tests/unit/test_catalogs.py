@@ -56,6 +56,7 @@ REQUIRED_TEMPLATES = [
     "survey_reprompt",
     "survey_closing",
     "staff_reply",
+    "crisis_reply",
 ]
 BLOCKS = ["sms", "email_subject", "email_text", "email_html", "telegram"]
 FALLBACK = {"telegram": "sms", "email_text": "sms"}
@@ -222,6 +223,7 @@ def sample_context(
             {"name": "Bus office", "phone": "+1 816-555-0122", "url": None},
         ],
         "text": "The bus comes at 7:15 every morning.",
+        "emergency_number": "911",
     }
 
 
@@ -423,6 +425,7 @@ RENDER_CASES: list[tuple[str, dict[str, Any]]] = [
     ("survey_reprompt", {"question_type": "text"}),
     ("survey_closing", {}),
     ("staff_reply", {}),
+    ("crisis_reply", {}),
 ]
 
 
