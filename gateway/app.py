@@ -22,7 +22,7 @@ from gateway.channels import (
 from gateway.config import GatewayConfig, format_validation_error
 from gateway.errors import ConfigError, EndpointState, PluginError
 from gateway.plugins import channel_types, engine_types, make_plugin_manager
-from gateway.rendering.renderer import TemplateRenderer
+from gateway.rendering.renderer import RenderBudget, TemplateRenderer
 from gateway.storage.db import Database
 from gateway.translation.catalogs import CatalogSet
 from gateway.translation.engine import EngineContext, EngineSettings, TranslationEngine
@@ -48,7 +48,11 @@ class Gateway:
         filters: dict[str, Any] = {}
         for extra in self.pm.hook.gateway_template_filters():
             filters.update(extra or {})
-        self.renderer = TemplateRenderer(config.templates_dir, self.catalogs, filters)
+        budget = RenderBudget(
+            seconds=config.rendering.time_limit_seconds,
+            max_output=config.rendering.max_output_characters,
+        )
+        self.renderer = TemplateRenderer(config.templates_dir, self.catalogs, filters, budget)
         self.channels: dict[str, Channel] = self._build_channels()
         self._engine_settings: dict[str, EngineSettings] = {}
         self._spare_engines: list[TranslationEngine] = []

@@ -147,6 +147,14 @@ class InboundConfig(_Section):
     on_call_channel: str = "email"
 
 
+class RenderingConfig(_Section):
+    """Limits of one template render (per block), so a hostile or broken template stops with a
+    clear error instead of running until the process is killed."""
+
+    time_limit_seconds: float = Field(default=2.0, gt=0, le=600)
+    max_output_characters: int = Field(default=200_000, ge=1_000, le=10_000_000)
+
+
 class LoggingConfig(_Section):
     """Structured logs."""
 
@@ -177,6 +185,7 @@ class GatewayConfig(_Section):
     dispatch: DispatchConfig = Field(default_factory=DispatchConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     inbound: InboundConfig = Field(default_factory=InboundConfig)
+    rendering: RenderingConfig = Field(default_factory=RenderingConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     source: Path | None = Field(default=None, exclude=True)
 
