@@ -21,6 +21,7 @@ from gateway.channels import (
 )
 from gateway.config import GatewayConfig, format_validation_error
 from gateway.errors import ConfigError, EndpointState, PluginError
+from gateway.metrics import GatewayMetrics
 from gateway.plugins import channel_types, engine_types, make_plugin_manager
 from gateway.rendering.renderer import RenderBudget, TemplateRenderer
 from gateway.storage.db import Database
@@ -41,6 +42,7 @@ class Gateway:
         self.config = config
         self.pm = pm or make_plugin_manager()
         self.data_dir = config.data_dir
+        self.metrics = GatewayMetrics()
         self.db = Database(
             config.database_url, echo=config.database.echo, pool_size=config.database.pool_size
         )
@@ -304,3 +306,11 @@ class CoreChannelContext:
     async def text(self, language: str, message: str, **params: Any) -> str:
         """A plugin's sentence in ``language`` (catalog, memory, engine or English)."""
         return await self.gateway.composer.sentence(language, message, **params)
+
+    def count_signature_failure(self) -> None:
+        """``gateway_webhook_signature_failures_total{channel}`` + 1."""
+        self.gateway.metrics.signature_failure(self.name)
+
+    def alert(self, code: str, message: str) -> None:
+        """A configuration alert for this channel (error log, ``/healthz``, metric)."""
+        self.gateway.metrics.alert(self.name, code, message)

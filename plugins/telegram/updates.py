@@ -22,6 +22,7 @@ from aiogram import Bot, F, Router
 from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandObject, CommandStart
+from aiogram.methods import TelegramMethod
 from aiogram.types import CallbackQuery, ChatMemberUpdated, Message, TelegramObject, Update
 
 from gateway import ChannelContext, InboundMessage, InboundOutcome
@@ -30,7 +31,7 @@ from .html_split import TELEGRAM_TEXT_LIMIT, utf16_length
 from .keyboards import AnswerCallback, language_keyboard, parse_answer, parse_language
 from .privacy import mask_chat_id
 
-__all__ = ["RecentUpdates", "TelegramUpdateHandlers"]
+__all__ = ["RawGetUpdates", "RecentUpdates", "TelegramUpdateHandlers"]
 
 MSG_WELCOME = "Welcome, %(name)s! You will now receive school messages here."
 MSG_BAD_LINK = "Sorry, this link is not valid any more. Please ask your school for a new one."
@@ -39,6 +40,19 @@ MSG_UNKNOWN_CHAT = "Hello! Please open the link your school sent you to connect 
 MSG_CHOOSE_LANGUAGE = "Choose your language:"
 
 _START_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class RawGetUpdates(TelegramMethod[list[dict[str, Any]]]):
+    """``getUpdates`` answered as plain JSON objects: the poller parses each update on its own,
+    so one that aiogram's models refuse cannot fail the batch (and every update after it)."""
+
+    __returning__ = list[dict[str, Any]]
+    __api_method__ = "getUpdates"
+
+    offset: int | None = None
+    limit: int | None = None
+    timeout: int | None = None
+    allowed_updates: list[str] | None = None
 
 
 class RecentUpdates:

@@ -76,6 +76,7 @@ class TwilioWebhooks:
         if not signature:
             self.log.warning("twilio %s webhook without X-Twilio-Signature: refused",
                              self.channel_name)
+            self.context.count_signature_failure()
             raise web.HTTPForbidden(text="missing X-Twilio-Signature")
         if request.content_type != _FORM_TYPE:
             raise web.HTTPBadRequest(text=f"expected {_FORM_TYPE}")
@@ -89,6 +90,7 @@ class TwilioWebhooks:
         if not self.signature_matches(public, form, signature):
             self.log.warning("twilio %s webhook with a wrong X-Twilio-Signature: refused",
                              self.channel_name)
+            self.context.count_signature_failure()
             raise web.HTTPForbidden(text="invalid X-Twilio-Signature")
         return form  # type: ignore[return-value]
 
