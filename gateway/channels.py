@@ -144,6 +144,10 @@ class StatusUpdate:
     error_reason: str | None = None
     endpoint_state: EndpointState | None = None
     occurred_at: datetime = field(default_factory=utcnow)
+    retry_after: float | None = None
+    """For a ``failed`` / ``undelivered`` report that may pass (a handset out of coverage):
+    the outbox sends the message again, once, no sooner than this many seconds later; a second
+    failure is final."""
 
 
 @dataclass(frozen=True, slots=True)

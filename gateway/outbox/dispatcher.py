@@ -606,10 +606,27 @@ class OutboxDispatcher:
             )
             if row is None:
                 return False
+            again = (row.payload or {}).get("redelivered") or {}
+            if again.get("sid") == report.provider_message_id and report.status in (
+                "failed",
+                "undelivered",
+            ):
+                return False  # a repeat of the failure that is being sent again
             current = DELIVERY_STATUS_ORDER.get(row.status, 0)
             new = DELIVERY_STATUS_ORDER.get(report.status, 0)
             if new <= current:
                 return False
+            if self._redeliver(session, row, report):
+                await session.commit()
+                message_id = row.id
+                await self.gateway.call_hook(
+                    "gateway_message_status",
+                    gateway=self.gateway,
+                    message_id=message_id,
+                    status="queued",
+                    detail=report,
+                )
+                return True
             row.status = report.status
             row.updated_at = utcnow()
             if report.error_code:
@@ -637,6 +654,35 @@ class OutboxDispatcher:
             status=report.status,
             detail=report,
         )
+        return True
+
+    def _redeliver(self, session: Any, row: OutboxMessage, report: StatusUpdate) -> bool:
+        """A failure report that may pass (``retry_after``, e.g. Twilio 30003, handset out of
+        coverage) puts the message back in the queue, due no sooner than ``retry_after``
+        seconds from now, the first time only; False (the failure stands) otherwise."""
+        if report.retry_after is None or report.status not in ("failed", "undelivered"):
+            return False
+        payload = dict(row.payload or {})
+        if payload.get("redelivered"):
+            return False
+        now = utcnow()
+        due = now + timedelta(seconds=report.retry_after)
+        payload["redelivered"] = {
+            "code": report.error_code,
+            "sid": report.provider_message_id,
+            "at": now.isoformat(),
+        }
+        row.payload = payload
+        row.status = "queued"
+        row.due_at = due
+        row.updated_at = now
+        row.error_code = report.error_code
+        row.error_reason = report.error_reason
+        detail = f"[{report.error_code}] {report.error_reason}; sent again once after {due.isoformat()}"
+        session.add(
+            StatusEvent(message_id=row.id, status=report.status, detail=detail, at=report.occurred_at)
+        )
+        log.info("message %s: %s, sent again once at %s", row.id, report.error_code, due.isoformat())
         return True
 
     async def release_claims(self) -> int:

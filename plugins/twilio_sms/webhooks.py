@@ -137,8 +137,8 @@ class TwilioWebhooks:
             reason = rule.meaning if rule else f"Twilio error {error_code}"
         elif twilio_status == "canceled":
             reason = "message canceled before it was sent"
-        endpoint_state = rule.endpoint_state if rule and status in ("failed", "undelivered") \
-            else None
+        failed = status in ("failed", "undelivered")
+        endpoint_state = rule.endpoint_state if rule and failed else None
         update = StatusUpdate(
             channel=self.channel_name,
             provider_message_id=sid,
@@ -146,6 +146,7 @@ class TwilioWebhooks:
             error_code=error_code,
             error_reason=reason,
             endpoint_state=endpoint_state,
+            retry_after=rule.redeliver_after if rule and failed else None,
         )
         applied = await self.context.update_status(update)
         recipient = (form.get("To") or "").strip()
