@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pluggy
-from pydantic import ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
+from sqlalchemy.engine import make_url
 
 from gateway.channels import (
     Channel,
@@ -21,8 +22,10 @@ from gateway.channels import (
 )
 from gateway.config import GatewayConfig, format_validation_error
 from gateway.errors import ConfigError, EndpointState, PluginError
+from gateway.logs import install_scrubbing
 from gateway.metrics import GatewayMetrics
 from gateway.plugins import channel_types, engine_types, make_plugin_manager
+from gateway.privacy import register_secret
 from gateway.rendering.renderer import RenderBudget, TemplateRenderer
 from gateway.storage.db import Database
 from gateway.translation.catalogs import CatalogSet
@@ -40,9 +43,11 @@ class Gateway:
 
     def __init__(self, config: GatewayConfig, pm: pluggy.PluginManager | None = None) -> None:
         self.config = config
+        install_scrubbing()
         self.pm = pm or make_plugin_manager()
         self.data_dir = config.data_dir
         self.metrics = GatewayMetrics()
+        register_secret(make_url(config.database_url).password)  # type: ignore[arg-type]
         self.db = Database(
             config.database_url, echo=config.database.echo, pool_size=config.database.pool_size
         )
@@ -112,6 +117,7 @@ class Gateway:
                         f"{plugin!r} (phone, email or telegram)"
                     )
                 settings = settings.model_copy(update={"endpoint": guess})
+            _register_secrets(settings)
             channels[name] = cls(name, settings, CoreChannelContext(self, name))
         return channels
 
@@ -247,6 +253,22 @@ class Gateway:
                 "and families reach this gateway at)"
             )
         return base + path
+
+
+def _register_secrets(value: Any) -> None:
+    """Register every ``SecretStr`` of a settings model (nested models included) with
+    :func:`gateway.privacy.register_secret`, so no log line ever shows them."""
+    if isinstance(value, SecretStr):
+        register_secret(value.get_secret_value())
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            _register_secrets(getattr(value, name))
+    elif isinstance(value, dict):
+        for item in value.values():
+            _register_secrets(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _register_secrets(item)
 
 
 class CoreChannelContext:

@@ -20,13 +20,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.channels import InboundMessage, InboundOutcome
-from gateway.domain.contacts import mask_address
 from gateway.domain.languages import LanguageError, display_name, normalize_language
 from gateway.inbound.answers import AnswerMatcher
 from gateway.inbound.detect import LanguageDetector
 from gateway.inbound.keywords import KeywordTable
 from gateway.inbound.normalize import normalize_reply, zawgyi_to_unicode
 from gateway.outbox.conversation import queue_conversation
+from gateway.privacy import mask_address
 from gateway.storage.models import (
     Endpoint,
     Family,

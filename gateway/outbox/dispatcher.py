@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import bindparam, insert, or_, select, update
 
 from gateway.channels import DELIVERY_STATUS_ORDER, Button, Channel, OutboundMessage, StatusUpdate
-from gateway.domain.contacts import mask_address
 from gateway.errors import DeliveryUnknownError, SendError
 from gateway.outbox.rate_limit import RateLimiter, make_rate_limiter
+from gateway.privacy import mask_address
 from gateway.storage.models import Endpoint, OutboxMessage, StatusEvent, utcnow
 
 if TYPE_CHECKING:

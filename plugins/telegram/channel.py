@@ -19,10 +19,10 @@ from gateway import (
     PluginError,
     SendResult,
     WebhookHandler,
+    mask_address,
 )
 
 from .html_split import split_telegram_html
-from .privacy import mask_chat_id
 from .settings import TelegramSettings
 
 if TYPE_CHECKING:  # aiogram takes seconds to import: only when the channel actually runs
@@ -262,7 +262,7 @@ class TelegramChannel(Channel):
                 self.log.info(
                     "telegram send of message %s to chat %s failed (part %d/%d): %s",
                     message.message_id,
-                    mask_chat_id(chat_id),
+                    mask_address(chat_id),
                     index + 1,
                     len(parts),
                     error,

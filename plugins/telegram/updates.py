@@ -25,11 +25,10 @@ from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.methods import TelegramMethod
 from aiogram.types import CallbackQuery, ChatMemberUpdated, Message, TelegramObject, Update
 
-from gateway import ChannelContext, InboundMessage, InboundOutcome
+from gateway import ChannelContext, InboundMessage, InboundOutcome, mask_address
 
 from .html_split import TELEGRAM_TEXT_LIMIT, utf16_length
 from .keyboards import AnswerCallback, language_keyboard, parse_answer, parse_language
-from .privacy import mask_chat_id
 
 __all__ = ["RawGetUpdates", "RecentUpdates", "TelegramUpdateHandlers"]
 
@@ -123,12 +122,12 @@ class TelegramUpdateHandlers:
             if _START_TOKEN.match(token):
                 link = await self.context.link_endpoint(token, chat_id)
             if link is None:
-                self.log.info("telegram: refused onboarding token for chat %s", mask_chat_id(chat_id))
+                self.log.info("telegram: refused onboarding token for chat %s", mask_address(chat_id))
                 language = await self._language(chat_id, message)
                 await self._reply(bot, chat_id, await self.context.text(language, MSG_BAD_LINK))
                 return
             await self.context.set_endpoint_state(chat_id, None, "start")
-            self.log.info("telegram: linked chat %s to a family", mask_chat_id(chat_id))
+            self.log.info("telegram: linked chat %s to a family", mask_address(chat_id))
             greeting = await self.context.text(link.language, MSG_WELCOME, name=link.guardian_name)
             await self._reply(bot, chat_id, greeting)
             return
@@ -204,7 +203,7 @@ class TelegramUpdateHandlers:
         chat_id = str(event.chat.id)
         status = event.new_chat_member.status
         if status == "kicked":
-            self.log.info("telegram: chat %s blocked the bot", mask_chat_id(chat_id))
+            self.log.info("telegram: chat %s blocked the bot", mask_address(chat_id))
             await self.context.set_endpoint_state(chat_id, "opted_out", "blocked the bot")
 
     # ------------------------------------------------------------------ helpers
@@ -236,7 +235,7 @@ class TelegramUpdateHandlers:
             await bot.send_message(chat_id=chat_id, text=html.escape(text, quote=False), **kwargs)
         except TelegramAPIError as exc:
             self.log.warning(
-                "telegram: reply to chat %s failed: %s", mask_chat_id(chat_id), type(exc).__name__
+                "telegram: reply to chat %s failed: %s", mask_address(chat_id), type(exc).__name__
             )
 
     async def _remove_keyboard(self, bot: Bot, query: CallbackQuery) -> None:

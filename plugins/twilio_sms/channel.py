@@ -24,6 +24,7 @@ from gateway import (
     PermanentSendError,
     SendResult,
     WebhookHandler,
+    mask_address,
 )
 from gateway.sms import MAX_SMS_CHARACTERS, count_segments, smart_encode
 
@@ -33,7 +34,6 @@ from .errors import (
     describe_error_code,
     error_for_rest_exception,
     error_for_transport_exception,
-    mask_phone,
     parse_retry_after,
 )
 from .http import RebasedAsyncTwilioHttpClient, capture_response_headers
@@ -213,7 +213,7 @@ class TwilioSmsChannel(Channel):
                     cast(TwilioApiError, exc), parse_retry_after(headers.get("Retry-After"))
                 )
                 self.log.info("twilio %s message %s to %s refused: %s", self.name,
-                              message.message_id, mask_phone(message.address), error)
+                              message.message_id, mask_address(message.address), error)
                 rule = describe_error_code(error.code)
                 if rule is not None and rule.alert:
                     # Every message to that region fails the same way until staff act: one
@@ -223,7 +223,7 @@ class TwilioSmsChannel(Channel):
             except (TimeoutError, aiohttp.ClientError) as exc:
                 error = error_for_transport_exception(exc)
                 self.log.warning("twilio %s message %s to %s: %s", self.name,
-                                 message.message_id, mask_phone(message.address), error)
+                                 message.message_id, mask_address(message.address), error)
                 raise error from exc
         try:
             segments = int(created.num_segments) if created.num_segments else None

@@ -8,13 +8,12 @@ phone number.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import aiohttp
 from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 
-from gateway import DeliveryUnknownError, PermanentSendError, RetryableSendError, SendError
+from gateway import DeliveryUnknownError, PermanentSendError, RetryableSendError, SendError, scrub
 from gateway.errors import EndpointState
 
 __all__ = [
@@ -25,7 +24,6 @@ __all__ = [
     "describe_error_code",
     "error_for_rest_exception",
     "error_for_transport_exception",
-    "mask_phone",
     "parse_retry_after",
 ]
 
@@ -103,20 +101,6 @@ TWILIO_ERRORS: dict[int, TwilioErrorRule] = {
     30034: TwilioErrorRule("message from an unregistered US A2P 10DLC number"),
 }
 
-_PHONE_LIKE = re.compile(r"\+?\d[\d\s().-]{5,}\d")
-
-
-def mask_phone(value: str) -> str:
-    """``+18165550199`` → ``+1******0199``: enough to tell numbers apart in logs, no more."""
-    if len(value) <= 6:
-        return "*" * len(value)
-    return value[:2] + "*" * (len(value) - 6) + value[-4:]
-
-
-def _mask_numbers(text: str) -> str:
-    return _PHONE_LIKE.sub(lambda match: mask_phone(match.group(0)), text)
-
-
 def describe_error_code(code: int | str | None) -> TwilioErrorRule | None:
     """The rule for a Twilio error code (int or its string form), None when unknown."""
     if code is None or code == "":
@@ -160,7 +144,7 @@ def error_for_rest_exception(exc: TwilioApiError, retry_after: float | None = No
         return RetryableSendError(f"Twilio server error (HTTP {status})", code=code,
                                   retry_after=retry_after)
     message = exc.msg if isinstance(exc, TwilioRestException) else (exc.detail or exc.title)
-    detail = _mask_numbers(str(message or "")).removeprefix("Unable to create record: ")
+    detail = scrub(str(message or "")).removeprefix("Unable to create record: ")
     return PermanentSendError(
         f"Twilio refused the message (HTTP {status}){': ' + detail if detail else ''}",
         code=code,

@@ -16,9 +16,9 @@ from aiohttp import web
 from multidict import MultiDictProxy
 from twilio.request_validator import RequestValidator, add_port, remove_port
 
-from gateway import ChannelContext, InboundMessage, StatusUpdate
+from gateway import ChannelContext, InboundMessage, StatusUpdate, mask_address
 
-from .errors import describe_error_code, mask_phone
+from .errors import describe_error_code
 
 __all__ = ["EMPTY_TWIML", "TWILIO_STATUS_MAP", "TwilioWebhooks"]
 
@@ -113,7 +113,7 @@ class TwilioWebhooks:
         # Stored durably before Twilio gets its 200; classified and answered in the background.
         stored = await self.context.accept(message)
         self.log.debug(
-            "twilio %s inbound %s from %s: %s", self.channel_name, sid, mask_phone(sender),
+            "twilio %s inbound %s from %s: %s", self.channel_name, sid, mask_address(sender),
             "stored" if stored else "duplicate",
         )
         return web.Response(text=EMPTY_TWIML, content_type="text/xml", charset="utf-8")
