@@ -1,14 +1,14 @@
 """broadcasts.idempotency_hash: the request an Idempotency-Key was first used with
 
-Revision ID: 0002_idempotency_hash
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002_idempotency_hash"
-down_revision = "0001"
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
