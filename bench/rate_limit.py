@@ -66,7 +66,7 @@ async def run(messages: int, chats: int, burst: int, concurrency: int, folder: P
             started = time.perf_counter()
             result = await gw.dispatcher.run_until_idle()
             elapsed = time.perf_counter() - started
-            late = sum(v for k, v in gw.dispatcher.metrics.items() if k.startswith("late_slots:"))
+            late = gw.metrics.value("gateway_rate_limit_late_slots_total", channel="telegram")
         stats = telegram.ask("stats")
     arrivals: list[tuple[str, float]] = stats["arrivals"]
     times = [at for _, at in arrivals]

@@ -34,6 +34,7 @@ from gateway.errors import (
     SendError,
     TranslationError,
 )
+from gateway.privacy import mask_address, scrub
 from gateway.translation.engine import EngineContext, EngineInfo, EngineSettings, TranslationEngine
 
 __version__ = "0.1.0"
@@ -70,4 +71,6 @@ __all__ = [
     "WebhookHandler",
     "__version__",
     "hookimpl",
+    "mask_address",
+    "scrub",
 ]

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pluggy
-from pydantic import ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
+from sqlalchemy.engine import make_url
 
 from gateway.channels import (
     Channel,
@@ -21,8 +22,11 @@ from gateway.channels import (
 )
 from gateway.config import GatewayConfig, format_validation_error
 from gateway.errors import ConfigError, EndpointState, PluginError
+from gateway.logs import install_scrubbing
+from gateway.metrics import GatewayMetrics
 from gateway.plugins import channel_types, engine_types, make_plugin_manager
-from gateway.rendering.renderer import TemplateRenderer
+from gateway.privacy import register_secret
+from gateway.rendering.renderer import RenderBudget, TemplateRenderer
 from gateway.storage.db import Database
 from gateway.translation.catalogs import CatalogSet
 from gateway.translation.engine import EngineContext, EngineSettings, TranslationEngine
@@ -39,8 +43,11 @@ class Gateway:
 
     def __init__(self, config: GatewayConfig, pm: pluggy.PluginManager | None = None) -> None:
         self.config = config
+        install_scrubbing()
         self.pm = pm or make_plugin_manager()
         self.data_dir = config.data_dir
+        self.metrics = GatewayMetrics()
+        register_secret(make_url(config.database_url).password)  # type: ignore[arg-type]
         self.db = Database(
             config.database_url, echo=config.database.echo, pool_size=config.database.pool_size
         )
@@ -48,7 +55,11 @@ class Gateway:
         filters: dict[str, Any] = {}
         for extra in self.pm.hook.gateway_template_filters():
             filters.update(extra or {})
-        self.renderer = TemplateRenderer(config.templates_dir, self.catalogs, filters)
+        budget = RenderBudget(
+            seconds=config.rendering.time_limit_seconds,
+            max_output=config.rendering.max_output_characters,
+        )
+        self.renderer = TemplateRenderer(config.templates_dir, self.catalogs, filters, budget)
         self.channels: dict[str, Channel] = self._build_channels()
         self._engine_settings: dict[str, EngineSettings] = {}
         self._spare_engines: list[TranslationEngine] = []
@@ -106,6 +117,7 @@ class Gateway:
                         f"{plugin!r} (phone, email or telegram)"
                     )
                 settings = settings.model_copy(update={"endpoint": guess})
+            _register_secrets(settings)
             channels[name] = cls(name, settings, CoreChannelContext(self, name))
         return channels
 
@@ -243,6 +255,22 @@ class Gateway:
         return base + path
 
 
+def _register_secrets(value: Any) -> None:
+    """Register every ``SecretStr`` of a settings model (nested models included) with
+    :func:`gateway.privacy.register_secret`, so no log line ever shows them."""
+    if isinstance(value, SecretStr):
+        register_secret(value.get_secret_value())
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            _register_secrets(getattr(value, name))
+    elif isinstance(value, dict):
+        for item in value.values():
+            _register_secrets(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _register_secrets(item)
+
+
 class CoreChannelContext:
     """The gateway side of :class:`gateway.ChannelContext` for one channel."""
 
@@ -300,3 +328,11 @@ class CoreChannelContext:
     async def text(self, language: str, message: str, **params: Any) -> str:
         """A plugin's sentence in ``language`` (catalog, memory, engine or English)."""
         return await self.gateway.composer.sentence(language, message, **params)
+
+    def count_signature_failure(self) -> None:
+        """``gateway_webhook_signature_failures_total{channel}`` + 1."""
+        self.gateway.metrics.signature_failure(self.name)
+
+    def alert(self, code: str, message: str) -> None:
+        """A configuration alert for this channel (error log, ``/healthz``, metric)."""
+        self.gateway.metrics.alert(self.name, code, message)

@@ -82,6 +82,7 @@ async def send_broadcast(
     context: dict[str, Any] | None = None,
     created_by: str | None = None,
     idempotency_key: str | None = None,
+    idempotency_hash: str | None = None,
     school_scope: list[str] | None = None,
 ) -> dict[str, Any]:
     """Plan a broadcast; with an event, its RSVP survey and reminder jobs too."""
@@ -100,6 +101,7 @@ async def send_broadcast(
         context=dict(context or {}),
         created_by=created_by,
         idempotency_key=idempotency_key,
+        idempotency_hash=idempotency_hash,
         school_scope=school_scope,
         kind="invitation" if spec else "message",
     )

@@ -144,6 +144,10 @@ class StatusUpdate:
     error_reason: str | None = None
     endpoint_state: EndpointState | None = None
     occurred_at: datetime = field(default_factory=utcnow)
+    retry_after: float | None = None
+    """For a ``failed`` / ``undelivered`` report that may pass (a handset out of coverage):
+    the outbox sends the message again, once, no sooner than this many seconds later; a second
+    failure is final."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +234,16 @@ class ChannelContext(Protocol):
         ``language``, the way the core translates template strings: reviewed catalog, translation
         memory, machine translation, or English. ``params`` are filled in afterwards (isolated in
         a right-to-left language) and never reach an engine."""
+
+    def count_signature_failure(self) -> None:
+        """Count a webhook request refused for a missing or wrong signature or secret
+        (``gateway_webhook_signature_failures_total{channel}``)."""
+
+    def alert(self, code: str, message: str) -> None:
+        """Report a setting staff must change for this channel to work (e.g. a country the
+        provider account may not send to): logged as an error the first time, listed under
+        ``alerts`` in ``/healthz`` and exported as ``gateway_channel_config_alert{channel,code}``
+        until the gateway restarts. ``message`` says what to change; it must hold no address."""
 
 
 class Channel(abc.ABC):

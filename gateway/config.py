@@ -81,6 +81,7 @@ class HttpConfig(_Section):
     port: int = Field(default=8080, ge=0, le=65535)
     public_base_url: str | None = None
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    idempotency_key_hours: float = Field(default=24, gt=0, le=24 * 365)
 
     @field_validator("public_base_url")
     @classmethod
@@ -156,6 +157,14 @@ class InboundConfig(_Section):
     on_call_channel: str = "email"
 
 
+class RenderingConfig(_Section):
+    """Limits of one template render (per block), so a hostile or broken template stops with a
+    clear error instead of running until the process is killed."""
+
+    time_limit_seconds: float = Field(default=2.0, gt=0, le=600)
+    max_output_characters: int = Field(default=200_000, ge=1_000, le=10_000_000)
+
+
 class LoggingConfig(_Section):
     """Structured logs."""
 
@@ -186,6 +195,7 @@ class GatewayConfig(_Section):
     dispatch: DispatchConfig = Field(default_factory=DispatchConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     inbound: InboundConfig = Field(default_factory=InboundConfig)
+    rendering: RenderingConfig = Field(default_factory=RenderingConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     source: Path | None = Field(default=None, exclude=True)
 

@@ -54,7 +54,7 @@ async def serve_forever(
     """Run until SIGTERM/SIGINT (or ``stop``): HTTP + scheduler + dispatcher, or dispatcher only."""
     from gateway.scheduling.leader import LeaderElection
 
-    configure_logging(config.logging)
+    configure_logging(config.logging, sql_echo=config.database.echo)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

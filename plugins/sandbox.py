@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import Field
 
-from gateway import Channel, ChannelSettings, OutboundMessage, SendResult, hookimpl
+from gateway import Channel, ChannelSettings, OutboundMessage, SendResult, hookimpl, mask_address
 from gateway.sms import count_segments
 
 __all__ = ["SandboxChannel", "SandboxSettings", "read_outbox"]
@@ -95,18 +95,11 @@ class SandboxChannel(Channel):
 
 
 def _print(channel: str, message: OutboundMessage) -> None:
-    head = f"── {channel} → {_mask(message.address)} [{message.language}]"
+    head = f"── {channel} → {mask_address(message.address)} [{message.language}]"
     if message.subject:
         head += f" {message.subject}"
     body = message.body if len(message.body) <= 400 else message.body[:400] + "…"
     print(f"{head}\n{body}\n", file=sys.stdout, flush=True)
-
-
-def _mask(address: str) -> str:
-    if "@" in address:
-        local, _, domain = address.partition("@")
-        return f"{local[:1]}***@{domain}"
-    return address[:2] + "*" * max(len(address) - 6, 2) + address[-4:] if len(address) > 6 else address
 
 
 def read_outbox(folder: Path) -> list[dict[str, Any]]:

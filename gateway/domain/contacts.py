@@ -1,5 +1,5 @@
-"""Contact addresses: phone numbers to E.164, e-mail addresses, Telegram chat ids, and masking
-for logs (no full phone number or e-mail address is ever logged)."""
+"""Contact addresses: phone numbers to E.164, e-mail addresses, Telegram chat ids. (Masking them
+for logs: :func:`gateway.privacy.mask_address`.)"""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 
 import phonenumbers
 
-__all__ = ["mask_address", "normalize_email", "normalize_phone", "normalize_telegram"]
+__all__ = ["normalize_email", "normalize_phone", "normalize_telegram"]
 
 _EMAIL = re.compile(r"^[^@\s<>(),;:\"\[\]]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$")
 
@@ -37,16 +37,3 @@ def normalize_telegram(value: str) -> str:
     if not re.fullmatch(r"-?\d{1,20}", text):
         raise ValueError("a Telegram chat id is a number")
     return text
-
-
-def mask_address(address: str | None) -> str:
-    """Mask an address for logs: ``+1******0199``, ``m***@district.example``, ``12***89``."""
-    if not address:
-        return "-"
-    if "@" in address:
-        local, _, domain = address.partition("@")
-        return f"{local[:1]}***@{domain}"
-    if len(address) <= 4:
-        return "*" * len(address)
-    keep = 2 if address.startswith("+") else 2
-    return address[:keep] + "*" * max(len(address) - keep - 4, 2) + address[-4:]

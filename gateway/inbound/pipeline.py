@@ -20,7 +20,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.channels import InboundMessage, InboundOutcome
-from gateway.domain.contacts import mask_address
 from gateway.domain.languages import LanguageError, display_name, normalize_language
 from gateway.inbound.answers import AnswerMatcher
 from gateway.inbound.detect import LanguageDetector
@@ -28,6 +27,7 @@ from gateway.inbound.keywords import KeywordTable
 from gateway.inbound.normalize import zawgyi_to_unicode
 from gateway.inbound.urgency import UrgentWords
 from gateway.outbox.conversation import queue_conversation
+from gateway.privacy import mask_address
 from gateway.storage.models import (
     Endpoint,
     Family,

@@ -24,30 +24,28 @@ import os
 import random
 import socket
 import time
-from collections import Counter
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, insert, or_, select, update
 
 from gateway.channels import DELIVERY_STATUS_ORDER, Button, Channel, OutboundMessage, StatusUpdate
-from gateway.domain.contacts import mask_address
 from gateway.errors import DeliveryUnknownError, SendError
 from gateway.outbox.rate_limit import RateLimiter, make_rate_limiter
+from gateway.privacy import mask_address
 from gateway.storage.models import Endpoint, OutboxMessage, StatusEvent, utcnow
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
-__all__ = ["ClaimedMessage", "DispatchResult", "LatencyHistogram", "OutboxDispatcher"]
+__all__ = ["ClaimedMessage", "DispatchResult", "OutboxDispatcher"]
 
 log = logging.getLogger("gateway.outbox")
 #: What a provider's answer to ``reconcile`` means for us: it has the message → ``sent``.
 RECONCILED_AS_SENT = frozenset({"queued", "accepted", "scheduled", "sending", "sent"})
 #: Seconds between reconciliation attempts of one ``unknown`` message.
 RECONCILE_RETRY_SECONDS = 2.0
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 #: The outbox table, used through SQLAlchemy Core on the hot path (claim, record): plain rows
 #: instead of ORM entities.
 OUTBOX = OutboxMessage.__table__
@@ -113,28 +111,6 @@ class DispatchResult:
         return self.sent + self.failed + self.retried + self.unknown + self.cancelled
 
 
-@dataclass
-class LatencyHistogram:
-    """Provider send latency of one channel (seconds), Prometheus-style cumulative buckets."""
-
-    buckets: tuple[float, ...] = LATENCY_BUCKETS
-    counts: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKETS))
-    count: int = 0
-    total: float = 0.0
-
-    def observe(self, seconds: float) -> None:
-        """Add one observation."""
-        self.count += 1
-        self.total += seconds
-        for index, bound in enumerate(self.buckets):
-            if seconds <= bound:
-                self.counts[index] += 1
-
-    def cumulative(self) -> list[tuple[str, int]]:
-        """``(le, count)`` pairs ending with ``+Inf``."""
-        return [(repr(b), c) for b, c in zip(self.buckets, self.counts, strict=True)] + [("+Inf", self.count)]
-
-
 class OutboxDispatcher:
     """Claims and sends outbox messages for every configured channel."""
 
@@ -143,8 +119,7 @@ class OutboxDispatcher:
         self.config = gateway.config.dispatch
         self.worker_id = f"{socket.gethostname()[:30]}:{os.getpid()}:{id(self) & 0xFFFFFF:x}"
         self.limiter: RateLimiter = limiter or make_rate_limiter(gateway)
-        self.metrics: Counter[str] = Counter()
-        self.latency: dict[str, LatencyHistogram] = {}
+        self.metrics = gateway.metrics
         self._semaphores: dict[str, asyncio.Semaphore] = {}
         self._stop: asyncio.Event | None = None
         self._last_reconcile = 0.0
@@ -375,7 +350,7 @@ class OutboxDispatcher:
                 have_recipient = True
             if not channel.rate_per_second or time.monotonic() - target <= tolerance:
                 return True
-            self.metrics[f"late_slots:{channel.name}"] += 1
+            self.metrics.late_slots.labels(channel=channel.name).inc()
 
     async def _send(self, row: ClaimedMessage, opted_out: set[int]) -> _Outcome:
         channel = self.gateway.channels.get(row.channel)
@@ -401,7 +376,7 @@ class OutboxDispatcher:
                 result = await channel.send(message)
             except DeliveryUnknownError as exc:
                 log.warning("message %s to %s: delivery unknown (%s)", row.id, mask_address(row.address), exc)
-                self.metrics[f"unknown:{channel.name}"] += 1
+                self.metrics.message("unknown", channel.name)
                 return _Outcome(row, "unknown", "unknown", code=exc.code, reason=exc.reason)
             except SendError as exc:
                 return self._failure(row, exc)
@@ -409,11 +384,11 @@ class OutboxDispatcher:
                 log.exception("channel %s crashed sending message %s", channel.name, row.id)
                 return self._failure(row, SendError(f"{type(exc).__name__}: {exc}", retryable=True))
             finally:
-                self.latency.setdefault(channel.name, LatencyHistogram()).observe(
+                self.metrics.send_latency.labels(channel=channel.name).observe(
                     time.perf_counter() - started
                 )
         status = "delivered" if result.status == "delivered" else "sent"
-        self.metrics[f"sent:{channel.name}"] += 1
+        self.metrics.message("sent", channel.name)
         return _Outcome(row, "sent", status, provider_id=result.provider_message_id, units=result.segments)
 
     def _failure(self, row: ClaimedMessage, exc: SendError) -> _Outcome:
@@ -427,7 +402,7 @@ class OutboxDispatcher:
             delay = delay * random.uniform(0.5, 1.0)
             if exc.retry_after is not None:
                 delay = max(delay, exc.retry_after)
-            self.metrics[f"retried:{row.channel}"] += 1
+            self.metrics.message("retried", row.channel)
             return _Outcome(
                 row,
                 "retried",
@@ -443,7 +418,7 @@ class OutboxDispatcher:
         else:
             reason = f"gave up after {row.attempts} attempts: {exc.reason}"
         log.info("message %s to %s failed: [%s] %s", row.id, mask_address(row.address), exc.code, exc.reason)
-        self.metrics[f"failed:{row.channel}"] += 1
+        self.metrics.message("failed", row.channel)
         return _Outcome(
             row, "failed", "failed", code=exc.code, reason=reason, endpoint_state=exc.endpoint_state
         )
@@ -498,7 +473,7 @@ class OutboxDispatcher:
             except Exception:
                 log.exception("channel %s crashed reconciling message %s", row.channel, row.id)
         if answer is not None:
-            self.metrics[f"reconciled:{row.channel}"] += 1
+            self.metrics.message("reconciled", row.channel)
             if answer in RECONCILED_AS_SENT:
                 reason = "reconciled: the provider has it"
                 return _Outcome(row, "sent", "sent", reason=reason, reconciled=True)
@@ -508,7 +483,7 @@ class OutboxDispatcher:
         went_unknown = row.updated_at or utcnow()
         if utcnow() - went_unknown >= timedelta(seconds=self.config.lease_seconds):
             # The provider cannot tell: resend. It may have the first attempt (a duplicate).
-            self.metrics[f"requeued_unknown:{row.channel}"] += 1
+            self.metrics.message("requeued_unknown", row.channel)
             log.warning("message %s: provider cannot tell whether it has it; re-queued", row.id)
             return _Outcome(
                 row,
@@ -631,10 +606,27 @@ class OutboxDispatcher:
             )
             if row is None:
                 return False
+            again = (row.payload or {}).get("redelivered") or {}
+            if again.get("sid") == report.provider_message_id and report.status in (
+                "failed",
+                "undelivered",
+            ):
+                return False  # a repeat of the failure that is being sent again
             current = DELIVERY_STATUS_ORDER.get(row.status, 0)
             new = DELIVERY_STATUS_ORDER.get(report.status, 0)
             if new <= current:
                 return False
+            if self._redeliver(session, row, report):
+                await session.commit()
+                message_id = row.id
+                await self.gateway.call_hook(
+                    "gateway_message_status",
+                    gateway=self.gateway,
+                    message_id=message_id,
+                    status="queued",
+                    detail=report,
+                )
+                return True
             row.status = report.status
             row.updated_at = utcnow()
             if report.error_code:
@@ -664,6 +656,35 @@ class OutboxDispatcher:
         )
         return True
 
+    def _redeliver(self, session: Any, row: OutboxMessage, report: StatusUpdate) -> bool:
+        """A failure report that may pass (``retry_after``, e.g. Twilio 30003, handset out of
+        coverage) puts the message back in the queue, due no sooner than ``retry_after``
+        seconds from now, the first time only; False (the failure stands) otherwise."""
+        if report.retry_after is None or report.status not in ("failed", "undelivered"):
+            return False
+        payload = dict(row.payload or {})
+        if payload.get("redelivered"):
+            return False
+        now = utcnow()
+        due = now + timedelta(seconds=report.retry_after)
+        payload["redelivered"] = {
+            "code": report.error_code,
+            "sid": report.provider_message_id,
+            "at": now.isoformat(),
+        }
+        row.payload = payload
+        row.status = "queued"
+        row.due_at = due
+        row.updated_at = now
+        row.error_code = report.error_code
+        row.error_reason = report.error_reason
+        detail = f"[{report.error_code}] {report.error_reason}; sent again once after {due.isoformat()}"
+        session.add(
+            StatusEvent(message_id=row.id, status=report.status, detail=detail, at=report.occurred_at)
+        )
+        log.info("message %s: %s, sent again once at %s", row.id, report.error_code, due.isoformat())
+        return True
+
     async def release_claims(self) -> int:
         """Put this worker's unfinished claims back in the queue (graceful shutdown)."""
         async with self.gateway.db.session() as session:
@@ -676,6 +697,19 @@ class OutboxDispatcher:
             )
             await session.commit()
             return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def queue_lag_seconds(self) -> float:
+        """Seconds the oldest due, still queued message has been waiting (0 when none)."""
+        from sqlalchemy import func
+
+        now = utcnow()
+        async with self.gateway.db.session() as session:
+            oldest = await session.scalar(
+                select(func.min(OutboxMessage.due_at)).where(
+                    OutboxMessage.status == "queued", OutboxMessage.due_at <= now
+                )
+            )
+        return max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
 
     async def queue_depth(self) -> dict[str, int]:
         """Queued messages per channel."""

@@ -78,6 +78,7 @@ class BroadcastRequest:
     kind: str = "message"
     created_by: str | None = None
     idempotency_key: str | None = None
+    idempotency_hash: str | None = None
     only_guardians: set[int] | None = None
     exclude_guardians: set[int] | None = None
     school_scope: list[str] | None = None
@@ -321,12 +322,8 @@ class BroadcastPlanner:
         summary = BroadcastSummary(broadcast_id=None, status="dry-run" if dry_run else "queued")
         packs: dict[str, _LanguagePack] = {}
         async with gw.db.session() as session:
-            if request.idempotency_key and not dry_run:
-                existing = await session.scalar(
-                    select(Broadcast).where(Broadcast.idempotency_key == request.idempotency_key)
-                )
-                if existing is not None:
-                    return await self.status(existing.id)
+            # A repeated idempotency key is answered before planning (gateway.web.actions); a
+            # concurrent one fails on the key's unique constraint when the broadcast is flushed.
             broadcast = None
             if not dry_run:
                 broadcast = Broadcast(
@@ -342,6 +339,7 @@ class BroadcastPlanner:
                     event_id=request.event_id,
                     survey_id=request.survey_id,
                     idempotency_key=request.idempotency_key,
+                    idempotency_hash=request.idempotency_hash,
                     created_by=request.created_by,
                 )
                 session.add(broadcast)

@@ -2,8 +2,12 @@
 
 ``templates/<name>.j2`` holds ``sms``, ``email_subject``, ``email_text``, ``email_html`` and
 ``telegram`` blocks. ``email_html`` and ``telegram`` render with HTML autoescape, the others
-without. Every problem (syntax, an undefined name, a sandbox refusal) is a
-:class:`TemplateError` naming the template and the line, raised before anything is sent.
+without. Every problem (syntax, an undefined name, a sandbox refusal, a render over its time or
+size budget, an ``OverflowError``, ``MemoryError`` or ``RecursionError``) is a
+:class:`TemplateError` naming the template and the line, raised before anything is sent. Each
+block renders under a :class:`~gateway.rendering.sandbox.RenderBudget`
+(``rendering.time_limit_seconds`` and ``rendering.max_output_characters``): see
+:mod:`gateway.rendering.sandbox`.
 
 Static text (``{% trans %}``) is looked up in the :class:`LanguageStrings` the caller hands in
 (reviewed catalog, translation memory, machine translation or the English source), and the
@@ -36,17 +40,17 @@ from jinja2 import (
 )
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
-from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
 
 from gateway.domain.languages import is_rtl
 from gateway.errors import TemplateError
 from gateway.rendering.bidi import FSI, LRI, PDI, strip_bidi_controls
 from gateway.rendering.formatting import CONTEXT_FILTERS
+from gateway.rendering.sandbox import BudgetedSandbox, BudgetExceeded, RenderBudget, render_budget
 from gateway.translation.catalogs import CatalogSet
 from gateway.translation.strings import LanguageStrings, Origin, Resolved, TranslatedText
 
-__all__ = ["BLOCKS", "Piece", "RenderedMessage", "TemplateRenderer"]
+__all__ = ["BLOCKS", "Piece", "RenderBudget", "RenderedMessage", "TemplateRenderer"]
 
 BLOCKS = ("sms", "email_subject", "email_text", "email_html", "telegram")
 HTML_BLOCKS = frozenset({"email_html", "telegram"})
@@ -94,17 +98,19 @@ class TemplateRenderer:
         templates_dir: Path,
         catalogs: CatalogSet,
         extra_filters: Mapping[str, Callable[..., Any]] | None = None,
+        budget: RenderBudget | None = None,
     ) -> None:
         self.templates_dir = templates_dir
         self.catalogs = catalogs
         self.extra_filters = dict(extra_filters or {})
-        self._envs: dict[bool, SandboxedEnvironment] = {}
+        self.budget = budget or RenderBudget()
+        self._envs: dict[bool, BudgetedSandbox] = {}
         self._names: dict[tuple[str, str], frozenset[str] | None] = {}
         self._msgids: dict[str, frozenset[str]] = {}
         self._lock = threading.Lock()
 
     # -- environments -----------------------------------------------------------------
-    def environment(self, language: str, autoescape: bool) -> SandboxedEnvironment:
+    def environment(self, language: str, autoescape: bool) -> BudgetedSandbox:
         """The sandboxed environment of one escaping mode (cached). Every language shares it:
         strings come from the render context's :class:`LanguageStrings` and the locale filters
         read the context's ``lang``, so a template is compiled once, not once per language."""
@@ -116,7 +122,7 @@ class TemplateRenderer:
             env = self._envs.get(key)
             if env is not None:
                 return env
-            env = SandboxedEnvironment(
+            env = BudgetedSandbox(
                 loader=FileSystemLoader(str(self.templates_dir)),
                 undefined=StrictUndefined,
                 autoescape=autoescape,
@@ -134,6 +140,7 @@ class TemplateRenderer:
             env.globals.update(gettext=_gettext, ngettext=_ngettext, _=_gettext)
             env.filters.update(CONTEXT_FILTERS)
             env.filters.update(self.extra_filters)
+            env.guard_filters()
             self._envs[key] = env
             return env
 
@@ -232,10 +239,31 @@ class TemplateRenderer:
             if not source_block:
                 return None
             template = self._template(name, language, autoescape)
+        cap = self.budget.max_output
         try:
-            ctx = template.new_context(dict(context))
-            return "".join(template.blocks[source_block](ctx)).strip()
-        except (UndefinedError, SecurityError, TypeError, ValueError, AttributeError) as exc:
+            with render_budget(self.budget):
+                ctx = template.new_context(dict(context))
+                parts: list[str] = []
+                size = 0
+                # Consumed chunk by chunk: a block is stopped at the cap, not after it is whole.
+                stream = template.blocks[source_block](ctx)
+                for chunk in stream:
+                    size += len(chunk)
+                    if size > cap:
+                        frame = stream.gi_frame
+                        line = template.get_corresponding_lineno(frame.f_lineno) if frame else None
+                        stream.close()
+                        raise TemplateError(
+                            name,
+                            line,
+                            f"stopped: the {source_block} block is over {cap:,} characters "
+                            "(rendering.max_output_characters)",
+                        )
+                    parts.append(chunk)
+            return "".join(parts).strip()
+        except TemplateError:
+            raise
+        except Exception as exc:  # every failure of template code, MemoryError included
             raise TemplateError(name, _template_line(exc, template), _reason(exc)) from None
 
     def render(
@@ -464,8 +492,14 @@ def _template_line(exc: BaseException, template: Any) -> int | None:
 
 
 def _reason(exc: BaseException) -> str:
+    if isinstance(exc, BudgetExceeded):
+        return f"stopped: {exc}"
     if isinstance(exc, SecurityError):
         return f"refused by the template sandbox: {exc}"
     if isinstance(exc, UndefinedError):
         return f"undefined value: {exc.message}"
-    return f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, RecursionError):
+        return "RecursionError: macros or loops nest too deeply"
+    if isinstance(exc, MemoryError):
+        return "MemoryError: the template needs more memory than the gateway has"
+    return f"{type(exc).__name__}: {str(exc)[:300]}"

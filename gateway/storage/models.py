@@ -231,6 +231,9 @@ class Broadcast(Base):
     event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id"))
     survey_id: Mapped[int | None] = mapped_column(ForeignKey("surveys.id"))
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    #: SHA-256 of the canonical request the key was first used with (a reuse with another
+    #: request is refused); the key is cleared once it expires (``http.idempotency_key_hours``).
+    idempotency_hash: Mapped[str | None] = mapped_column(String(64))
     created_by: Mapped[str | None] = mapped_column(String(200))
     summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -42,6 +42,8 @@ class FakeChannelContext:
     endpoint_states: list[tuple[str, EndpointState | None, str]] = field(default_factory=list)
     links: dict[str, EndpointLink] = field(default_factory=dict)
     languages: dict[str, str] = field(default_factory=dict)
+    signature_failures: int = 0
+    alerts: list[tuple[str, str]] = field(default_factory=list)
     classification: str = "free_text"
     answer_label: str | None = None
     _seen: set[str] = field(default_factory=set)
@@ -101,3 +103,11 @@ class FakeChannelContext:
     async def text(self, language: str, message: str, **params: Any) -> str:
         """What :meth:`gettext` says (a subclass may translate)."""
         return self.gettext(language, message, **params)
+
+    def count_signature_failure(self) -> None:
+        """Count it."""
+        self.signature_failures += 1
+
+    def alert(self, code: str, message: str) -> None:
+        """Record ``(code, message)``."""
+        self.alerts.append((code, message))

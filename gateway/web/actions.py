@@ -4,12 +4,14 @@ written to the audit log (who, what, when). Pages and API handlers both call the
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import tempfile
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway.audit import audit, record_audit
@@ -19,7 +21,7 @@ from gateway.domain.languages import normalize_language
 from gateway.domain.surveys import SurveySpec
 from gateway.errors import GatewayError
 from gateway.staff import StaffIdentity
-from gateway.storage.models import Broadcast, Event, Guardian
+from gateway.storage.models import Broadcast, Event, Guardian, utcnow
 from gateway.web.queries import broadcast_status, family_detail, inbox_item_in_scope
 
 if TYPE_CHECKING:
@@ -92,6 +94,17 @@ async def load_event_spec(gw: Gateway, event_id: str) -> EventSpec:
     return event_spec_from_row(row)
 
 
+class IdempotencyConflictError(GatewayError):
+    """An ``Idempotency-Key`` that was used before with a different request (HTTP 422)."""
+
+
+def request_fingerprint(data: Any) -> str:
+    """SHA-256 of a request in canonical form: JSON with sorted keys and no whitespace, so two
+    bodies that differ only in key order or spacing are the same request."""
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
 async def create_broadcast(
     gw: Gateway,
     staff: StaffIdentity,
@@ -106,41 +119,65 @@ async def create_broadcast(
     dry_run: bool = False,
     context: dict[str, Any] | None = None,
     idempotency_key: str | None = None,
+    request_hash: str | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Plan a broadcast to the staff member's families; ``(summary, created)``.
 
-    With an idempotency key, a retry returns the first broadcast's status and creates nothing.
-    Keys are per staff member, so one caller's key never reveals another's broadcast.
+    With an idempotency key, a retry with the same request (``request_hash``, the
+    :func:`request_fingerprint` of the request body; by default of these arguments) returns the
+    first broadcast's status and creates nothing; the same key with a different request raises
+    :class:`IdempotencyConflictError`. A key expires ``http.idempotency_key_hours`` after its
+    first use and may then be used for a new broadcast. Keys are per staff member, so one
+    caller's key never reveals another's broadcast.
     """
     if event is not None:
         _check_school(staff, event.school)
     key = f"{staff.id}:{idempotency_key}" if idempotency_key and not dry_run else None
+    if key is not None and request_hash is None:
+        request_hash = request_fingerprint(
+            {
+                "template": template,
+                "event": event.model_dump(mode="json") if event else None,
+                "audience": audience,
+                "channels": channels,
+                "at": send_at.isoformat() if send_at else None,
+                "urgent": urgent,
+                "policy": policy,
+                "context": context or {},
+            }
+        )
     if key is not None:
+        await _expire_key(gw, key)
         existing = await _broadcast_by_key(gw, key)
         if existing is not None:
-            return await _status(gw, staff, existing), False
-    try:
-        summary = await send_broadcast(
-            gw,
-            template,
-            event_spec=event,
-            audience=audience,
-            channels=channels,
-            send_at=send_at,
-            urgent=urgent,
-            policy=policy,
-            dry_run=dry_run,
-            context=context,
-            created_by=staff.email,
-            idempotency_key=key,
-            school_scope=staff.scope,
-        )
-    except IntegrityError:
-        # Two requests with one key raced; the other one won.
-        existing = await _broadcast_by_key(gw, key) if key else None
-        if existing is None:
-            raise
-        return await _status(gw, staff, existing), False
+            return await _replay(gw, staff, idempotency_key, existing, request_hash), False
+    for attempt in (1, 2):
+        try:
+            summary = await send_broadcast(
+                gw,
+                template,
+                event_spec=event,
+                audience=audience,
+                channels=channels,
+                send_at=send_at,
+                urgent=urgent,
+                policy=policy,
+                dry_run=dry_run,
+                context=context,
+                created_by=staff.email,
+                idempotency_key=key,
+                idempotency_hash=request_hash,
+                school_scope=staff.scope,
+            )
+            break
+        except IntegrityError:
+            # A concurrent request stored the same key (it won: answer as a repeat) or the
+            # same event first (then planning again finds the event stored).
+            existing = await _broadcast_by_key(gw, key) if key else None
+            if existing is not None:
+                return await _replay(gw, staff, idempotency_key, existing, request_hash), False
+            if attempt == 2:
+                raise
     if not dry_run and summary.get("broadcast_id"):
         await audit(
             gw,
@@ -158,9 +195,48 @@ async def create_broadcast(
     return summary, not dry_run
 
 
-async def _broadcast_by_key(gw: Gateway, key: str) -> int | None:
+async def _broadcast_by_key(gw: Gateway, key: str) -> tuple[int, str | None] | None:
     async with gw.db.session() as session:
-        return await session.scalar(select(Broadcast.id).where(Broadcast.idempotency_key == key))
+        row = (
+            await session.execute(
+                select(Broadcast.id, Broadcast.idempotency_hash).where(Broadcast.idempotency_key == key)
+            )
+        ).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+async def _expire_key(gw: Gateway, key: str) -> None:
+    """Free ``key`` when its first use is older than ``http.idempotency_key_hours``."""
+    cutoff = utcnow() - timedelta(hours=gw.config.http.idempotency_key_hours)
+    async with gw.db.session() as session:
+        await session.execute(
+            update(Broadcast)
+            .where(Broadcast.idempotency_key == key, Broadcast.created_at < cutoff)
+            .values(idempotency_key=None)
+        )
+        await session.commit()
+
+
+def _conflict(given: str | None, stored: tuple[int, str | None]) -> None:
+    raise IdempotencyConflictError(
+        f"Idempotency-Key {given!r} was already used for a different request (broadcast "
+        f"{stored[0]}); send the same request again to get that broadcast, or use a new key "
+        "for a new broadcast"
+    )
+
+
+async def _replay(
+    gw: Gateway,
+    staff: StaffIdentity,
+    given: str | None,
+    stored: tuple[int, str | None],
+    request_hash: str | None,
+) -> dict[str, Any]:
+    """The first broadcast's status for a repeated request; a conflict for a different one
+    (a broadcast stored before hashes were kept has none and matches any request)."""
+    if stored[1] is not None and stored[1] != request_hash:
+        _conflict(given, stored)
+    return await _status(gw, staff, stored[0])
 
 
 async def _status(gw: Gateway, staff: StaffIdentity, broadcast_id: int) -> dict[str, Any]:

@@ -58,6 +58,8 @@ def api(handler: ApiHandler) -> Callable[[web.Request], Awaitable[web.StreamResp
             return error(404, str(exc.args[0]) if exc.args else "not found")
         except actions.ForbiddenError as exc:
             return error(403, str(exc))
+        except actions.IdempotencyConflictError as exc:
+            return error(422, str(exc))
         except ValidationError as exc:
             return error(400, format_validation_error(exc, "body"))
         except (GatewayError, ValueError) as exc:
@@ -199,7 +201,12 @@ async def audience_count(request: web.Request, staff: StaffIdentity) -> web.Resp
 
 @api
 async def broadcasts_create(request: web.Request, staff: StaffIdentity) -> web.Response:
-    """Plan a broadcast; ``Idempotency-Key`` makes a retried POST create one broadcast."""
+    """Plan a broadcast; ``Idempotency-Key`` makes a retried POST create one broadcast.
+
+    The same key with the same body (canonical JSON) returns the first broadcast's status
+    (200, ``Idempotent-Replayed: true``); with a different body it is refused with 422. A key
+    expires ``http.idempotency_key_hours`` after its first use.
+    """
     gw = _gw(request)
     body = await read_object(request)
     key = request.headers.get(IDEMPOTENCY_HEADER)
@@ -232,6 +239,7 @@ async def broadcasts_create(request: web.Request, staff: StaffIdentity) -> web.R
         dry_run=body.get("dry_run", False),
         context=context,
         idempotency_key=key,
+        request_hash=actions.request_fingerprint(body) if key else None,
     )
     headers = {"Idempotent-Replayed": "true"} if key and not created else None
     return json_response(summary, status=201 if created else 200, headers=headers)

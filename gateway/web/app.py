@@ -72,16 +72,12 @@ async def healthz(request: web.Request) -> web.Response:
     gw = request.app[GATEWAY_KEY]
     try:
         async with gw.db.session() as session:
-            oldest = await session.scalar(
-                select(func.min(OutboxMessage.due_at)).where(
-                    OutboxMessage.status == "queued", OutboxMessage.due_at <= utcnow()
-                )
-            )
             in_flight = await session.scalar(select(func.count()).where(OutboxMessage.status == "sending"))
+        lag = await gw.dispatcher.queue_lag_seconds()
         depth = await gw.dispatcher.queue_depth()
     except Exception as exc:
-        return web.json_response({"status": "error", "database": str(exc)[:200]}, status=503)
-    lag = (utcnow() - oldest).total_seconds() if oldest else 0.0
+        log.warning("health check: the database did not answer: %s", type(exc).__name__)
+        return web.json_response({"status": "error", "database": type(exc).__name__}, status=503)
     return web.json_response(
         {
             "status": "ok",
@@ -89,18 +85,20 @@ async def healthz(request: web.Request) -> web.Response:
             "in_flight": in_flight or 0,
             "queue_depth": depth,
             "channels": sorted(gw.channels),
-            "errors": {k: v for k, v in gw.dispatcher.metrics.items() if k.startswith("failed")},
+            "errors": {f"failed:{c}": n for c, n in gw.metrics.totals("failed").items()},
+            # Settings staff must change (e.g. Twilio geo permissions); also a metric.
+            "alerts": [a.as_dict() for a in gw.metrics.alerts()],
         }
     )
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text format."""
-    from gateway.web.metrics import render_metrics
+    """Prometheus text format (version 0.0.4), from the gateway's own registry."""
+    from prometheus_client import CONTENT_TYPE_LATEST
 
     gw = request.app[GATEWAY_KEY]
-    body = await render_metrics(gw)
-    return web.Response(body=body, content_type="text/plain", charset="utf-8")
+    body = await gw.metrics.render(gw)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 def _valid_token(token: str) -> bool:

@@ -46,6 +46,11 @@ def _op(summary: str, response: dict[str, Any], *, body: dict[str, Any] | None =
     return op
 
 
+def _with_responses(op: dict[str, Any], responses: dict[str, Any]) -> dict[str, Any]:
+    op["responses"] = {**op["responses"], **responses}
+    return op
+
+
 SCHEMAS: dict[str, Any] = {
     "Error": {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]},
     "Endpoint": {
@@ -223,11 +228,23 @@ def _paths() -> dict[str, Any]:
         },
         "/api/broadcasts": {
             "get": _op("Recent broadcasts", _json(array)),
-            "post": _op(
-                "Plan a broadcast; an `Idempotency-Key` header makes retries create one broadcast",
-                _json(_ref("BroadcastStatus"), "Replayed (same Idempotency-Key); 201 when created"),
-                body={"application/json": {"schema": _ref("BroadcastRequest")}},
-                parameters=[_param("Idempotency-Key", "header")],
+            "post": _with_responses(
+                _op(
+                    "Plan a broadcast; an `Idempotency-Key` header makes retries create one broadcast",
+                    _json(_ref("BroadcastStatus"), "Replayed (same Idempotency-Key and body)"),
+                    body={"application/json": {"schema": _ref("BroadcastRequest")}},
+                    parameters=[
+                        _param(
+                            "Idempotency-Key",
+                            "header",
+                            "1 to 150 characters; kept for http.idempotency_key_hours (default 24)",
+                        )
+                    ],
+                ),
+                {
+                    "201": _json(_ref("BroadcastStatus"), "Created"),
+                    "422": _json(_ref("Error"), "The Idempotency-Key was used with a different body"),
+                },
             ),
         },
         "/api/broadcasts/{broadcast_id}": {

@@ -307,6 +307,10 @@ async def _compose_page(
     )
 
 
+#: Form fields that are not part of what is sent (for the idempotency fingerprint).
+_NOT_THE_REQUEST = frozenset({"idempotency_key", "action", CSRF_FIELD})
+
+
 @page
 async def compose_post(request: web.Request, staff: StaffIdentity) -> web.StreamResponse:
     """Preview (nothing written) or send / schedule."""
@@ -333,6 +337,9 @@ async def compose_post(request: web.Request, staff: StaffIdentity) -> web.Stream
                 urgent=bool(values.get("urgent")),
                 policy=policy,
                 idempotency_key=values["idempotency_key"],
+                request_hash=actions.request_fingerprint(
+                    {k: v for k, v in form.items() if k not in _NOT_THE_REQUEST}
+                ),
             )
             raise web.HTTPSeeOther(f"/broadcasts/{summary['broadcast_id']}")
         preview = await build_preview(

@@ -6,12 +6,11 @@ import asyncio
 import contextlib
 from typing import Any, ClassVar
 
-from gateway import Channel, ChannelContext, OutboundMessage, SendResult
+from gateway import Channel, ChannelContext, OutboundMessage, SendResult, mask_address
 
 from .composer import build_email, email_bytes
 from .imap_reader import ImapMailboxReader
 from .inbound_mail import BounceMail, IgnoredMail, ReplyMail, parse_incoming_mail
-from .masking import mask_address
 from .settings import SmtpEmailSettings
 from .smtp_pool import SmtpConnectionPool
 

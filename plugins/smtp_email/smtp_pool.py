@@ -8,9 +8,15 @@ import re
 
 import aiosmtplib
 
-from gateway import DeliveryUnknownError, PermanentSendError, RetryableSendError, SendError
+from gateway import (
+    DeliveryUnknownError,
+    PermanentSendError,
+    RetryableSendError,
+    SendError,
+    mask_address,
+    scrub,
+)
 
-from .masking import mask_address
 from .settings import SmtpSettings
 
 __all__ = ["SmtpConnectionPool", "error_for_reply", "is_bad_mailbox"]
@@ -48,7 +54,8 @@ def is_bad_mailbox(code: int, text: str) -> bool:
 
 def error_for_reply(code: int, text: str, stage: str) -> SendError:
     """Map an SMTP error reply at ``stage`` (``MAIL``, ``RCPT``, ``DATA``) to a SendError."""
-    reason = f"SMTP {stage} refused: {code} {text}".strip()
+    # The server's text often quotes the address: scrubbed, as it is stored and logged.
+    reason = scrub(f"SMTP {stage} refused: {code} {text}".strip())
     if 400 <= code < 500:
         return RetryableSendError(reason, code=code)
     if code >= 500:
@@ -112,15 +119,15 @@ class SmtpConnectionPool:
             await client.connect()
         except aiosmtplib.SMTPAuthenticationError as exc:
             client.close()
-            raise RetryableSendError(f"SMTP login refused: {exc.message}", code=exc.code) from exc
+            raise RetryableSendError(f"SMTP login refused: {scrub(exc.message)}", code=exc.code) from exc
         except aiosmtplib.SMTPResponseException as exc:
             client.close()
-            raise RetryableSendError(f"SMTP server refused the session: {exc.message}",
+            raise RetryableSendError(f"SMTP server refused the session: {scrub(exc.message)}",
                                      code=exc.code) from exc
         except (*_CONNECTION_ERRORS, aiosmtplib.SMTPException) as exc:
             client.close()
             raise RetryableSendError(
-                f"cannot connect to SMTP {self.settings.host}:{self.settings.port}: {exc}",
+                f"cannot connect to SMTP {self.settings.host}:{self.settings.port}: {scrub(exc)}",
                 code="connect",
             ) from exc
         slot.client = client
@@ -149,7 +156,9 @@ class SmtpConnectionPool:
                 # A reused connection the server closed meanwhile: nothing was handed over yet.
                 slot.discard()
                 if fresh or attempt == 2:
-                    raise RetryableSendError(f"SMTP connection lost: {exc}", code="connection") from exc
+                    raise RetryableSendError(
+                        f"SMTP connection lost: {scrub(exc)}", code="connection"
+                    ) from exc
                 self.log.debug("SMTP connection went stale; reconnecting")
                 continue
             break
@@ -163,7 +172,7 @@ class SmtpConnectionPool:
             raise error_for_reply(exc.code, exc.message, "RCPT") from exc
         except _CONNECTION_ERRORS as exc:
             slot.discard()
-            raise RetryableSendError(f"SMTP connection lost: {exc}", code="connection") from exc
+            raise RetryableSendError(f"SMTP connection lost: {scrub(exc)}", code="connection") from exc
         try:
             await client.data(data)
         except aiosmtplib.SMTPResponseException as exc:
@@ -172,7 +181,8 @@ class SmtpConnectionPool:
         except _CONNECTION_ERRORS as exc:
             slot.discard()
             raise DeliveryUnknownError(
-                f"SMTP connection lost during DATA; the server may have taken the message: {exc}",
+                "SMTP connection lost during DATA; the server may have taken the message: "
+                f"{scrub(exc)}",
                 code="connection",
             ) from exc
 

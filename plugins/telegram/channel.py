@@ -19,10 +19,10 @@ from gateway import (
     PluginError,
     SendResult,
     WebhookHandler,
+    mask_address,
 )
 
 from .html_split import split_telegram_html
-from .privacy import mask_chat_id
 from .settings import TelegramSettings
 
 if TYPE_CHECKING:  # aiogram takes seconds to import: only when the channel actually runs
@@ -64,6 +64,7 @@ class TelegramChannel(Channel):
         self._handlers: TelegramUpdateHandlers | None = None
         self._polling: asyncio.Task[None] | None = None
         self._progress: OrderedDict[int, tuple[str, int, str]] = OrderedDict()
+        self._handled_types: frozenset[str] | None = None
 
     # ------------------------------------------------------------------ aiogram, lazily
 
@@ -133,14 +134,7 @@ class TelegramChannel(Channel):
             else:
                 await bot.delete_webhook(drop_pending_updates=False)
                 self._polling = asyncio.create_task(
-                    self.dispatcher.start_polling(
-                        bot,
-                        polling_timeout=self.settings.poll_timeout,
-                        handle_signals=False,
-                        close_bot_session=False,
-                        allowed_updates=allowed,
-                    ),
-                    name=f"telegram-polling-{self.name}",
+                    self._poll(bot, allowed), name=f"telegram-polling-{self.name}"
                 )
                 self._polling.add_done_callback(self._polling_ended)
         except TelegramAPIError as exc:
@@ -169,6 +163,42 @@ class TelegramChannel(Channel):
                 await bot.session.close()
         return self.bot_username
 
+    async def _poll(self, bot: Bot, allowed: list[str]) -> None:
+        """Long polling: ``getUpdates`` read as plain JSON, then each update on its own through
+        :meth:`process_update`, so one update aiogram cannot parse (or of a type the bot has no
+        handler for) is skipped and confirmed instead of failing the whole batch again and again."""
+        from .updates import RawGetUpdates
+
+        offset: int | None = None
+        failures = 0
+        timeout = self.settings.poll_timeout
+        request_timeout = int(bot.session.timeout + timeout) if bot.session.timeout else None
+        while True:
+            method = RawGetUpdates(offset=offset, timeout=timeout, allowed_updates=allowed)
+            try:
+                batch = await bot(method, request_timeout=request_timeout)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # network or API trouble: back off, never give up
+                failures += 1
+                delay = min(30.0, 0.5 * 2 ** min(failures, 6))
+                self.log.warning(
+                    "telegram %s: getUpdates failed (%s); retrying in %.1f s",
+                    self.name, type(exc).__name__, delay,
+                )
+                await asyncio.sleep(delay)
+                continue
+            failures = 0
+            for payload in batch:
+                update_id = payload.get("update_id") if isinstance(payload, dict) else None
+                if not isinstance(update_id, int):
+                    continue
+                offset = max(offset or 0, update_id + 1)
+                try:
+                    await self.process_update(payload)
+                except Exception:
+                    self.log.exception("telegram %s: update %s failed", self.name, update_id)
+
     def _polling_ended(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
             self.log.error("telegram polling of %s stopped: %r", self.name, task.exception())
@@ -176,15 +206,11 @@ class TelegramChannel(Channel):
     async def stop(self) -> None:
         """Stop polling and close the HTTP session."""
         if self._polling is not None:
-            if not self._polling.done():
-                try:
-                    await self.dispatcher.stop_polling()
-                except RuntimeError:  # polling had not started yet
-                    self._polling.cancel()
-                try:
-                    await self._polling
-                except asyncio.CancelledError:
-                    pass
+            self._polling.cancel()
+            try:
+                await self._polling
+            except asyncio.CancelledError:
+                pass
             self._polling = None
         if self.bot is not None:
             await self.bot.session.close()
@@ -236,7 +262,7 @@ class TelegramChannel(Channel):
                 self.log.info(
                     "telegram send of message %s to chat %s failed (part %d/%d): %s",
                     message.message_id,
-                    mask_chat_id(chat_id),
+                    mask_address(chat_id),
                     index + 1,
                     len(parts),
                     error,
@@ -271,13 +297,14 @@ class TelegramChannel(Channel):
 
     async def handle_webhook_update(self, request: web.Request) -> web.StreamResponse:
         """Check the secret header, parse the update, run it through the handlers once."""
-        from aiogram.types import Update
-
         secret = self.settings.webhook_secret
         given = request.headers.get(SECRET_HEADER, "")
         if secret is None or not hmac.compare_digest(
             given.encode(), secret.get_secret_value().encode()
         ):
+            self.log.warning("telegram channel %s: webhook without the right secret token refused",
+                             self.name)
+            self.context.count_signature_failure()
             return web.json_response({"ok": False, "error": "forbidden"}, status=403)
         bot = self.bot
         if bot is None:
@@ -288,19 +315,46 @@ class TelegramChannel(Channel):
             return web.json_response({"ok": False, "error": "invalid JSON"}, status=400)
         if not isinstance(payload, dict) or not isinstance(payload.get("update_id"), int):
             return web.json_response({"ok": False, "error": "not an update"}, status=400)
-        if self.recent_updates.seen(payload["update_id"]):
-            return web.json_response({"ok": True, "duplicate": True})
         try:
-            update = Update.model_validate(payload, context={"bot": bot})
-        except ValidationError:
-            return web.json_response({"ok": False, "error": "not an update"}, status=400)
-        try:
-            await self.dispatcher.feed_update(bot, update)
+            outcome = await self.process_update(payload)
         except Exception:
             # Telegram retries a non-2xx answer later; the dedupe set forgot this update.
-            self.log.exception("telegram: update %s failed", update.update_id)
+            self.log.exception("telegram: update %s failed", payload["update_id"])
             return web.json_response({"ok": False, "error": "processing failed"}, status=500)
-        return web.json_response({"ok": True})
+        if outcome == "processed":
+            return web.json_response({"ok": True})
+        # Duplicates, types the bot has no handler for and updates aiogram cannot parse are
+        # answered 200: any other answer makes Telegram deliver them again, forever.
+        return web.json_response({"ok": True, outcome: True})
+
+    async def process_update(self, payload: Mapping[str, Any]) -> str:
+        """Run one update (Telegram's JSON) through the handlers once. Returns ``processed``,
+        ``duplicate``, ``ignored`` (a type the bot has no handler for: ``poll``,
+        ``chat_join_request``, a type newer than this aiogram...) or ``unparseable`` (a handled
+        type aiogram's models refuse). Exceptions of the handlers propagate."""
+        from aiogram.types import Update
+
+        bot = self.bot
+        if bot is None:
+            raise RuntimeError(f"telegram channel {self.name!r} is not started")
+        update_id = payload["update_id"]
+        kinds = sorted(k for k in payload if k != "update_id")
+        if self._handled_types is None:
+            self._handled_types = frozenset(self.dispatcher.resolve_used_update_types())
+        if not self._handled_types.intersection(kinds):
+            self.log.debug("telegram %s: update %s of type %s ignored (no handler)",
+                           self.name, update_id, ",".join(kinds)[:80] or "none")
+            return "ignored"
+        if self.recent_updates.seen(update_id):
+            return "duplicate"
+        try:
+            update = Update.model_validate(dict(payload), context={"bot": bot})
+        except ValidationError as exc:
+            self.log.warning("telegram %s: update %s (%s) does not parse (%d problem(s)); ignored",
+                             self.name, update_id, ",".join(kinds)[:80], exc.error_count())
+            return "unparseable"
+        await self.dispatcher.feed_update(bot, update)
+        return "processed"
 
 
 def _chat_id(address: str) -> int | str:

@@ -22,15 +22,15 @@ from aiogram import Bot, F, Router
 from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandObject, CommandStart
+from aiogram.methods import TelegramMethod
 from aiogram.types import CallbackQuery, ChatMemberUpdated, Message, TelegramObject, Update
 
-from gateway import ChannelContext, InboundMessage, InboundOutcome
+from gateway import ChannelContext, InboundMessage, InboundOutcome, mask_address
 
 from .html_split import TELEGRAM_TEXT_LIMIT, utf16_length
 from .keyboards import AnswerCallback, language_keyboard, parse_answer, parse_language
-from .privacy import mask_chat_id
 
-__all__ = ["RecentUpdates", "TelegramUpdateHandlers"]
+__all__ = ["RawGetUpdates", "RecentUpdates", "TelegramUpdateHandlers"]
 
 MSG_WELCOME = "Welcome, %(name)s! You will now receive school messages here."
 MSG_BAD_LINK = "Sorry, this link is not valid any more. Please ask your school for a new one."
@@ -39,6 +39,19 @@ MSG_UNKNOWN_CHAT = "Hello! Please open the link your school sent you to connect 
 MSG_CHOOSE_LANGUAGE = "Choose your language:"
 
 _START_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class RawGetUpdates(TelegramMethod[list[dict[str, Any]]]):
+    """``getUpdates`` answered as plain JSON objects: the poller parses each update on its own,
+    so one that aiogram's models refuse cannot fail the batch (and every update after it)."""
+
+    __returning__ = list[dict[str, Any]]
+    __api_method__ = "getUpdates"
+
+    offset: int | None = None
+    limit: int | None = None
+    timeout: int | None = None
+    allowed_updates: list[str] | None = None
 
 
 class RecentUpdates:
@@ -109,12 +122,12 @@ class TelegramUpdateHandlers:
             if _START_TOKEN.match(token):
                 link = await self.context.link_endpoint(token, chat_id)
             if link is None:
-                self.log.info("telegram: refused onboarding token for chat %s", mask_chat_id(chat_id))
+                self.log.info("telegram: refused onboarding token for chat %s", mask_address(chat_id))
                 language = await self._language(chat_id, message)
                 await self._reply(bot, chat_id, await self.context.text(language, MSG_BAD_LINK))
                 return
             await self.context.set_endpoint_state(chat_id, None, "start")
-            self.log.info("telegram: linked chat %s to a family", mask_chat_id(chat_id))
+            self.log.info("telegram: linked chat %s to a family", mask_address(chat_id))
             greeting = await self.context.text(link.language, MSG_WELCOME, name=link.guardian_name)
             await self._reply(bot, chat_id, greeting)
             return
@@ -190,7 +203,7 @@ class TelegramUpdateHandlers:
         chat_id = str(event.chat.id)
         status = event.new_chat_member.status
         if status == "kicked":
-            self.log.info("telegram: chat %s blocked the bot", mask_chat_id(chat_id))
+            self.log.info("telegram: chat %s blocked the bot", mask_address(chat_id))
             await self.context.set_endpoint_state(chat_id, "opted_out", "blocked the bot")
 
     # ------------------------------------------------------------------ helpers
@@ -222,7 +235,7 @@ class TelegramUpdateHandlers:
             await bot.send_message(chat_id=chat_id, text=html.escape(text, quote=False), **kwargs)
         except TelegramAPIError as exc:
             self.log.warning(
-                "telegram: reply to chat %s failed: %s", mask_chat_id(chat_id), type(exc).__name__
+                "telegram: reply to chat %s failed: %s", mask_address(chat_id), type(exc).__name__
             )
 
     async def _remove_keyboard(self, bot: Bot, query: CallbackQuery) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, Literal, cast
 
 import aiohttp
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -24,23 +24,38 @@ from gateway import (
     PermanentSendError,
     SendResult,
     WebhookHandler,
+    mask_address,
 )
 from gateway.sms import MAX_SMS_CHARACTERS, count_segments, smart_encode
 
 from .errors import (
     TWILIO_API_ERRORS,
     TwilioApiError,
+    describe_error_code,
     error_for_rest_exception,
     error_for_transport_exception,
-    mask_phone,
     parse_retry_after,
 )
 from .http import RebasedAsyncTwilioHttpClient, capture_response_headers
 from .webhooks import TWILIO_STATUS_MAP, TwilioWebhooks
 
-__all__ = ["TwilioSmsChannel", "TwilioSmsSettings"]
+__all__ = ["SENDER_RATES", "SenderType", "TwilioSmsChannel", "TwilioSmsSettings"]
 
 _SENDER = re.compile(r"^(\+[1-9]\d{6,14}|\d{3,8}|(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11})$")
+
+SenderType = Literal["long_code", "toll_free", "short_code", "messaging_service"]
+
+#: Default ``rate_per_second`` (SMS segments a second) by sender type: Twilio's documented
+#: throughput of one sender in the US and Canada. A Messaging Service sends through a pool
+#: whose throughput is the sum of its senders' (or the A2P 10DLC campaign's limit), which the
+#: gateway cannot see: it assumes one long code, the slowest sender a pool can hold, so it
+#: never overruns; set ``rate_per_second`` to the pool's real throughput.
+SENDER_RATES: dict[str, float] = {
+    "long_code": 1.0,
+    "toll_free": 3.0,
+    "short_code": 100.0,
+    "messaging_service": 1.0,
+}
 
 
 class TwilioSmsSettings(ChannelSettings):
@@ -67,6 +82,11 @@ class TwilioSmsSettings(ChannelSettings):
         default=False, description="Replace curly quotes, dashes... by GSM-7 characters."
     )
     timeout: float = Field(default=15.0, gt=0, le=300, description="Seconds per API request.")
+    sender_type: SenderType | None = Field(
+        default=None,
+        description="long_code, toll_free, short_code or messaging_service: sets the default "
+        "rate_per_second (1, 3, 100 and 1 segments/s); with neither set, no limit.",
+    )
 
     @field_validator("from_number")
     @classmethod
@@ -87,6 +107,13 @@ class TwilioSmsSettings(ChannelSettings):
     def _exactly_one_sender(self) -> TwilioSmsSettings:
         if (self.from_number is None) == (self.messaging_service_sid is None):
             raise ValueError("set exactly one of from_number or messaging_service_sid")
+        if self.sender_type is not None and (self.sender_type == "messaging_service") != (
+            self.messaging_service_sid is not None
+        ):
+            raise ValueError(
+                "sender_type messaging_service goes with messaging_service_sid, the other "
+                "sender types with from_number"
+            )
         return self
 
 
@@ -107,6 +134,17 @@ class TwilioSmsChannel(Channel):
         self._http: RebasedAsyncTwilioHttpClient | None = None
         self._client: Client | None = None
         self._status_callback_url: str | None = None
+
+    @property
+    def rate_per_second(self) -> float | None:
+        """``rate_per_second`` when set, else the default of ``sender_type``
+        (:data:`SENDER_RATES`): SMS segments a second, all workers together. None (no limit:
+        Twilio queues what exceeds the sender's throughput) when neither is set."""
+        if self.config.rate_per_second:
+            return self.config.rate_per_second
+        if self.config.sender_type is not None:
+            return SENDER_RATES[self.config.sender_type]
+        return None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -175,12 +213,17 @@ class TwilioSmsChannel(Channel):
                     cast(TwilioApiError, exc), parse_retry_after(headers.get("Retry-After"))
                 )
                 self.log.info("twilio %s message %s to %s refused: %s", self.name,
-                              message.message_id, mask_phone(message.address), error)
+                              message.message_id, mask_address(message.address), error)
+                rule = describe_error_code(error.code)
+                if rule is not None and rule.alert:
+                    # Every message to that region fails the same way until staff act: one
+                    # alert (health, metrics, an error log line), not a retry per message.
+                    self.context.alert(str(error.code), rule.reason)
                 raise error from exc
             except (TimeoutError, aiohttp.ClientError) as exc:
                 error = error_for_transport_exception(exc)
                 self.log.warning("twilio %s message %s to %s: %s", self.name,
-                                 message.message_id, mask_phone(message.address), error)
+                                 message.message_id, mask_address(message.address), error)
                 raise error from exc
         try:
             segments = int(created.num_segments) if created.num_segments else None

@@ -8,13 +8,12 @@ phone number.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import aiohttp
 from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 
-from gateway import DeliveryUnknownError, PermanentSendError, RetryableSendError, SendError
+from gateway import DeliveryUnknownError, PermanentSendError, RetryableSendError, SendError, scrub
 from gateway.errors import EndpointState
 
 __all__ = [
@@ -25,18 +24,31 @@ __all__ = [
     "describe_error_code",
     "error_for_rest_exception",
     "error_for_transport_exception",
-    "mask_phone",
     "parse_retry_after",
 ]
 
 
 @dataclass(frozen=True, slots=True)
 class TwilioErrorRule:
-    """What one Twilio error code means and what follows from it."""
+    """What one Twilio error code means and what follows from it.
+
+    ``alert``: the code says the account needs a setting changed (staff must act, no retry can
+    help): the channel raises a configuration alert saying what to change, and the message
+    fails with that reason. ``redeliver_after``: a delivery report with this code is worth one
+    more send, no sooner than this many seconds later (the core sends a message again at most
+    once for a delivery report).
+    """
 
     meaning: str
     retryable: bool = False
     endpoint_state: EndpointState | None = None
+    alert: str | None = None
+    redeliver_after: float | None = None
+
+    @property
+    def reason(self) -> str:
+        """The meaning, and what to change when the code is a configuration problem."""
+        return f"{self.meaning}: {self.alert}" if self.alert else self.meaning
 
 
 #: Twilio error codes (https://www.twilio.com/docs/api/errors) the gateway knows by name.
@@ -51,7 +63,11 @@ TWILIO_ERRORS: dict[int, TwilioErrorRule] = {
     21211: TwilioErrorRule("invalid 'To' phone number", endpoint_state="invalid"),
     21214: TwilioErrorRule("'To' phone number cannot be reached", endpoint_state="invalid"),
     21217: TwilioErrorRule("phone number does not appear to be valid", endpoint_state="invalid"),
-    21408: TwilioErrorRule("permission to send SMS to this region is not enabled"),
+    21408: TwilioErrorRule(
+        "permission to send SMS to this region is not enabled",
+        alert="enable the destination country in the Twilio Console under Messaging > "
+        "Settings > Geo permissions, then send the failed messages again",
+    ),
     21602: TwilioErrorRule("message body is required"),
     21603: TwilioErrorRule("a 'From' phone number is required"),
     21604: TwilioErrorRule("a 'To' phone number is required"),
@@ -67,7 +83,10 @@ TWILIO_ERRORS: dict[int, TwilioErrorRule] = {
     # delivery (status callback ErrorCode, sometimes returned at creation)
     30001: TwilioErrorRule("queue overflow: too many messages queued", retryable=True),
     30002: TwilioErrorRule("Twilio account suspended"),
-    30003: TwilioErrorRule("unreachable destination handset (off or out of coverage)"),
+    # The handset was off or out of coverage: worth one more try later, not a retry storm.
+    30003: TwilioErrorRule(
+        "unreachable destination handset (off or out of coverage)", redeliver_after=30 * 60
+    ),
     30004: TwilioErrorRule("message blocked by the recipient or carrier (opted out)",
                            endpoint_state="opted_out"),
     30005: TwilioErrorRule("unknown destination handset", endpoint_state="invalid"),
@@ -81,20 +100,6 @@ TWILIO_ERRORS: dict[int, TwilioErrorRule] = {
     30032: TwilioErrorRule("toll-free number has not been verified"),
     30034: TwilioErrorRule("message from an unregistered US A2P 10DLC number"),
 }
-
-_PHONE_LIKE = re.compile(r"\+?\d[\d\s().-]{5,}\d")
-
-
-def mask_phone(value: str) -> str:
-    """``+18165550199`` → ``+1******0199``: enough to tell numbers apart in logs, no more."""
-    if len(value) <= 6:
-        return "*" * len(value)
-    return value[:2] + "*" * (len(value) - 6) + value[-4:]
-
-
-def _mask_numbers(text: str) -> str:
-    return _PHONE_LIKE.sub(lambda match: mask_phone(match.group(0)), text)
-
 
 def describe_error_code(code: int | str | None) -> TwilioErrorRule | None:
     """The rule for a Twilio error code (int or its string form), None when unknown."""
@@ -132,14 +137,14 @@ def error_for_rest_exception(exc: TwilioApiError, retry_after: float | None = No
     if rule is not None:
         if rule.retryable or status == 429 or status >= 500:
             return RetryableSendError(rule.meaning, code=code, retry_after=retry_after)
-        return PermanentSendError(rule.meaning, code=code, endpoint_state=rule.endpoint_state)
+        return PermanentSendError(rule.reason, code=code, endpoint_state=rule.endpoint_state)
     if status == 429:
         return RetryableSendError("too many requests", code=code, retry_after=retry_after)
     if status >= 500:
         return RetryableSendError(f"Twilio server error (HTTP {status})", code=code,
                                   retry_after=retry_after)
     message = exc.msg if isinstance(exc, TwilioRestException) else (exc.detail or exc.title)
-    detail = _mask_numbers(str(message or "")).removeprefix("Unable to create record: ")
+    detail = scrub(str(message or "")).removeprefix("Unable to create record: ")
     return PermanentSendError(
         f"Twilio refused the message (HTTP {status}){': ' + detail if detail else ''}",
         code=code,

@@ -16,9 +16,9 @@ from aiohttp import web
 from multidict import MultiDictProxy
 from twilio.request_validator import RequestValidator, add_port, remove_port
 
-from gateway import ChannelContext, InboundMessage, StatusUpdate
+from gateway import ChannelContext, InboundMessage, StatusUpdate, mask_address
 
-from .errors import describe_error_code, mask_phone
+from .errors import describe_error_code
 
 __all__ = ["EMPTY_TWIML", "TWILIO_STATUS_MAP", "TwilioWebhooks"]
 
@@ -76,6 +76,7 @@ class TwilioWebhooks:
         if not signature:
             self.log.warning("twilio %s webhook without X-Twilio-Signature: refused",
                              self.channel_name)
+            self.context.count_signature_failure()
             raise web.HTTPForbidden(text="missing X-Twilio-Signature")
         if request.content_type != _FORM_TYPE:
             raise web.HTTPBadRequest(text=f"expected {_FORM_TYPE}")
@@ -89,6 +90,7 @@ class TwilioWebhooks:
         if not self.signature_matches(public, form, signature):
             self.log.warning("twilio %s webhook with a wrong X-Twilio-Signature: refused",
                              self.channel_name)
+            self.context.count_signature_failure()
             raise web.HTTPForbidden(text="invalid X-Twilio-Signature")
         return form  # type: ignore[return-value]
 
@@ -111,7 +113,7 @@ class TwilioWebhooks:
         # Stored durably before Twilio gets its 200; classified and answered in the background.
         stored = await self.context.accept(message)
         self.log.debug(
-            "twilio %s inbound %s from %s: %s", self.channel_name, sid, mask_phone(sender),
+            "twilio %s inbound %s from %s: %s", self.channel_name, sid, mask_address(sender),
             "stored" if stored else "duplicate",
         )
         return web.Response(text=EMPTY_TWIML, content_type="text/xml", charset="utf-8")
@@ -135,8 +137,8 @@ class TwilioWebhooks:
             reason = rule.meaning if rule else f"Twilio error {error_code}"
         elif twilio_status == "canceled":
             reason = "message canceled before it was sent"
-        endpoint_state = rule.endpoint_state if rule and status in ("failed", "undelivered") \
-            else None
+        failed = status in ("failed", "undelivered")
+        endpoint_state = rule.endpoint_state if rule and failed else None
         update = StatusUpdate(
             channel=self.channel_name,
             provider_message_id=sid,
@@ -144,6 +146,7 @@ class TwilioWebhooks:
             error_code=error_code,
             error_reason=reason,
             endpoint_state=endpoint_state,
+            retry_after=rule.redeliver_after if rule and failed else None,
         )
         applied = await self.context.update_status(update)
         recipient = (form.get("To") or "").strip()

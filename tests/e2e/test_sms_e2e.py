@@ -147,11 +147,11 @@ async def test_invitation_statuses_replies_and_provider_errors(
         ]
         # Out of order and repeated: never backwards, applied once.
         assert await twilio.post_status_callbacks(maria_sms.sid, ["sent", "delivered"]) == [204, 204]
-        await twilio.post_status_callbacks(accepted[SARAH].sid, ["failed"], error_code=30003)
+        await twilio.post_status_callbacks(accepted[SARAH].sid, ["failed"], error_code=30008)
         rows = {r.address: r for r in await live.outbox(broadcast_id=broadcast_id)}
         assert rows[MARIA].status == "delivered"
-        assert rows[SARAH].status == "failed" and rows[SARAH].error_code == "30003"
-        assert "unreachable" in (rows[SARAH].error_reason or "")
+        assert rows[SARAH].status == "failed" and rows[SARAH].error_code == "30008"
+        assert "unknown delivery error" in (rows[SARAH].error_reason or "")
         async with live.gw.db.session() as session:
             events = list(
                 await session.scalars(

@@ -248,3 +248,36 @@ async def test_a_repeated_update_is_processed_once(
     await wait_until(lambda: len(handed) >= 2)
     await wait_until(lambda: len(telegram_server.calls_of("getUpdates")) >= 3)
     assert sorted(handed) == ["1", "2"]  # the core never even saw the repeat
+
+
+async def test_an_update_aiogram_cannot_parse_is_skipped_and_later_ones_arrive(
+    make_channel, telegram_server, context, wait_until
+):
+    await make_channel()
+    # A handled type in a shape aiogram refuses: fetched as plain JSON, it is confirmed and
+    # skipped instead of failing every getUpdates after it.
+    telegram_server.push_update(
+        {"message": {"message_id": 1, "chat": {"id": int(CHAT)}, "date": "yesterday"}}
+    )
+    telegram_server.push_update(telegram_server.text_message_update(CHAT, "Haa, waan imanayaa"))
+    await wait_until(lambda: context.received)
+    assert [m.text for m in context.received] == ["Haa, waan imanayaa"]
+    # Both were confirmed: the next getUpdates asks for what comes after them.
+    await wait_until(
+        lambda: int(telegram_server.calls_of("getUpdates")[-1].params.get("offset") or 0) >= 3
+    )
+
+
+async def test_update_types_without_a_handler_are_ignored_while_polling(
+    make_channel, telegram_server, context, wait_until
+):
+    # Telegram sends polling bots only the types they ask for; a type without a handler that
+    # arrives all the same (the same path serves webhooks) is confirmed and ignored.
+    channel = await make_channel()
+    poll = {"update_id": 1, "poll": {"id": "1", "question": "Which day?", "options": []}}
+    join = {"update_id": 2, "chat_join_request": {"chat": {"id": -100}, "date": 1700000000}}
+    assert await channel.process_update(poll) == "ignored"
+    assert await channel.process_update(join) == "ignored"
+    telegram_server.push_update(telegram_server.text_message_update(CHAT, "ok"))
+    await wait_until(lambda: context.received)
+    assert [m.text for m in context.received] == ["ok"]

@@ -17,7 +17,6 @@ from gateway_plugins import telegram as telegram_plugin
 from gateway_plugins.telegram import TelegramChannel, TelegramSettings
 from gateway_plugins.telegram.errors import send_error_from
 from gateway_plugins.telegram.keyboards import encode_answer, parse_answer, parse_language
-from gateway_plugins.telegram.privacy import mask_chat_id
 from pydantic import ValidationError
 
 from gateway import Button, DeliveryUnknownError, PermanentSendError, RetryableSendError
@@ -101,8 +100,3 @@ def test_error_mapping_in_one_place():
     assert isinstance(send_error_from(_network(refused)), RetryableSendError)
     assert isinstance(send_error_from(_network(TimeoutError())), DeliveryUnknownError)
 
-
-def test_chat_ids_are_masked_in_logs():
-    assert mask_chat_id("5550001001") == "55******01"
-    assert mask_chat_id(-100123) == "-1***23"
-    assert mask_chat_id("12") == "**"

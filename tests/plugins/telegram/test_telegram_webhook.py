@@ -123,3 +123,62 @@ async def test_malformed_body_is_a_400(gateway_http, context, body):
 async def test_polling_channels_mount_no_webhook(make_channel):
     channel = await make_channel()
     assert channel.webhooks() == {}
+
+
+def _poll_update(update_id: int) -> dict:
+    # As the Bot API sends a poll; its options lack a field aiogram's model requires.
+    poll = {
+        "id": "5440000000000000001",
+        "question": "Which day?",
+        "options": [{"text": "Monday", "voter_count": 1}, {"text": "Friday", "voter_count": 0}],
+        "total_voter_count": 1,
+        "is_closed": False,
+        "is_anonymous": True,
+        "type": "regular",
+        "allows_multiple_answers": False,
+    }
+    return {"update_id": update_id, "poll": poll}
+
+
+def _join_request_update(update_id: int) -> dict:
+    return {
+        "update_id": update_id,
+        "chat_join_request": {
+            "chat": {"id": -1001234567890, "type": "supergroup", "title": "Parents"},
+            "from": {"id": 5550007007, "is_bot": False, "first_name": "Parent"},
+            "user_chat_id": 5550007007,
+            "date": 1700000000,
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        _poll_update(900001),
+        _join_request_update(900002),
+        {"update_id": 900003, "a_type_from_a_future_bot_api": {"x": 1}},
+        # A type the bot handles, in a shape this aiogram cannot parse.
+        {"update_id": 900004, "message": {"message_id": 1, "chat": {"id": 5}, "date": "yesterday"}},
+    ],
+    ids=["poll", "chat_join_request", "future-type", "unparseable-message"],
+)
+async def test_updates_the_bot_does_not_handle_are_answered_200_and_ignored(
+    gateway_http, telegram_server, context, update
+):
+    url = str(gateway_http.make_url(PATH))
+    assert await telegram_server.deliver_webhook(update, url=url, secret=SECRET) == 200
+    assert context.received == []
+    # Later updates are processed as usual.
+    message = telegram_server.text_message_update(CHAT, "still here")
+    assert await telegram_server.deliver_webhook(message, url=url, secret=SECRET) == 200
+    assert [m.text for m in context.received] == ["still here"]
+
+
+async def test_missing_or_wrong_secret_is_counted(gateway_http, telegram_server, context):
+    update = telegram_server.text_message_update(CHAT, "hello")
+    await gateway_http.post(PATH, json=update)
+    await gateway_http.post(PATH, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "no"})
+    assert context.signature_failures == 2
+    await gateway_http.post(PATH, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": SECRET})
+    assert context.signature_failures == 2
