@@ -558,6 +558,24 @@ def survey_results(
 
 
 # -- inbox ---------------------------------------------------------------------------------------
+@inbox_app.command("answer")
+def inbox_answer(
+    inbound_id: Annotated[int, typer.Argument(help="Inbox item id.")],
+    value: Annotated[str, typer.Argument(help="The answer to record (e.g. yes, no, maybe, a choice value).")],
+    config: ConfigOpt = None,
+) -> None:
+    """Confirm or correct the answer an inbox item gives, in one action."""
+
+    async def record(gw: Any) -> str:
+        try:
+            return await gw.inbound.surveys.record_for_staff(inbound_id, value, staff="command line")
+        except (LookupError, ValueError) as exc:
+            raise GatewayError(str(exc)) from None
+
+    classification = with_gateway(config, record)
+    console.print(f"inbox item {inbound_id}: answer {value!r} recorded ({classification})")
+
+
 @inbox_app.command("flag")
 def inbox_flag(
     inbound_id: Annotated[int, typer.Argument(help="Inbox item id.")],
