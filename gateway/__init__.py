@@ -9,6 +9,7 @@ from __future__ import annotations
 import pluggy
 
 from gateway.channels import (
+    Attachment,
     Button,
     Channel,
     ChannelContext,
@@ -43,6 +44,7 @@ hookimpl = pluggy.HookimplMarker("gateway")
 """Decorator marking a function as a gateway hook implementation."""
 
 __all__ = [
+    "Attachment",
     "Button",
     "Channel",
     "ChannelContext",

@@ -127,7 +127,10 @@ async def send_broadcast(
         planned = await schedule_event_reminders(gw, request.event_id or 0, spec, not_before=send_at)
         notes += [f"reminder {r['offset']} before: {r['run_at']}" for r in planned]
         data["reminders"] = planned
-    data["notes"] = notes + _translation_notes(gw, data)
+    from gateway.families import audience_problems
+
+    audience_notes = [f"audience: {p}" for p in await audience_problems(gw, request.audience, school_scope)]
+    data["notes"] = audience_notes + notes + _translation_notes(gw, data)
     return data
 
 
@@ -316,23 +319,27 @@ async def preview_template(
     audience: str | None = None,
     policy: str = "preferred",
     school_scope: list[str] | None = None,
+    context: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Each language × channel exactly as the broadcast would send it (the planner's own path),
     for the first guardian of the audience reading it; a sample guardian where there is none.
-    ``languages`` defaults to English and every language with a reviewed catalog."""
-    spec = event_spec or (load_event(event_file) if event_file else _sample_event())
+    ``languages`` defaults to English and every language with a reviewed catalog. A message
+    with a ``context`` (an announcement) has no event."""
+    spec = event_spec or (load_event(event_file) if event_file else (None if context else _sample_event()))
     request = BroadcastRequest(
         template=template,
-        audience=audience if audience is not None else spec.audience,
+        audience=audience if audience is not None else (spec.audience if spec else ""),
         channels=channels,
         policy=policy,  # type: ignore[arg-type]
-        event=spec.template_context(),
+        event=spec.template_context() if spec else None,
+        context=dict(context or {}),
         school_scope=school_scope,
     )
-    if spec.rsvp and template in EVENT_TEMPLATES:
+    if spec is not None and spec.rsvp and template in EVENT_TEMPLATES:
         request.survey, request.question_id = rsvp_survey(spec.id, spec.title), "rsvp"
     langs = languages or ["en", *gw.catalogs.available()]
-    return await gw.planner.samples(request, languages=langs, sample_timezone=spec.timezone)
+    zone = spec.timezone if spec else gw.config.district_timezone
+    return await gw.planner.samples(request, languages=langs, sample_timezone=zone)
 
 
 def _sample_event() -> EventSpec:

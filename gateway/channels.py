@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gateway.errors import EndpointState
 
 __all__ = [
+    "Attachment",
     "Button",
     "Channel",
     "ChannelContext",
@@ -101,6 +102,18 @@ class Button:
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file that goes with a message: channels that carry files attach ``path``'s bytes;
+    the others have the ``url`` in the text already."""
+
+    filename: str
+    content_type: str
+    path: Path
+    url: str | None = None
+    size: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class OutboundMessage:
     """One rendered message for one address, as the outbox hands it to a channel."""
 
@@ -122,6 +135,8 @@ class OutboundMessage:
     broadcast_id: int | None = None
     attempt: int = 1
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    attachments: tuple[Attachment, ...] = ()
+    """Files to send with the message (channels with ``supports_attachments``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +273,8 @@ class Channel(abc.ABC):
     Settings: ClassVar[type[ChannelSettings]] = ChannelSettings
     max_body_length: ClassVar[int | None] = None
     supports_buttons: ClassVar[bool] = False
+    supports_attachments: ClassVar[bool] = False
+    """Whether the channel sends files itself (e-mail); others get a link in the text."""
     default_rate_per_second: ClassVar[float | None] = None
     default_rate_per_recipient_per_second: ClassVar[float | None] = None
 

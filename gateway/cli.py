@@ -307,6 +307,12 @@ def broadcast_send(
     urgent: Annotated[bool, typer.Option("--urgent", help="Ignore quiet hours.")] = False,
     policy: Annotated[str, typer.Option(help="preferred (with fallback) or all.")] = "preferred",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Summary only; nothing is written.")] = False,
+    title: Annotated[str | None, typer.Option(help="Announcement: its title.")] = None,
+    body: Annotated[str | None, typer.Option(help="Announcement: the message.")] = None,
+    link: Annotated[str | None, typer.Option(help="Announcement: a web address to add.")] = None,
+    attach: Annotated[
+        Path | None, typer.Option(help="Announcement: a PDF or image to attach.", exists=True, dir_okay=False)
+    ] = None,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
@@ -314,9 +320,18 @@ def broadcast_send(
     from gateway.broadcasts import send_broadcast
 
     send_at = _parse_at(at)
-    summary = with_gateway(
-        config,
-        lambda gw: send_broadcast(
+    context = {k: v for k, v in (("title", title), ("body", body), ("link", link)) if v is not None}
+
+    async def send(gw: Any) -> dict[str, Any]:
+        if attach is not None:
+            from gateway.attachments import store_attachment
+
+            async def chunks() -> Any:
+                yield attach.read_bytes()
+
+            stored = await store_attachment(gw, attach.name, chunks(), created_by="command line")
+            context["attachment"] = stored.as_context()
+        return await send_broadcast(
             gw,
             template,
             event_file=event,
@@ -326,8 +341,10 @@ def broadcast_send(
             urgent=urgent,
             policy=policy,
             dry_run=dry_run,
-        ),
-    )
+            context=context or None,
+        )
+
+    summary = with_gateway(config, send)
     _print_summary(summary, as_json)
 
 

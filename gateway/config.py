@@ -81,6 +81,8 @@ class HttpConfig(_Section):
     port: int = Field(default=8080, ge=0, le=65535)
     public_base_url: str | None = None
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_attachment_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, le=50 * 1024 * 1024)
+    """Largest file a liaison may attach to an announcement (PDF or image)."""
     idempotency_key_hours: float = Field(default=24, gt=0, le=24 * 365)
 
     @field_validator("public_base_url")

@@ -18,7 +18,7 @@ from gateway.storage.models import Family, Guardian
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
-__all__ = ["import_families", "onboarding_links"]
+__all__ = ["audience_problems", "import_families", "onboarding_links"]
 
 PROGRESS_THRESHOLD = 2000
 
@@ -86,3 +86,66 @@ async def onboarding_links(
         url = f"https://t.me/{bot}?start={token}" if bot else f"/start {token}"
         links.append({"guardian": guardian.name, "language": guardian.language, "token": token, "url": url})
     return links
+
+
+async def audience_problems(gw: Gateway, expression: str, scope: list[str] | None = None) -> list[str]:
+    """Terms of an audience expression that match no school, grade, language, tag or family the
+    district has (within ``scope``): a typo would otherwise silently mean nobody."""
+    import difflib
+    import json
+
+    from sqlalchemy import Text, cast, func
+
+    from gateway.domain.audience import _grade_key, _key, parse_audience
+    from gateway.storage.models import Student
+
+    audience = parse_audience(expression)
+    problems: list[str] = []
+    async with gw.db.session() as session:
+        in_scope = (
+            func.lower(Student.school).in_([s.casefold() for s in scope]) if scope is not None else None
+        )
+        schools: dict[str, str] = {}
+        grades: dict[str, str] = {}
+        tags: dict[str, str] = {}
+        pairs = select(Student.school, Student.grade).distinct()
+        tag_lists = select(cast(Student.tags, Text)).where(Student.tags.is_not(None)).distinct()
+        if in_scope is not None:
+            pairs, tag_lists = pairs.where(in_scope), tag_lists.where(in_scope)
+        for school, grade in (await session.execute(pairs)).all():
+            if school:
+                schools[_key(school)] = school
+            if grade:
+                grades[_grade_key(grade)] = grade
+        for raw in await session.scalars(tag_lists):
+            for tag in json.loads(raw or "[]") or []:
+                tags[_key(str(tag))] = str(tag)
+        languages = {
+            str(code).casefold() for code in await session.scalars(select(Guardian.language).distinct())
+        }
+        families = set()
+        if audience.families:
+            families = set(
+                await session.scalars(
+                    select(Family.external_id).where(Family.external_id.in_(sorted(audience.families)))
+                )
+            )
+
+    def unknown(kind: str, wanted: frozenset[str], known: dict[str, str] | set[str]) -> None:
+        names = known if isinstance(known, dict) else {k: k for k in known}
+        for value in sorted(wanted):
+            if value in names or (
+                kind == "language" and value.split("-")[0] in {k.split("-")[0] for k in names}
+            ):
+                continue
+            close = difflib.get_close_matches(value, list(names), n=1, cutoff=0.6)
+            hint = f" (did you mean {names[close[0]]!r}?)" if close else ""
+            problems.append(f"{kind}:{value} matches no {kind} of your families{hint}")
+
+    unknown("school", audience.schools, schools)
+    unknown("grade", audience.grades, grades)
+    unknown("language", audience.languages, languages)
+    unknown("tag", audience.tags, tags)
+    for family_id in sorted(audience.families - families):
+        problems.append(f"family:{family_id} is no family of the district")
+    return problems

@@ -36,6 +36,8 @@ async def list_inbox(
     unread: bool = False,
     schools: list[str] | None = None,
     needs_interpreter: bool | None = None,
+    urgent: bool | None = None,
+    language: str | None = None,
     limit: int = 500,
 ) -> list[dict[str, Any]]:
     """The ``inbox --json`` shape."""
@@ -51,6 +53,10 @@ async def list_inbox(
             query = query.where(InboundRecord.answered_at.is_(None), InboundRecord.read.is_(False))
         if needs_interpreter is not None:
             query = query.where(InboundRecord.needs_interpreter.is_(needs_interpreter))
+        if urgent is not None:
+            query = query.where(InboundRecord.urgent.is_(urgent))
+        if language:
+            query = query.where(InboundRecord.language == language)
         if schools is not None:
             from sqlalchemy import func
 
@@ -72,6 +78,7 @@ async def list_inbox(
             {
                 "id": record.id,
                 "family_id": family_id,
+                "guardian_id": record.guardian_id,
                 "guardian": guardian,
                 "students": students,
                 "channel": record.channel,

@@ -110,6 +110,10 @@ async def sandbox_messages(gw: Gateway) -> list[dict[str, Any]]:
                 "body": r.body,
                 "html": r.html,
                 "buttons": (r.payload or {}).get("buttons", []),
+                "attachments": [
+                    {k: a.get(k) for k in ("name", "type", "size", "url")}
+                    for a in (r.payload or {}).get("attachments", [])
+                ],
                 "conversation": r.conversation,
             }
             for r in rows

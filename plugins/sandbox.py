@@ -48,6 +48,11 @@ class SandboxChannel(Channel):
         """Buttons are shown only where the channel being simulated has them (Telegram)."""
         return self.kind == "telegram"
 
+    @property
+    def supports_attachments(self) -> bool:  # type: ignore[override]
+        """Files go with the message where the channel being simulated carries them (e-mail)."""
+        return self.kind == "email"
+
     async def start(self) -> None:
         """Create the outbox folder."""
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -65,6 +70,10 @@ class SandboxChannel(Channel):
             "body": message.body,
             "html": message.html,
             "buttons": [[b.value, b.label] for b in message.buttons],
+            "attachments": [
+                {"name": a.filename, "type": a.content_type, "size": a.size, "url": a.url}
+                for a in message.attachments
+            ],
             "reply_token": message.reply_token,
         }
         self.folder.mkdir(parents=True, exist_ok=True)

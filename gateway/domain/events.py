@@ -42,11 +42,12 @@ class EventSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-    title: str = Field(min_length=1)
-    description: str = ""
+    title: str = Field(min_length=1, max_length=150)
+    description: str = Field(default="", max_length=2000)
     school: str | None = None
-    place: str | None = None
-    address: str | None = None
+    place: str = Field(min_length=1, max_length=200)
+    """Where families go (required: every invitation, reminder and confirmation says it)."""
+    address: str | None = Field(default=None, max_length=200)
     start: datetime
     end: datetime | None = None
     timezone: str = "America/Chicago"

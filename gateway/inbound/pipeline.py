@@ -563,7 +563,11 @@ class InboundPipeline:
                 endpoint=endpoint,
                 strings=strings,
                 context={"text": translated},
-                payload={"in_reply_to_inbound": record.id, "translation_origin": str(translated.origin)},
+                payload={
+                    "in_reply_to_inbound": record.id,
+                    "translation_origin": str(translated.origin),
+                    "staff_text": text,
+                },
             )
             record.answered_at = utcnow()
             record.read = True

@@ -26,11 +26,19 @@ import socket
 import time
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, insert, or_, select, update
 
-from gateway.channels import DELIVERY_STATUS_ORDER, Button, Channel, OutboundMessage, StatusUpdate
+from gateway.channels import (
+    DELIVERY_STATUS_ORDER,
+    Attachment,
+    Button,
+    Channel,
+    OutboundMessage,
+    StatusUpdate,
+)
 from gateway.errors import DeliveryUnknownError, SendError
 from gateway.outbox.rate_limit import RateLimiter, make_rate_limiter
 from gateway.privacy import mask_address
@@ -759,4 +767,14 @@ def to_outbound(row: OutboxMessage | ClaimedMessage) -> OutboundMessage:
         broadcast_id=row.broadcast_id,
         attempt=row.attempts,
         metadata={k: v for k, v in payload.items() if k in ("survey_id", "question_id")},
+        attachments=tuple(
+            Attachment(
+                filename=str(a["name"]),
+                content_type=str(a["type"]),
+                path=Path(str(a["path"])),
+                url=a.get("url"),
+                size=int(a.get("size") or 0),
+            )
+            for a in payload.get("attachments", [])
+        ),
     )

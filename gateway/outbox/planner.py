@@ -796,6 +796,11 @@ class BroadcastPlanner:
             payload["unsubscribe_url"] = unsubscribe_url
         if fallback_ids:
             payload["fallback"] = fallback_ids
+        attachment = request.context.get("attachment")
+        if isinstance(attachment, dict) and channel.supports_attachments:
+            payload["attachments"] = [
+                {**attachment, "path": str(gw.data_dir / "attachments" / attachment["token"])}
+            ]
         if pack.question:
             payload["survey_id"] = request.survey_id
             payload["question_id"] = pack.question["id"]

@@ -41,6 +41,10 @@ __all__ = [
 ]
 
 
+#: The longest staff answer: what one SMS provider message carries (Twilio: 1,600 characters).
+MAX_REPLY_CHARACTERS = 1600
+
+
 class NotFoundError(LookupError):
     """Unknown, or outside the staff member's schools (the two are never told apart)."""
 
@@ -317,6 +321,11 @@ async def reply_to_inbox(gw: Gateway, staff: StaffIdentity, inbound_id: int, tex
     text = text.strip()
     if not text:
         raise GatewayError("the reply is empty")
+    if len(text) > MAX_REPLY_CHARACTERS:
+        raise GatewayError(
+            f"the reply has {len(text)} characters; at most {MAX_REPLY_CHARACTERS} go in one message "
+            "(a text message can carry no more)"
+        )
     if not await inbox_item_in_scope(gw, inbound_id, staff.scope):
         raise NotFoundError(f"no inbox item {inbound_id}")
     row = await gw.inbound.staff_reply(inbound_id, text, staff=staff.email)

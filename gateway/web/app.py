@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from aiohttp import web
 from sqlalchemy import func, select
@@ -37,6 +38,7 @@ def create_app(gw: Gateway) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/unsubscribe/{token}", unsubscribe_post)
     app.router.add_get("/unsubscribe/{token}", unsubscribe_get)
+    app.router.add_get("/files/{token}/{filename}", attachment_file)
     app.router.add_post("/webhooks/{channel}/{action}", _unknown_webhook)
     gw.pm.hook.gateway_web_routes(gateway=gw, app=app)
     from gateway.web.routes import register
@@ -65,6 +67,33 @@ async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
     except Exception:
         log.exception("error handling %s %s", request.method, request.path)
         return web.json_response({"error": "internal error"}, status=500)
+
+
+async def attachment_file(request: web.Request) -> web.StreamResponse:
+    """An announcement's attached file, at its unguessable address (no sign-in: families open
+    it from a text message); unknown and malformed tokens look the same."""
+    from gateway.attachments import AttachmentError, attachment_path, find_attachment
+
+    gw = request.app[GATEWAY_KEY]
+    token = request.match_info["token"]
+    try:
+        path = attachment_path(gw, token)
+    except AttachmentError:
+        raise web.HTTPNotFound() from None
+    found = await find_attachment(gw, token)
+    if found is None or not path.is_file():
+        raise web.HTTPNotFound()
+    response = web.FileResponse(
+        path,
+        headers={
+            "Content-Type": found.content_type,
+            "Content-Disposition": f"inline; filename*=UTF-8''{quote(found.filename)}",
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, max-age=86400",
+            "Referrer-Policy": "no-referrer",
+        },
+    )
+    return response
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -6,14 +6,13 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
 
 from gateway.broadcasts import preview_template
-from gateway.config import format_validation_error
 from gateway.domain.events import EventSpec
 from gateway.domain.languages import display_name, is_rtl
 from gateway.rendering.composer import RECEIVED_LABELS, what_families_got
@@ -22,20 +21,42 @@ from gateway.web.queries import audience_breakdown
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
-__all__ = ["ComposeForm", "build_preview", "parse_compose", "parse_local_time"]
+__all__ = ["LIMITS", "ComposeForm", "build_preview", "parse_compose", "parse_local_time"]
 
 EVENT_TEMPLATES = ("workshop_invitation", "event_reminder")
+MESSAGE_TEMPLATES = ("announcement",)
+#: Longest text each field takes (a title or an SMS body beyond these helps no family).
+LIMITS = {
+    "title": 150,
+    "description": 2000,
+    "place": 200,
+    "address": 200,
+    "body": 1600,
+    "link": 500,
+    "reminders": 100,
+}
 
 
 @dataclass
 class ComposeForm:
-    """What the liaison typed, kept to refill the form."""
+    """What the liaison typed, kept to refill the form, and what is wrong with it, per field."""
 
     values: dict[str, Any]
     channels: list[str]
-    errors: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
     event: EventSpec | None = None
+    message: dict[str, Any] | None = None
+    """An announcement's context: title, body, link (free text; attachment added later)."""
     send_at: datetime | None = None
+
+    @property
+    def error_list(self) -> list[str]:
+        """The errors as sentences (for the summary at the top of the form)."""
+        return list(self.errors.values())
+
+    def fail(self, name: str, message: str) -> None:
+        """Record the first problem of a field."""
+        self.errors.setdefault(name, message)
 
 
 def parse_local_time(value: str, zone: str) -> datetime | None:
@@ -55,32 +76,85 @@ def _slug(text: str) -> str:
     return slug[:60] or "event"
 
 
-def parse_compose(form: dict[str, Any], channel_names: list[str]) -> ComposeForm:
-    """Validate the compose form into an :class:`EventSpec` and a send time."""
+def parse_compose(
+    form: dict[str, Any], channel_names: list[str], now: datetime | None = None
+) -> ComposeForm:
+    """Validate the compose form before anything is written: every problem is reported next to
+    its field, in plain words. Empty optional fields are left out of the message."""
     values = {k: (v.strip() if isinstance(v, str) else v) for k, v in form.items()}
     chosen = [c for c in channel_names if values.get(f"channel_{c}")]
-    result = ComposeForm(values=values, channels=chosen or list(channel_names))
+    result = ComposeForm(values=values, channels=chosen)
+    now = now or datetime.now(UTC)
+    template = values.get("template") or "workshop_invitation"
+    if template not in (*EVENT_TEMPLATES, *MESSAGE_TEMPLATES):
+        names = ", ".join((*EVENT_TEMPLATES, *MESSAGE_TEMPLATES))
+        result.fail("template", f"Template: choose one of {names}")
+    if not chosen:
+        result.fail("channels", "Channels: choose at least one channel")
+    for name, limit in LIMITS.items():
+        text = values.get(name) or ""
+        if len(text) > limit:
+            result.fail(name, f"{name.capitalize()}: at most {limit} characters (now {len(text)})")
     zone = values.get("timezone") or "America/Chicago"
     try:
         ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError):
-        result.errors.append(f"Time zone: unknown time zone {zone!r}")
+        result.fail("timezone", f"Time zone: unknown time zone {zone!r}")
         return result
+    when_later = values.get("when") == "later"
+    try:
+        result.send_at = parse_local_time(values.get("at", ""), zone) if when_later else None
+    except ValueError:
+        result.fail("at", "Send at: not a date and time")
+    if when_later and result.send_at is None and "at" not in result.errors:
+        result.fail("at", "Send at: choose a date and time, or send now")
+    if result.send_at is not None and result.send_at <= now:
+        result.fail("at", "Send at: this time has passed")
+    if values.get("policy", "preferred") not in ("preferred", "all"):
+        result.fail("policy", "Channel policy: preferred or all")
+    if template in MESSAGE_TEMPLATES:
+        _parse_message(values, result)
+    else:
+        _parse_event(values, result, zone, now)
+    return result
+
+
+def _parse_message(values: dict[str, Any], result: ComposeForm) -> None:
+    title, body, link = values.get("title") or "", values.get("body") or "", values.get("link") or ""
+    if not title:
+        result.fail("title", "Title: required")
+    if not body:
+        result.fail("body", "Message: required")
+    if link and not re.match(r"^https?://[^\s/$.?#].[^\s]*$", link, re.IGNORECASE):
+        result.fail("link", "Link: a web address starting with http:// or https://")
+    result.message = {"title": title, "body": body, "link": link or None}
+
+
+def _parse_event(values: dict[str, Any], result: ComposeForm, zone: str, now: datetime) -> None:
     try:
         start = parse_local_time(values.get("start", ""), zone)
+    except ValueError:
+        result.fail("start", "Starts: not a date and time")
+        return
+    try:
         end = parse_local_time(values.get("end", ""), zone)
-        result.send_at = (
-            parse_local_time(values.get("at", ""), zone) if values.get("when") == "later" else None
-        )
-    except ValueError as exc:
-        result.errors.append(f"Date and time: {exc}")
-        return result
-    if values.get("when") == "later" and result.send_at is None:
-        result.errors.append("Schedule: choose a date and time, or send now")
-    if start is None:
-        result.errors.append("Start: required")
-        return result
+    except ValueError:
+        result.fail("end", "Ends: not a date and time")
+        end = None
     title = values.get("title") or ""
+    if not title:
+        result.fail("title", "Event title: required")
+    if not values.get("place"):
+        result.fail("place", "Place: required (families need to know where to go)")
+    if start is None:
+        result.fail("start", "Starts: required")
+        return
+    if start <= now:
+        result.fail("start", "Starts: this date is in the past; invitations go only to future events")
+    if end is not None and end <= start:
+        result.fail("end", "Ends: must be after the start")
+    if result.send_at is not None and result.send_at >= start:
+        result.fail("at", "Send at: after the event starts; families would be invited too late")
     reminders = [r.strip() for r in (values.get("reminders") or "").split(",") if r.strip()]
     data = {
         "id": values.get("event_id") or f"{_slug(title)}-{start.date().isoformat()}",
@@ -100,20 +174,26 @@ def parse_compose(form: dict[str, Any], channel_names: list[str]) -> ComposeForm
     try:
         result.event = EventSpec.model_validate(data)
     except ValidationError as exc:
-        result.errors.extend(format_validation_error(exc, "event").split("\n"))
-    if values.get("policy", "preferred") not in ("preferred", "all"):
-        result.errors.append("Channel policy: preferred or all")
-    return result
+        for error in exc.errors():
+            name = str(error["loc"][0]) if error["loc"] else "form"
+            if error["type"] == "string_too_short":
+                reason = "required"
+            elif error["type"] == "string_too_long":
+                reason = f"at most {error['ctx']['max_length']} characters"
+            else:
+                reason = error["msg"].removeprefix("Value error, ")
+            result.fail(name, f"{name.capitalize()}: {reason}")
 
 
 async def build_preview(
     gw: Gateway,
     template: str,
-    event: EventSpec,
+    event: EventSpec | None,
     audience: str,
     channels: list[str],
     policy: str,
     scope: list[str] | None,
+    context: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Who it reaches and how each audience language reads, before anything is written."""
     breakdown = await audience_breakdown(gw, audience, channels, policy, scope)
@@ -128,6 +208,7 @@ async def build_preview(
         audience=audience,
         policy=policy,
         school_scope=scope,
+        context=context,
     )
     used = {(c["language"], c["channel"]): c["messages"] for c in breakdown["cells"]}
     by_language: dict[str, dict[str, Any]] = {}

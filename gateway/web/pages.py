@@ -19,8 +19,9 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import jinja2
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 from markupsafe import Markup
+from multidict import MultiDict
 
 from gateway.audit import audit
 from gateway.domain.languages import display_name, is_rtl
@@ -41,7 +42,14 @@ from gateway.web.auth import (
     start_session,
 )
 from gateway.web.charts import bars, funnel_chart
-from gateway.web.compose import EVENT_TEMPLATES, build_preview, parse_compose, text_source
+from gateway.web.compose import (
+    EVENT_TEMPLATES,
+    LIMITS,
+    MESSAGE_TEMPLATES,
+    build_preview,
+    parse_compose,
+    text_source,
+)
 
 __all__ = ["add_page_routes", "make_environment"]
 
@@ -173,15 +181,63 @@ def page(handler: Page) -> Callable[[web.Request], Awaitable[web.StreamResponse]
                 raise web.HTTPSeeOther("/login?" + urlencode({"next": request.path_qs}))
             raise web.HTTPForbidden(text="Sign in first.")
         if request.method == "POST":
-            try:
-                form = await request.post()
-            except ValueError:
-                raise web.HTTPBadRequest(text="Malformed form data.") from None
+            if request.content_type == "multipart/form-data":
+                form = await _multipart_form(request, staff)
+            else:
+                try:
+                    form = await request.post()
+                except ValueError:
+                    raise web.HTTPBadRequest(text="Malformed form data.") from None
             check_csrf(request, form.get(CSRF_FIELD))  # type: ignore[arg-type]
             request[FORM_KEY] = form
         return await handler(request, staff)
 
     return wrapped
+
+
+#: Largest text field of a multipart form (the file itself has its own limit).
+MAX_FIELD_BYTES = 64 * 1024
+
+
+async def _multipart_form(request: web.Request, staff: StaffIdentity) -> MultiDict[str]:
+    """A form with a file, streamed: text fields (each capped), and an ``attachment`` file
+    stored at once (PDF or image, ``http.max_attachment_bytes``) — its token in
+    ``attachment_token``, or the reason it was refused in ``attachment_error``. The CSRF token
+    must come before the file (it is the form's first field) and is checked before anything of
+    the file is kept."""
+    from gateway.attachments import AttachmentError, store_attachment
+
+    form: MultiDict[str] = MultiDict()
+    try:
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader) or not part.name:
+                continue
+            if part.filename is not None:
+                if part.name != "attachment" or not part.filename:
+                    await part.release()
+                    continue
+                if CSRF_FIELD not in form:
+                    raise web.HTTPBadRequest(text="The form's token must come before the file.")
+                check_csrf(request, form[CSRF_FIELD])
+
+                async def chunks(body: BodyPartReader = part) -> Any:
+                    while chunk := await body.read_chunk(64 * 1024):
+                        yield chunk
+
+                try:
+                    stored = await store_attachment(_gw(request), part.filename, chunks(), staff.email)
+                    form["attachment_token"] = stored.token
+                except AttachmentError as exc:
+                    form["attachment_error"] = str(exc)
+                continue
+            value = await part.read(decode=True)
+            if len(value) > MAX_FIELD_BYTES:
+                raise web.HTTPRequestEntityTooLarge(max_size=MAX_FIELD_BYTES, actual_size=len(value))
+            form.add(part.name, value.decode(part.get_charset("utf-8"), errors="replace"))
+    except (ValueError, AssertionError) as exc:
+        raise web.HTTPBadRequest(text=f"Malformed form data: {exc}") from None
+    return form
 
 
 def _safe_next(value: str | None) -> str:
@@ -241,7 +297,7 @@ async def index(request: web.Request) -> web.StreamResponse:
 
 # -- compose --------------------------------------------------------------------------------------
 def _default_form(gw: Any) -> dict[str, Any]:
-    zone = gw.config.families.default_timezone
+    zone = gw.config.district_timezone
     start = (datetime.now(ZoneInfo(zone)) + timedelta(days=7)).replace(
         hour=18, minute=0, second=0, microsecond=0
     )
@@ -273,7 +329,10 @@ def audience_expression(form: dict[str, Any]) -> str:
 async def compose_get(request: web.Request, staff: StaffIdentity) -> web.Response:
     """The compose form."""
     gw = _gw(request)
-    return await _compose_page(request, staff, _default_form(gw), list(gw.channels), [], None)
+    values = _default_form(gw)
+    if request.query.get("template") in MESSAGE_TEMPLATES:
+        values["template"] = request.query["template"]
+    return await _compose_page(request, staff, values, list(gw.channels), {}, None)
 
 
 async def _compose_page(
@@ -281,15 +340,14 @@ async def _compose_page(
     staff: StaffIdentity,
     values: dict[str, Any],
     channels: list[str],
-    errors: list[str],
+    errors: dict[str, str],
     preview: dict[str, Any] | None,
     status: int = 200,
+    attachment: Any = None,
 ) -> web.Response:
     gw = _gw(request)
     options = await queries.audience_options(gw, staff.scope)
-    templates = (
-        sorted(p.stem for p in gw.config.templates_dir.glob("*.j2")) if gw.config.templates_dir else []
-    )
+    available = set(gw.renderer.names())
     return render(
         request,
         "compose.html",
@@ -301,9 +359,13 @@ async def _compose_page(
         errors=errors,
         preview=preview,
         options=options,
-        templates=[t for t in EVENT_TEMPLATES if t in templates] or list(EVENT_TEMPLATES),
+        templates=[t for t in (*EVENT_TEMPLATES, *MESSAGE_TEMPLATES) if t in available],
+        message_templates=MESSAGE_TEMPLATES,
+        limits=LIMITS,
         text_source=text_source,
         audience=audience_expression(values),
+        attachment=attachment,
+        max_attachment_mb=gw.config.http.max_attachment_bytes // (1024 * 1024),
     )
 
 
@@ -313,7 +375,11 @@ _NOT_THE_REQUEST = frozenset({"idempotency_key", "action", CSRF_FIELD})
 
 @page
 async def compose_post(request: web.Request, staff: StaffIdentity) -> web.StreamResponse:
-    """Preview (nothing written) or send / schedule."""
+    """Preview (nothing written) or send / schedule. Every problem is shown next to its field
+    and nothing is written until the form is right."""
+    from gateway.attachments import find_attachment
+    from gateway.families import audience_problems
+
     gw = _gw(request)
     form = {k: v for k, v in request[FORM_KEY].items() if isinstance(v, str)}
     parsed = parse_compose(form, list(gw.channels))
@@ -322,8 +388,28 @@ async def compose_post(request: web.Request, staff: StaffIdentity) -> web.Stream
     audience = audience_expression(values)
     template = values.get("template") or "workshop_invitation"
     policy = values.get("policy") or "preferred"
-    if parsed.errors or parsed.event is None:
-        return await _compose_page(request, staff, values, parsed.channels, parsed.errors, None, 400)
+    try:
+        problems = await audience_problems(gw, audience, staff.scope)
+    except GatewayError as exc:
+        problems = [str(exc)]
+    if problems:
+        parsed.fail("audience", "Audience: " + "; ".join(problems))
+    attachment = None
+    if values.get("attachment_error"):
+        parsed.fail("attachment", f"File: {values['attachment_error']}")
+    elif values.get("attachment_token") and template in MESSAGE_TEMPLATES:
+        attachment = await find_attachment(gw, values["attachment_token"])
+        if attachment is None:
+            parsed.fail("attachment", "File: the uploaded file is gone; attach it again")
+    context = None
+    if parsed.message is not None:
+        context = {k: v for k, v in parsed.message.items() if v}
+        if attachment is not None:
+            context["attachment"] = attachment.as_context()
+    if parsed.errors or (parsed.event is None and context is None):
+        return await _compose_page(
+            request, staff, values, parsed.channels, parsed.errors, None, 400, attachment
+        )
     try:
         if values.get("action") == "send":
             summary, _created = await actions.create_broadcast(
@@ -336,6 +422,7 @@ async def compose_post(request: web.Request, staff: StaffIdentity) -> web.Stream
                 send_at=parsed.send_at.astimezone(UTC) if parsed.send_at else None,
                 urgent=bool(values.get("urgent")),
                 policy=policy,
+                context=context,
                 idempotency_key=values["idempotency_key"],
                 request_hash=actions.request_fingerprint(
                     {k: v for k, v in form.items() if k not in _NOT_THE_REQUEST}
@@ -343,11 +430,13 @@ async def compose_post(request: web.Request, staff: StaffIdentity) -> web.Stream
             )
             raise web.HTTPSeeOther(f"/broadcasts/{summary['broadcast_id']}")
         preview = await build_preview(
-            gw, template, parsed.event, audience, parsed.channels, policy, staff.scope
+            gw, template, parsed.event, audience, parsed.channels, policy, staff.scope, context=context
         )
     except (GatewayError, LookupError) as exc:
-        return await _compose_page(request, staff, values, parsed.channels, [str(exc)], None, 400)
-    return await _compose_page(request, staff, values, parsed.channels, [], preview)
+        return await _compose_page(
+            request, staff, values, parsed.channels, {"form": str(exc)}, None, 400, attachment
+        )
+    return await _compose_page(request, staff, values, parsed.channels, {}, preview, 200, attachment)
 
 
 # -- broadcasts -----------------------------------------------------------------------------------
@@ -455,25 +544,44 @@ async def reach_page(request: web.Request, staff: StaffIdentity) -> web.Response
 
 
 # -- inbox ------------------------------------------------------------------------------------------
-@page
-async def inbox_page(request: web.Request, staff: StaffIdentity) -> web.Response:
-    """Replies with original and translation, urgent first, with a reply box each."""
-    unread = request.query.get("unread") == "1"
-    interpreter = True if request.query.get("interpreter") == "1" else None
-    items = await list_inbox(
-        _gw(request), unread=unread, schools=staff.scope, needs_interpreter=interpreter
-    )
-    replied = request.query.get("replied")
+async def _inbox(
+    request: web.Request,
+    staff: StaffIdentity,
+    query: Any,
+    status: int = 200,
+    item_errors: dict[int, str] | None = None,
+) -> web.Response:
+    """The inbox as conversations, with its filters from ``query``."""
+    gw = _gw(request)
+    filters = {
+        "unread": query.get("unread") == "1",
+        "needs_interpreter": True if query.get("interpreter") == "1" else None,
+        "urgent": True if query.get("urgent") == "1" else None,
+        "language": query.get("language") or None,
+    }
+    items = await list_inbox(gw, schools=staff.scope, **filters)
+    threads = await queries.conversations(gw, [i["guardian_id"] for i in items if i["guardian_id"]])
+    languages = sorted({i["language"] for i in await list_inbox(gw, schools=staff.scope) if i["language"]})
     return render(
         request,
         "inbox.html",
         staff,
+        status=status,
         items=items,
-        unread=unread,
-        interpreter=interpreter,
-        replied=replied,
-        query=request.query,
+        threads=threads,
+        filters=filters,
+        languages=languages,
+        replied=query.get("replied"),
+        query=query,
+        item_errors=item_errors or {},
     )
+
+
+@page
+async def inbox_page(request: web.Request, staff: StaffIdentity) -> web.Response:
+    """Replies as conversations (guardian, children, the message answered, the thread with
+    staff answers), urgent first, filterable."""
+    return await _inbox(request, staff, request.query)
 
 
 @page
@@ -489,8 +597,7 @@ async def inbox_answer(request: web.Request, staff: StaffIdentity) -> web.Stream
     except actions.NotFoundError:
         return not_found(request, staff)
     except GatewayError as exc:
-        items = await list_inbox(_gw(request), schools=staff.scope)
-        return render(request, "inbox.html", staff, status=400, items=items, error=str(exc), query={})
+        return await _inbox(request, staff, {}, 400, {inbound_id: str(exc)})
     raise web.HTTPSeeOther(f"/inbox?answered={inbound_id}#item-{inbound_id}")
 
 
@@ -522,8 +629,7 @@ async def inbox_reply(request: web.Request, staff: StaffIdentity) -> web.StreamR
     except actions.NotFoundError:
         return not_found(request, staff)
     except GatewayError as exc:
-        items = await list_inbox(_gw(request), schools=staff.scope)
-        return render(request, "inbox.html", staff, status=400, items=items, error=str(exc), query={})
+        return await _inbox(request, staff, {}, 400, {inbound_id: str(exc)})
     query = urlencode(
         {
             "replied": inbound_id,

@@ -8,7 +8,7 @@ answers 404), so a liaison cannot even learn that it exists.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +39,7 @@ __all__ = [
     "audience_options",
     "broadcast_status",
     "family_detail",
+    "conversations",
     "family_history",
     "families_in_scope",
     "funnel",
@@ -166,6 +167,62 @@ async def family_history(gw: Gateway, family_pk: int, limit: int = 200) -> list[
         ]
     items.sort(key=lambda item: item["at"], reverse=True)
     return items[:limit]
+
+
+async def conversations(
+    gw: Gateway, guardian_ids: Iterable[int], per_guardian: int = 8
+) -> dict[int, list[dict[str, Any]]]:
+    """The latest messages to and from each guardian (oldest first): broadcasts, the family's
+    replies and staff answers — an inbox item's conversation."""
+    wanted = sorted(set(guardian_ids))
+    threads: dict[int, list[dict[str, Any]]] = {g: [] for g in wanted}
+    if not wanted:
+        return threads
+    async with gw.db.session() as session:
+        for guardian_id in wanted:
+            out_rows = await session.scalars(
+                select(OutboxMessage)
+                .where(OutboxMessage.guardian_id == guardian_id)
+                .order_by(OutboxMessage.id.desc())
+                .limit(per_guardian)
+            )
+            in_rows = await session.scalars(
+                select(InboundRecord)
+                .where(InboundRecord.guardian_id == guardian_id)
+                .order_by(InboundRecord.id.desc())
+                .limit(per_guardian)
+            )
+            items = [
+                {
+                    "direction": "out",
+                    "at": r.sent_at or r.created_at,
+                    "channel": r.channel,
+                    "status": r.status,
+                    "staff": bool((r.payload or {}).get("in_reply_to_inbound")),
+                    "text": (r.subject + " — " if r.subject else "") + r.body,
+                    "telegram_html": _is_telegram(gw, r.channel),
+                    "translation": (r.payload or {}).get("staff_text"),
+                    "error": r.error_reason,
+                }
+                for r in out_rows
+            ] + [
+                {
+                    "direction": "in",
+                    "at": r.received_at,
+                    "channel": r.channel,
+                    "status": r.classification,
+                    "staff": False,
+                    "text": r.text,
+                    "telegram_html": False,
+                    "translation": r.translation,
+                    "error": None,
+                    "id": r.id,
+                }
+                for r in in_rows
+            ]
+            items.sort(key=lambda item: item["at"])
+            threads[guardian_id] = items[-per_guardian:]
+    return threads
 
 
 async def inbox_item_in_scope(gw: Gateway, inbound_id: int, scope: list[str] | None) -> bool:

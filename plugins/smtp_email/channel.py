@@ -27,6 +27,7 @@ class SmtpEmailChannel(Channel):
 
     plugin: ClassVar[str] = "smtp_email"
     endpoint_kind = "email"
+    supports_attachments = True
     Settings = SmtpEmailSettings
 
     def __init__(self, name: str, settings: SmtpEmailSettings, context: ChannelContext) -> None:

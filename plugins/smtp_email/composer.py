@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 from email import charset as email_charset
-from email import policy
+from email import encoders, policy
 from email.header import Header
 from email.message import Message
+from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
 from email.utils import formataddr, formatdate
+from functools import lru_cache
+from pathlib import Path
 
 from gateway import OutboundMessage, PermanentSendError
 
@@ -124,7 +127,41 @@ def build_email(message: OutboundMessage, smtp: SmtpSettings) -> Message:
             if language:
                 part["Content-Language"] = language
             email.attach(part)
+    if message.attachments:
+        email = _with_attachments(email, message)
     return email
+
+
+def _with_attachments(body: Message, message: OutboundMessage) -> Message:
+    """``multipart/mixed``: the body (its headers moved up), then each file, base64."""
+    mixed = MIMEMultipart("mixed")
+    for name, value in list(body.items()):
+        if name.lower() not in ("content-type", "mime-version", "content-transfer-encoding"):
+            mixed[name] = value
+            del body[name]
+    mixed.attach(body)
+    for attachment in message.attachments:
+        maintype, _, subtype = attachment.content_type.partition("/")
+        part = MIMEBase(maintype or "application", subtype or "octet-stream")
+        part.set_payload(_file_bytes(attachment.path))
+        encoders.encode_base64(part)
+        part.add_header("Content-Disposition", "attachment", filename=("utf-8", "", attachment.filename))
+        mixed.attach(part)
+    return mixed
+
+
+@lru_cache(maxsize=16)
+def _cached_bytes(path: str, size: int, mtime: float) -> bytes:
+    return Path(path).read_bytes()
+
+
+def _file_bytes(path: Path) -> bytes:
+    """A file's bytes, read once for a broadcast that attaches it to every family's e-mail."""
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise PermanentSendError(f"attachment missing: {path.name}", code="attachment_missing") from exc
+    return _cached_bytes(str(path), stat.st_size, stat.st_mtime)
 
 
 def email_bytes(email: Message) -> bytes:

@@ -220,7 +220,9 @@ async def test_compose_errors_are_shown_not_500(web: Any) -> None:
         "/compose", data=compose_form(token, action="preview", start="", title="")
     )
     assert response.status == 400
-    assert "Start: required" in await response.text()
+    html = await response.text()
+    assert "Starts: required" in html and "Event title: required" in html
+    assert 'id="start-error"' in html and 'aria-describedby="start-error"' in html  # next to its field
     response = await web.client.post(
         "/compose", data=compose_form(token, action="preview", audience="colour:red")
     )
