@@ -18,7 +18,14 @@ from gateway.storage.models import Event, Survey, SurveySession, utcnow
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
-__all__ = ["preview_template", "refuse_past_event", "send_broadcast", "send_survey", "store_event"]
+__all__ = [
+    "cancel_broadcast",
+    "preview_template",
+    "refuse_past_event",
+    "send_broadcast",
+    "send_survey",
+    "store_event",
+]
 
 EVENT_TEMPLATES = ("workshop_invitation",)
 
@@ -353,3 +360,47 @@ def _sample_event() -> EventSpec:
         end=start + timedelta(hours=1),
         rsvp=True,
     )
+
+
+async def cancel_broadcast(gw: Gateway, broadcast_id: int) -> dict[str, Any]:
+    """Cancel a broadcast that has not started: its queued and held messages never go, and the
+    reminders of its event are removed. Refused once a message has left."""
+    from sqlalchemy import func, update
+
+    from gateway.domain.statuses import LEFT, BroadcastStatus, MessageStatus
+    from gateway.scheduling.scheduler import cancel_jobs
+    from gateway.storage.models import Broadcast, OutboxMessage
+
+    async with gw.db.session() as session:
+        broadcast = await session.get(Broadcast, broadcast_id)
+        if broadcast is None:
+            raise GatewayError(f"no broadcast with id {broadcast_id}")
+        if broadcast.status == BroadcastStatus.CANCELLED:
+            return {"broadcast_id": broadcast_id, "status": "cancelled", "cancelled_messages": 0}
+        left = await session.scalar(
+            select(func.count(OutboxMessage.id)).where(
+                OutboxMessage.broadcast_id == broadcast_id, OutboxMessage.status.in_(LEFT)
+            )
+        )
+        if left:
+            raise GatewayError(
+                f"broadcast {broadcast_id} has started ({left} messages sent): it can no longer be cancelled"
+            )
+        result = await session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.broadcast_id == broadcast_id,
+                OutboxMessage.status.in_((MessageStatus.QUEUED, MessageStatus.HELD)),
+            )
+            .values(status=MessageStatus.CANCELLED, error_reason="broadcast cancelled", updated_at=utcnow())
+        )
+        broadcast.status = BroadcastStatus.CANCELLED
+        event_id = broadcast.event_id if broadcast.kind == "invitation" else None
+        await session.commit()
+    removed = await cancel_jobs(gw, f"event-{event_id}-reminder-") if event_id else []
+    return {
+        "broadcast_id": broadcast_id,
+        "status": "cancelled",
+        "cancelled_messages": int(result.rowcount or 0),  # type: ignore[attr-defined]
+        "reminders_removed": removed,
+    }

@@ -348,6 +348,29 @@ def broadcast_send(
     _print_summary(summary, as_json)
 
 
+@broadcast_app.command("cancel")
+def broadcast_cancel(
+    broadcast_id: Annotated[int, typer.Argument(help="Broadcast id.")],
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Cancel a broadcast that has not started: queued messages and its reminders never go."""
+    from gateway.broadcasts import cancel_broadcast
+
+    result = with_gateway(config, lambda gw: cancel_broadcast(gw, broadcast_id))
+    if as_json:
+        emit_json(result)
+        return
+    console.print(
+        f"broadcast {broadcast_id} cancelled: {result['cancelled_messages']} queued messages will not go"
+        + (
+            f"; reminders removed: {', '.join(result['reminders_removed'])}"
+            if result.get("reminders_removed")
+            else ""
+        )
+    )
+
+
 @broadcast_app.command("status")
 def broadcast_status(
     broadcast_id: Annotated[int, typer.Argument(help="Broadcast id.")],
@@ -695,7 +718,8 @@ def translate_languages(as_json: JsonOpt = False, config: ConfigOpt = None) -> N
         console.print(table)
         if data["uncovered"]:
             console.print(
-                "no engine translates into: " + ", ".join(data["uncovered"])
+                "no engine translates into: "
+                + ", ".join(data["uncovered"])
                 + " (their free text goes out in the source language, with a note)",
                 highlight=False,
             )

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.channels import Button, Channel, OutboundMessage
 from gateway.domain.audience import Audience, parse_audience
+from gateway.domain.statuses import overall_status
 from gateway.domain.surveys import SurveySpec
 from gateway.errors import GatewayError
 from gateway.outbox.quiet_hours import (
@@ -99,6 +100,7 @@ class BroadcastSummary:
     deferred_quiet_hours: int = 0
     translation: dict[str, dict[str, Any]] = field(default_factory=dict)
     preview: dict[str, dict[str, Any]] = field(default_factory=dict)
+    send_at: datetime | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -114,6 +116,7 @@ class BroadcastSummary:
             "deferred_quiet_hours": self.deferred_quiet_hours,
             "translation": self.translation,
             "preview": self.preview,
+            "send_at": self.send_at.isoformat() if self.send_at else None,
         }
 
 
@@ -319,7 +322,9 @@ class BroadcastPlanner:
             audience = audience.restricted_to_schools(request.school_scope)
         channels = self._allowed_channels(request.channels)
         send_at = request.send_at or utcnow()
-        summary = BroadcastSummary(broadcast_id=None, status="dry-run" if dry_run else "queued")
+        summary = BroadcastSummary(
+            broadcast_id=None, status="dry-run" if dry_run else "queued", send_at=request.send_at
+        )
         packs: dict[str, _LanguagePack] = {}
         async with gw.db.session() as session:
             # A repeated idempotency key is answered before planning (gateway.web.actions); a
@@ -431,7 +436,7 @@ class BroadcastPlanner:
             if broadcast is not None:
                 broadcast.status = "queued" if summary.messages else "empty"
                 broadcast.summary = summary.as_dict()
-                summary.status = broadcast.status
+                summary.status = str(overall_status(broadcast.status, summary.by_status, send_at))
                 await session.commit()
             else:
                 await session.rollback()
@@ -571,7 +576,8 @@ class BroadcastPlanner:
         summary.skipped = stored.get("skipped", [])
         summary.translation = stored.get("translation", {})
         summary.preview = stored.get("preview", {})
-        summary.status = _overall_status(broadcast.status, summary.by_status)
+        summary.status = str(overall_status(broadcast.status, summary.by_status, broadcast.send_at))
+        summary.send_at = broadcast.send_at
         summary.translation = {**summary.translation}
         summary.funnel = {k: dict(v) for k, v in funnel.items()}  # type: ignore[attr-defined]
         return summary
@@ -893,16 +899,6 @@ def _as_outbound(row: dict[str, Any]) -> OutboundMessage:
         buttons=tuple(Button(v, label) for v, label in payload.get("buttons", [])),
         reply_token=row.get("reply_token"),
     )
-
-
-def _overall_status(stored: str, by_status: Counter[str]) -> str:
-    if stored in ("planning", "empty", "cancelled"):
-        return stored
-    if by_status.get("queued") or by_status.get("sending") or by_status.get("held"):
-        return "sending" if (by_status.get("sent") or by_status.get("delivered")) else "queued"
-    if not by_status:
-        return stored
-    return "done"
 
 
 def _jsonable(value: Any) -> Any:

@@ -24,7 +24,13 @@ from gateway.storage.models import utcnow
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
-__all__ = ["make_scheduler", "schedule_event_reminders", "schedule_job", "schedule_survey_jobs"]
+__all__ = [
+    "cancel_jobs",
+    "make_scheduler",
+    "schedule_event_reminders",
+    "schedule_job",
+    "schedule_survey_jobs",
+]
 
 log = logging.getLogger("gateway.scheduler")
 JOB_TABLE = "scheduler_jobs"
@@ -64,6 +70,29 @@ async def schedule_job(
         finally:
             scheduler.shutdown(wait=False)
     return {"job_id": job_id, "run_at": run_at.isoformat()}
+
+
+async def cancel_jobs(gw: Gateway, prefix: str) -> list[str]:
+    """Remove every stored job whose id starts with ``prefix`` (a cancelled broadcast's
+    reminders); returns the ids removed."""
+    running = getattr(gw, "scheduler", None)
+
+    def remove(scheduler: AsyncIOScheduler) -> list[str]:
+        removed = []
+        for job in scheduler.get_jobs():
+            if job.id.startswith(prefix):
+                scheduler.remove_job(job.id)
+                removed.append(job.id)
+        return removed
+
+    if running is not None and running.running:
+        return remove(running)
+    scheduler = make_scheduler(gw)
+    scheduler.start(paused=True)
+    try:
+        return remove(scheduler)
+    finally:
+        scheduler.shutdown(wait=False)
 
 
 async def schedule_event_reminders(

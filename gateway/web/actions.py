@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ForbiddenError",
     "NotFoundError",
+    "cancel_broadcast",
     "create_broadcast",
     "create_event",
     "create_survey",
@@ -355,6 +356,23 @@ async def record_answer(gw: Gateway, staff: StaffIdentity, inbound_id: int, valu
         raise GatewayError(str(exc)) from None
     await audit(gw, staff.email, "inbox.answer", str(inbound_id), {"value": value})
     return {"id": inbound_id, "recorded_answer": value, "classification": classification}
+
+
+async def cancel_broadcast(gw: Gateway, staff: StaffIdentity, broadcast_id: int) -> dict[str, Any]:
+    """Cancel a broadcast that has not started (its creator or an admin); queued messages and
+    the event's reminders go with it."""
+    from gateway.broadcasts import cancel_broadcast as cancel
+    from gateway.storage.models import Broadcast
+
+    async with gw.db.session() as session:
+        broadcast = await session.get(Broadcast, broadcast_id)
+    if broadcast is None:
+        raise NotFoundError(f"no broadcast {broadcast_id}")
+    if not staff.is_admin and broadcast.created_by != staff.email:
+        raise ForbiddenError("only the person who sent a broadcast, or an admin, can cancel it")
+    result = await cancel(gw, broadcast_id)
+    await audit(gw, staff.email, "broadcast.cancel", str(broadcast_id), result)
+    return result
 
 
 async def flag_for_interpreter(gw: Gateway, staff: StaffIdentity, inbound_id: int, needed: bool) -> None:

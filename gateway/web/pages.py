@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 from aiohttp import BodyPartReader, web
+from babel import dates as babel_dates
 from markupsafe import Markup
 from multidict import MultiDict
 
@@ -50,6 +51,7 @@ from gateway.web.compose import (
     parse_compose,
     text_source,
 )
+from gateway.web.follow_up import OUTCOMES, broadcast_families, call_list_csv
 
 __all__ = ["add_page_routes", "make_environment"]
 
@@ -115,14 +117,26 @@ def telegram_html(text: str) -> Markup:
     return Markup(clean.replace("\n", "<br>\n"))
 
 
-def _when(value: Any) -> str:
+@jinja2.pass_context
+def _when(ctx: Any, value: Any) -> str:
+    """A moment in the district's time zone (``district.timezone``), written the way the staff
+    member's interface language writes dates: ``Dec 1, 2026, 6:00 PM CST``."""
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value)
         except ValueError:
             return value
     if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        zone = ZoneInfo(ctx.get("district_timezone") or "UTC")
+        local = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(zone)
+        locale = ctx.get("ui_language") or "en"
+        try:
+            text = babel_dates.format_datetime(
+                local, format="medium", tzinfo=zone, locale=locale.replace("-", "_")
+            )
+        except (ValueError, LookupError):
+            text = local.strftime("%Y-%m-%d %H:%M")
+        return f"{text} {local.tzname()}".replace("\u202f", " ")
     return "" if value is None else str(value)
 
 
@@ -158,6 +172,7 @@ def render(
             ui_dir="rtl" if is_rtl(language) else "ltr",
             district=gw.config.district.name,
             staff_language=gw.config.translation.staff_language,
+            district_timezone=gw.config.district_timezone,
             **context,
         )
     )
@@ -330,9 +345,17 @@ async def compose_get(request: web.Request, staff: StaffIdentity) -> web.Respons
     """The compose form."""
     gw = _gw(request)
     values = _default_form(gw)
+    channels = list(gw.channels)
     if request.query.get("template") in MESSAGE_TEMPLATES:
         values["template"] = request.query["template"]
-    return await _compose_page(request, staff, values, list(gw.channels), {}, None)
+    attachment = None
+    if request.query.get("from", "").isdigit():
+        found = await queries.compose_values(gw, int(request.query["from"]), staff.scope)
+        if found is not None:
+            values.update(found["values"])
+            channels = found["channels"] or channels
+            attachment = found["attachment"]
+    return await _compose_page(request, staff, values, channels, {}, None, attachment=attachment)
 
 
 async def _compose_page(
@@ -459,11 +482,74 @@ async def _status(request: web.Request, staff: StaffIdentity) -> dict[str, Any] 
 
 @page
 async def broadcast_page(request: web.Request, staff: StaffIdentity) -> web.Response:
-    """One broadcast: the delivery funnel overall, per language and per channel (live)."""
+    """One broadcast: the delivery funnel (live), then every family — reached or not and why,
+    RSVP — filterable, with the call list; cancel or edit while it has not started."""
     status = await _status(request, staff)
     if status is None:
         return not_found(request, staff)
-    return render(request, "broadcast.html", staff, status=200, b=status, chart=funnel_chart(status))
+    outcome = request.query.get("outcome") or None
+    rsvp = request.query.get("rsvp") or None
+    families = await broadcast_families(
+        _gw(request), status["broadcast_id"], staff.scope, outcome=outcome, rsvp=rsvp
+    )
+    return render(
+        request,
+        "broadcast.html",
+        staff,
+        status=200,
+        b=status,
+        chart=funnel_chart(status),
+        families=families,
+        outcomes=OUTCOMES,
+        filters={"outcome": outcome, "rsvp": rsvp},
+        can_cancel=status["status"] in ("scheduled", "queued"),
+    )
+
+
+@page
+async def broadcast_call_list(request: web.Request, staff: StaffIdentity) -> web.StreamResponse:
+    """The families to phone (no message reached them, or no answer to the RSVP), as CSV."""
+    status = await _status(request, staff)
+    if status is None:
+        return not_found(request, staff)
+    families = await broadcast_families(_gw(request), status["broadcast_id"], staff.scope)
+    assert families is not None
+    return web.Response(
+        text=call_list_csv(families),
+        content_type="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="call-list-{status["broadcast_id"]}.csv"'},
+    )
+
+
+@page
+async def broadcast_cancel(request: web.Request, staff: StaffIdentity) -> web.StreamResponse:
+    """Cancel a broadcast that has not started (``edit=1``: then open it again in the form)."""
+    status = await _status(request, staff)
+    if status is None:
+        return not_found(request, staff)
+    broadcast_id = status["broadcast_id"]
+    try:
+        await actions.cancel_broadcast(_gw(request), staff, broadcast_id)
+    except actions.NotFoundError:
+        return not_found(request, staff)
+    except GatewayError as exc:
+        return render(
+            request,
+            "broadcast.html",
+            staff,
+            status=400,
+            b=status,
+            chart=funnel_chart(status),
+            families=await broadcast_families(_gw(request), broadcast_id, staff.scope),
+            outcomes=OUTCOMES,
+            filters={},
+            can_cancel=False,
+            error=str(exc),
+        )
+    if str(request[FORM_KEY].get("edit", "")) == "1":
+        raise web.HTTPSeeOther(f"/compose?from={broadcast_id}")
+    raise web.HTTPSeeOther(f"/broadcasts/{broadcast_id}")
 
 
 @page
@@ -767,6 +853,8 @@ def add_page_routes(app: web.Application) -> None:
     r.add_get("/broadcasts", broadcasts_page)
     r.add_get("/broadcasts/{broadcast_id}", broadcast_page)
     r.add_get("/broadcasts/{broadcast_id}/chart", broadcast_chart)
+    r.add_get("/broadcasts/{broadcast_id}/call-list.csv", broadcast_call_list)
+    r.add_post("/broadcasts/{broadcast_id}/cancel", broadcast_cancel)
     r.add_get("/surveys", surveys_page)
     r.add_get("/surveys/{survey_id}", survey_page)
     r.add_get("/surveys/{survey_id}/results.csv", survey_csv)

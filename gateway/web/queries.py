@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Select, func, select
 
 from gateway.domain.audience import parse_audience
+from gateway.domain.statuses import overall_status
 from gateway.outbox.planner import BroadcastRequest, BroadcastSummary
 from gateway.storage.families import FamilyRepository, family_as_dict
 from gateway.storage.models import (
@@ -28,6 +29,7 @@ from gateway.storage.models import (
     Student,
     Survey,
     SurveySession,
+    utcnow,
 )
 
 if TYPE_CHECKING:
@@ -294,17 +296,11 @@ async def broadcast_status(
     summary.translation = {k: v for k, v in stored.get("translation", {}).items() if k in summary.by_language}
     summary.preview = {k: v for k, v in stored.get("preview", {}).items() if k in summary.by_language}
     data = summary.as_dict()
-    data["status"] = _overall(broadcast.status, summary.by_status)
+    data["status"] = str(overall_status(broadcast.status, summary.by_status, broadcast.send_at))
+    data["send_at"] = broadcast.send_at.isoformat() if broadcast.send_at else None
     data["funnel"] = {k: dict(v) for k, v in by_lang_status.items()}
     await _add_cells(gw, data, broadcast_id, scope)
     return data
-
-
-def _overall(stored: str, by_status: Counter[str]) -> str:
-    if stored in ("planning", "empty", "cancelled"):
-        return stored
-    pending = sum(by_status[s] for s in ("queued", "sending", "held"))
-    return "sending" if pending else ("done" if by_status else stored)
 
 
 async def _add_cells(gw: Gateway, data: dict[str, Any], broadcast_id: int, scope: list[str] | None) -> None:
@@ -665,3 +661,52 @@ async def audience_options(gw: Gateway, scope: list[str] | None) -> dict[str, li
         "languages": language_list,
         "tags": sorted(tags),
     }
+
+
+async def compose_values(gw: Gateway, broadcast_id: int, scope: list[str] | None) -> dict[str, Any] | None:
+    """A broadcast's own values as the compose form holds them (to edit a cancelled, scheduled
+    broadcast): ``{"values", "channels", "attachment"}``; None when not the caller's."""
+    from zoneinfo import ZoneInfo
+
+    from gateway.attachments import find_attachment
+
+    async with gw.db.session() as session:
+        broadcast = await session.get(Broadcast, broadcast_id)
+        if broadcast is None:
+            return None
+        event = await session.get(Event, broadcast.event_id) if broadcast.event_id else None
+    if scope is not None and event is not None and event.school:
+        if event.school.casefold() not in {s.casefold() for s in scope}:
+            return None
+    context = dict(broadcast.context or {})
+    values: dict[str, Any] = {
+        "template": broadcast.template,
+        "audience": broadcast.audience or "",
+        "policy": broadcast.policy,
+        "urgent": "on" if broadcast.urgent else "",
+    }
+    zone = ZoneInfo(event.timezone if event is not None else gw.config.district_timezone)
+    values["timezone"] = zone.key
+    if broadcast.send_at and broadcast.send_at > utcnow():
+        values["when"] = "later"
+        values["at"] = broadcast.send_at.astimezone(zone).strftime("%Y-%m-%dT%H:%M")
+    if event is not None:
+        values.update(
+            {
+                "title": event.title,
+                "description": event.description or "",
+                "place": event.place or "",
+                "address": event.address or "",
+                "school": event.school or "",
+                "start": event.starts_at.astimezone(zone).strftime("%Y-%m-%dT%H:%M"),
+                "end": event.ends_at.astimezone(zone).strftime("%Y-%m-%dT%H:%M") if event.ends_at else "",
+                "rsvp": "on" if event.rsvp else "",
+                "reminders": ", ".join(event.reminders or []),
+            }
+        )
+    else:
+        values.update({k: context.get(k) or "" for k in ("title", "body", "link")})
+    attachment = None
+    if isinstance(context.get("attachment"), dict):
+        attachment = await find_attachment(gw, str(context["attachment"].get("token")))
+    return {"values": values, "channels": list(broadcast.channels or []), "attachment": attachment}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from gateway.staff import StaffIdentity, hash_password, hash_token, new_token, verify_password
@@ -79,8 +80,10 @@ def test_chart_geometry() -> None:
 
 
 def test_compose_form_parsing() -> None:
+    now = datetime(2029, 12, 1, 12, 0, tzinfo=UTC)  # a fixed clock: the form checks "the past"
     form = {
         "title": "Math Night",
+        "place": "Library",
         "start": "2030-03-04T17:30",
         "timezone": "America/Chicago",
         "when": "later",
@@ -88,14 +91,43 @@ def test_compose_form_parsing() -> None:
         "channel_sms": "1",
         "reminders": "2d, 2h",
     }
-    parsed = parse_compose(form, ["sms", "email"])
+    parsed = parse_compose(form, ["sms", "email"], now=now)
     assert not parsed.errors
     assert parsed.channels == ["sms"]
     assert parsed.event.id == "math-night-2030-03-04"
     assert parsed.event.start.utcoffset().total_seconds() == -6 * 3600
     assert parsed.send_at.isoformat() == "2030-03-01T09:00:05-06:00"
     assert parsed.event.reminders == ["2d", "2h"]
-    bad = parse_compose({**form, "timezone": "Mars/Base"}, ["sms"])
-    assert bad.errors and "Mars/Base" in bad.errors[0]
-    missing = parse_compose({**form, "at": ""}, ["sms"])
-    assert any("Schedule" in e for e in missing.errors)
+    bad = parse_compose({**form, "timezone": "Mars/Base"}, ["sms"], now=now)
+    assert "Mars/Base" in bad.errors["timezone"]
+    missing = parse_compose({**form, "at": ""}, ["sms"], now=now)
+    assert "choose a date and time" in missing.errors["at"]
+
+
+def test_compose_form_refuses_what_would_send_wrong_messages() -> None:
+    now = datetime(2029, 12, 1, 12, 0, tzinfo=UTC)
+    form = {"title": "Math Night", "place": "Library", "start": "2030-03-04T17:30", "channel_sms": "1"}
+    past = parse_compose({**form, "start": "2020-03-04T17:30"}, ["sms"], now=now)
+    assert "in the past" in past.errors["start"]
+    backwards = parse_compose({**form, "end": "2030-03-04T16:30"}, ["sms"], now=now)
+    assert "after the start" in backwards.errors["end"]
+    no_channel = parse_compose({k: v for k, v in form.items() if k != "channel_sms"}, ["sms"], now=now)
+    assert "at least one channel" in no_channel.errors["channels"] and no_channel.channels == []
+    long_title = parse_compose({**form, "title": "x" * 10_000}, ["sms"], now=now)
+    assert "at most 150 characters" in long_title.errors["title"]
+    no_place = parse_compose({**form, "place": ""}, ["sms"], now=now)
+    assert "required" in no_place.errors["place"]
+    late = parse_compose({**form, "when": "later", "at": "2030-03-05T09:00"}, ["sms"], now=now)
+    assert "after the event starts" in late.errors["at"]
+    message = parse_compose(
+        {
+            "template": "announcement",
+            "title": "No school",
+            "body": "",
+            "link": "javascript:x",
+            "channel_sms": "1",
+        },
+        ["sms"],
+        now=now,
+    )
+    assert "required" in message.errors["body"] and "http" in message.errors["link"]
