@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "cancel_broadcast",
+    "preview_survey",
     "preview_template",
     "refuse_past_event",
     "send_broadcast",
@@ -347,6 +348,27 @@ async def preview_template(
     langs = languages or ["en", *gw.catalogs.available()]
     zone = spec.timezone if spec else gw.config.district_timezone
     return await gw.planner.samples(request, languages=langs, sample_timezone=zone)
+
+
+async def preview_survey(
+    gw: Gateway,
+    spec: SurveySpec,
+    languages: list[str],
+    channels: list[str] | None,
+    audience: str | None = None,
+    school_scope: list[str] | None = None,
+) -> list[dict[str, Any]]:
+    """The survey's first question in each language × channel, exactly as it would be sent."""
+    request = BroadcastRequest(
+        template="survey_question",
+        audience=audience if audience is not None else spec.audience,
+        channels=channels,
+        survey=spec,
+        question_id=spec.questions[0].id,
+        kind="survey",
+        school_scope=school_scope,
+    )
+    return await gw.planner.samples(request, languages=languages, sample_timezone=gw.config.district_timezone)
 
 
 def _sample_event() -> EventSpec:

@@ -12,9 +12,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
 
-from gateway.broadcasts import preview_template
+from gateway.broadcasts import preview_survey, preview_template
 from gateway.domain.events import EventSpec
 from gateway.domain.languages import display_name, is_rtl
+from gateway.domain.surveys import SurveySpec
 from gateway.rendering.composer import RECEIVED_LABELS, what_families_got
 from gateway.web.queries import audience_breakdown
 
@@ -76,9 +77,7 @@ def _slug(text: str) -> str:
     return slug[:60] or "event"
 
 
-def parse_compose(
-    form: dict[str, Any], channel_names: list[str], now: datetime | None = None
-) -> ComposeForm:
+def parse_compose(form: dict[str, Any], channel_names: list[str], now: datetime | None = None) -> ComposeForm:
     """Validate the compose form before anything is written: every problem is reported next to
     its field, in plain words. Empty optional fields are left out of the message."""
     values = {k: (v.strip() if isinstance(v, str) else v) for k, v in form.items()}
@@ -194,22 +193,27 @@ async def build_preview(
     policy: str,
     scope: list[str] | None,
     context: dict[str, Any] | None = None,
+    survey: SurveySpec | None = None,
 ) -> dict[str, Any]:
-    """Who it reaches and how each audience language reads, before anything is written."""
+    """Who it reaches and how each audience language reads, before anything is written (a
+    survey: its first question)."""
     breakdown = await audience_breakdown(gw, audience, channels, policy, scope)
     languages = list(breakdown["by_language"]) or ["en"]
-    renders = await preview_template(
-        gw,
-        template,
-        None,
-        languages,
-        channels,
-        event_spec=event,
-        audience=audience,
-        policy=policy,
-        school_scope=scope,
-        context=context,
-    )
+    if survey is not None:
+        renders = await preview_survey(gw, survey, languages, channels, audience, scope)
+    else:
+        renders = await preview_template(
+            gw,
+            template,
+            None,
+            languages,
+            channels,
+            event_spec=event,
+            audience=audience,
+            policy=policy,
+            school_scope=scope,
+            context=context,
+        )
     used = {(c["language"], c["channel"]): c["messages"] for c in breakdown["cells"]}
     by_language: dict[str, dict[str, Any]] = {}
     cost = 0.0

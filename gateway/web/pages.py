@@ -856,6 +856,9 @@ def add_page_routes(app: web.Application) -> None:
     r.add_get("/broadcasts/{broadcast_id}/call-list.csv", broadcast_call_list)
     r.add_post("/broadcasts/{broadcast_id}/cancel", broadcast_cancel)
     r.add_get("/surveys", surveys_page)
+    from gateway.web.survey_pages import add_survey_builder_routes
+
+    add_survey_builder_routes(app, page)
     r.add_get("/surveys/{survey_id}", survey_page)
     r.add_get("/surveys/{survey_id}/results.csv", survey_csv)
     r.add_get("/reach", reach_page)

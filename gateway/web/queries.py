@@ -710,3 +710,21 @@ async def compose_values(gw: Gateway, broadcast_id: int, scope: list[str] | None
     if isinstance(context.get("attachment"), dict):
         attachment = await find_attachment(gw, str(context["attachment"].get("token")))
     return {"values": values, "channels": list(broadcast.channels or []), "attachment": attachment}
+
+
+async def survey_definition(gw: Gateway, survey_id: str, scope: list[str] | None) -> dict[str, Any] | None:
+    """A stored survey's definition (the survey file's content), to build a new one from it."""
+    async with gw.db.session() as session:
+        survey = await session.scalar(select(Survey).where(Survey.external_id == survey_id))
+        if survey is None:
+            return None
+        if scope is not None:
+            sessions = await session.scalar(
+                select(func.count(SurveySession.id)).where(
+                    SurveySession.survey_id == survey.id,
+                    SurveySession.family_id.in_(scoped_family_ids(scope)),
+                )
+            )
+            if not sessions:
+                return None
+        return dict(survey.definition)

@@ -61,7 +61,7 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
-    var form = document.getElementById("compose");
+    var form = document.getElementById("compose") || document.getElementById("survey-builder");
     if (form) { liveCount(form); }
     document.querySelectorAll("[data-refresh-url]").forEach(autoRefresh);
   });
