@@ -20,7 +20,7 @@ from gateway.storage.models import Broadcast, Endpoint, Event, Family, Guardian,
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
-__all__ = ["OUTCOMES", "broadcast_families", "call_list_csv"]
+__all__ = ["OUTCOMES", "broadcast_families", "call_list_csv", "survey_call_list_csv"]
 
 #: Outcomes from best to worst: a guardian's outcome is the best of their messages.
 OUTCOMES = ("delivered", "sent", "pending", "failed", "opted out", "not reached")
@@ -136,6 +136,12 @@ async def broadcast_families(
     }
 
 
+async def guardian_phones(gw: Gateway, rows: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
+    """Each listed guardian's phone number, by (family id, guardian name)."""
+    async with gw.db.session() as session:
+        return await _phones(session, rows)
+
+
 async def _phones(session: Any, rows: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
     """Each guardian's phone number (a call reaches a family that texts and e-mails missed)."""
     families = sorted({r["family_id"] for r in rows if r["family_id"]})
@@ -175,4 +181,19 @@ def call_list_csv(data: dict[str, Any]) -> str:
                 )
             ]
         )
+    return buffer.getvalue()
+
+
+def survey_call_list_csv(gw: Any, responses: dict[str, Any], phones: dict[tuple[str, str], str]) -> str:
+    """The guardians asked who have not answered a survey: guardian, language, phone, reason,
+    family_id (spreadsheet-safe)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["guardian", "language", "phone", "reason", "family_id"])
+    for row in responses["responses"]:
+        if row["answers"]:
+            continue
+        phone = phones.get((row["family_id"], row["guardian"]), "")
+        cells = (row["guardian"], row["language"], phone, "has not answered the survey", row["family_id"])
+        writer.writerow([safe_cell(v) for v in cells])
     return buffer.getvalue()

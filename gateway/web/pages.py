@@ -29,6 +29,7 @@ from gateway.domain.languages import display_name, is_rtl
 from gateway.errors import GatewayError
 from gateway.exports import results_csv, safe_cell
 from gateway.inbox import list_inbox
+from gateway.responses import survey_responses
 from gateway.staff import StaffIdentity, authenticate_password
 from gateway.web import actions, queries
 from gateway.web.app import GATEWAY_KEY
@@ -51,7 +52,13 @@ from gateway.web.compose import (
     parse_compose,
     text_source,
 )
-from gateway.web.follow_up import OUTCOMES, broadcast_families, call_list_csv
+from gateway.web.follow_up import (
+    OUTCOMES,
+    broadcast_families,
+    call_list_csv,
+    guardian_phones,
+    survey_call_list_csv,
+)
 
 __all__ = ["add_page_routes", "make_environment"]
 
@@ -585,6 +592,13 @@ async def survey_page(request: web.Request, staff: StaffIdentity) -> web.Respons
     for question in results["questions"]:
         question["bars"] = bars(dict(sorted(question["answers"].items(), key=lambda kv: -kv[1])))
     query = urlencode({k: v for k, v in (("school", school), ("language", language)) if v})
+    responses = await survey_responses(gw, request.match_info["survey_id"], staff.scope)
+    answered = request.query.get("answered")
+    rows = (responses or {}).get("responses", [])
+    if answered == "no":
+        rows = [r for r in rows if not r["answers"]]
+    elif answered == "yes":
+        rows = [r for r in rows if r["answers"]]
     return render(
         request,
         "survey.html",
@@ -593,7 +607,25 @@ async def survey_page(request: web.Request, staff: StaffIdentity) -> web.Respons
         options=options,
         school=school,
         language=language,
+        responses=responses,
+        response_rows=rows,
+        answered=answered,
         csv_url=f"/surveys/{request.match_info['survey_id']}/results.csv" + (f"?{query}" if query else ""),
+    )
+
+
+@page
+async def survey_call_list(request: web.Request, staff: StaffIdentity) -> web.StreamResponse:
+    """The guardians to phone about a survey: asked and not answered (CSV)."""
+    gw = _gw(request)
+    responses = await survey_responses(gw, request.match_info["survey_id"], staff.scope)
+    if responses is None:
+        return not_found(request, staff)
+    return web.Response(
+        text=survey_call_list_csv(gw, responses, await guardian_phones(gw, responses["responses"])),
+        content_type="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="call-list-{responses["survey_id"]}.csv"'},
     )
 
 
@@ -861,6 +893,7 @@ def add_page_routes(app: web.Application) -> None:
     add_survey_builder_routes(app, page)
     r.add_get("/surveys/{survey_id}", survey_page)
     r.add_get("/surveys/{survey_id}/results.csv", survey_csv)
+    r.add_get("/surveys/{survey_id}/call-list.csv", survey_call_list)
     r.add_get("/reach", reach_page)
     r.add_get("/inbox", inbox_page)
     r.add_post("/inbox/{inbound_id}/reply", inbox_reply)

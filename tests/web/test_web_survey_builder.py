@@ -93,3 +93,22 @@ async def test_build_preview_export_load_and_send_a_survey(web: Any) -> None:
     assert sent.status == 303 and sent.headers["Location"] == "/surveys/getting-to-school"
     results = await (await web.client.get("/surveys/getting-to-school")).text()
     assert "Getting to school" in results
+
+
+async def test_survey_answers_guardian_by_guardian_and_its_call_list(web: Any) -> None:
+    from gateway.sandbox_tools import inject_reply
+
+    await web.login("lincoln@district.example")
+    token = await web.csrf("/surveys/new")
+    sent = await web.client.post("/surveys/new", data=builder_form(token, action="send"), allow_redirects=False)
+    assert sent.status == 303
+    await web.gw.start_channels()
+    await web.gw.dispatcher.run_until_idle()
+    await inject_reply(web.gw, "+19135550101", "1")  # Maria: the school bus
+    page = await (await web.client.get("/surveys/getting-to-school?answered=yes")).text()
+    assert "Maria Hernández" in page and ">bus<" in page
+    call_list = await (await web.client.get("/surveys/getting-to-school/call-list.csv")).text()
+    lines = call_list.splitlines()
+    assert lines[0] == "guardian,language,phone,reason,family_id"
+    assert len(lines) > 1 and not any("Maria Hernández" in line for line in lines)
+    assert all(line.endswith(tuple(f"F{n:03d}" for n in range(1000))) for line in lines[1:])
