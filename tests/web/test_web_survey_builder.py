@@ -100,7 +100,9 @@ async def test_survey_answers_guardian_by_guardian_and_its_call_list(web: Any) -
 
     await web.login("lincoln@district.example")
     token = await web.csrf("/surveys/new")
-    sent = await web.client.post("/surveys/new", data=builder_form(token, action="send"), allow_redirects=False)
+    sent = await web.client.post(
+        "/surveys/new", data=builder_form(token, action="send"), allow_redirects=False
+    )
     assert sent.status == 303
     await web.gw.start_channels()
     await web.gw.dispatcher.run_until_idle()
