@@ -177,7 +177,7 @@ async def test_liaison_journey_in_a_browser(server: Server, browser: Browser, tm
     languages = set(await cards.evaluate_all("els => els.map(e => e.dataset.language)"))
     assert {"es", "so", "vi", "ar", "fr", "en"} <= languages
     spanish = page.locator('article.language[data-language="es"]')
-    await expect(spanish.locator(".text-source")).to_contain_text("catalog es")
+    await expect(spanish.locator(".text-source")).to_contain_text("reviewed translation")
     await expect(spanish.locator(".sms").first).to_contain_text("segments")
     arabic = page.locator('article.language[data-language="ar"] pre').first
     assert await arabic.get_attribute("dir") == "rtl"
