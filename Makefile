@@ -75,11 +75,14 @@ lock:
 	cp $(DEV_LOCK) $(RUNTIME_LOCK)
 	$(LOCK_VENV)/bin/uv pip compile pyproject.toml requirements/build.in $(LOCK_FLAGS) -o $(RUNTIME_LOCK)
 
-# Extract the template catalog from templates and code, and merge it into every language.
+# Extract the catalogs — what families read (gateway.pot) and the staff interface (web.pot) —
+# from templates and code, and merge them into every language that has one.
 LOCALES := gateway/resources/locales
 catalogs: $(VENV)/.installed-test
 	$(BIN)/pybabel -q extract -F babel.cfg --sort-output -o $(LOCALES)/gateway.pot .
 	$(BIN)/pybabel -q update -D gateway -i $(LOCALES)/gateway.pot -d $(LOCALES)
+	$(BIN)/pybabel -q extract --no-default-keywords -k S_ -F babel-web.cfg --sort-output -o $(LOCALES)/web.pot .
+	$(BIN)/pybabel -q update -D web -i $(LOCALES)/web.pot -d $(LOCALES) --ignore-obsolete
 
 # Every benchmark in turn (figures in docs/benchmarks.md); scale_out needs PostgreSQL.
 BENCHMARKS := fanout.py "fanout.py --linearity" dispatch.py email_smtp.py "email_smtp.py --starttls" \

@@ -28,7 +28,7 @@ from gateway.plugins import channel_types, engine_types, make_plugin_manager
 from gateway.privacy import register_secret
 from gateway.rendering.renderer import RenderBudget, TemplateRenderer
 from gateway.storage.db import Database
-from gateway.translation.catalogs import CatalogSet
+from gateway.translation.catalogs import UI_DOMAIN, CatalogSet
 from gateway.translation.engine import EngineContext, EngineSettings, TranslationEngine
 from gateway.translation.glossary import Glossary
 from gateway.translation.service import TranslationService
@@ -52,6 +52,7 @@ class Gateway:
             config.database_url, echo=config.database.echo, pool_size=config.database.pool_size
         )
         self.catalogs = CatalogSet(config.locales_dir)
+        self.ui_catalogs = CatalogSet(config.locales_dir, domain=UI_DOMAIN)
         filters: dict[str, Any] = {}
         for extra in self.pm.hook.gateway_template_filters():
             filters.update(extra or {})

@@ -22,7 +22,8 @@ from urllib.parse import quote
 
 from sqlalchemy import select
 
-from gateway.errors import GatewayError
+from gateway.errors import StaffFacingError
+from gateway.staff_text import S_, StaffNote
 from gateway.storage.models import AttachmentFile
 
 if TYPE_CHECKING:
@@ -47,8 +48,14 @@ ALLOWED_TYPES: dict[str, tuple[bytes, ...]] = {
 }
 
 
-class AttachmentError(GatewayError):
+class AttachmentError(StaffFacingError):
     """A file that cannot be attached (too large, not a PDF or an image, empty)."""
+
+
+TOO_LARGE = S_("%(filename)s: larger than the %(limit)s MB limit")
+EMPTY = S_("%(filename)s: the file is empty")
+NOT_A_DOCUMENT = S_("%(filename)s: not a PDF or an image (PNG, JPEG, GIF, WebP)")
+NOT_A_TOKEN = S_("not an attachment token")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +100,7 @@ def _safe_filename(name: str) -> str:
 def attachment_path(gw: Gateway, token: str) -> Path:
     """Where the file of ``token`` lies."""
     if not re.fullmatch(r"[A-Za-z0-9_-]{16,64}", token):
-        raise AttachmentError("not an attachment token")
+        raise AttachmentError(StaffNote(NOT_A_TOKEN))
     return gw.data_dir / "attachments" / token
 
 
@@ -122,7 +129,9 @@ async def store_attachment(
                 size += len(chunk)
                 if size > limit:
                     raise AttachmentError(
-                        f"{_safe_filename(filename)}: larger than the {limit // (1024 * 1024)} MB limit"
+                        StaffNote(
+                            TOO_LARGE, {"filename": _safe_filename(filename), "limit": str(limit // 2**20)}
+                        )
                     )
                 if len(head) < 16:
                     head += chunk[: 16 - len(head)]
@@ -131,10 +140,10 @@ async def store_attachment(
             handle.flush()
             os.fsync(handle.fileno())
         if size == 0:
-            raise AttachmentError(f"{_safe_filename(filename)}: the file is empty")
+            raise AttachmentError(StaffNote(EMPTY, {"filename": _safe_filename(filename)}))
         content_type = sniff_type(head)
         if content_type is None:
-            raise AttachmentError(f"{_safe_filename(filename)}: not a PDF or an image (PNG, JPEG, GIF, WebP)")
+            raise AttachmentError(StaffNote(NOT_A_DOCUMENT, {"filename": _safe_filename(filename)}))
         partial.rename(path)
     finally:
         partial.unlink(missing_ok=True)

@@ -10,9 +10,10 @@ from sqlalchemy import select
 
 from gateway.domain.events import EventSpec, load_event
 from gateway.domain.surveys import SurveySpec, load_survey, rsvp_survey
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, StaffFacingError
 from gateway.inbound.surveys import store_survey
 from gateway.outbox.planner import BroadcastRequest
+from gateway.staff_text import S_, StaffNote
 from gateway.storage.models import Event, Survey, SurveySession, utcnow
 
 if TYPE_CHECKING:
@@ -29,6 +30,9 @@ __all__ = [
 ]
 
 EVENT_TEMPLATES = ("workshop_invitation",)
+ALREADY_STARTED = S_(
+    "broadcast %(broadcast_id)s has started (%(sent)s messages sent): it can no longer be cancelled"
+)
 
 
 def refuse_past_event(spec: EventSpec, send_at: datetime | None = None) -> None:
@@ -405,8 +409,8 @@ async def cancel_broadcast(gw: Gateway, broadcast_id: int) -> dict[str, Any]:
             )
         )
         if left:
-            raise GatewayError(
-                f"broadcast {broadcast_id} has started ({left} messages sent): it can no longer be cancelled"
+            raise StaffFacingError(
+                StaffNote(ALREADY_STARTED, {"broadcast_id": str(broadcast_id), "sent": str(left)})
             )
         result = await session.execute(
             update(OutboxMessage)

@@ -19,7 +19,10 @@ GatewayError
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from gateway.staff_text import StaffNote
 
 __all__ = [
     "AudienceError",
@@ -70,7 +73,16 @@ class TemplateError(GatewayError):
         self.reason = reason
 
 
-class AudienceError(GatewayError):
+class StaffFacingError(GatewayError):
+    """An error staff read in the web app: ``note`` says why in any interface language, the
+    message (``str(error)``) in English."""
+
+    def __init__(self, note: StaffNote) -> None:
+        super().__init__(note.text())
+        self.note = note
+
+
+class AudienceError(StaffFacingError):
     """An audience expression is malformed."""
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +12,7 @@ from sqlalchemy import select
 
 from gateway.domain.family_csv import parse_families_csv
 from gateway.errors import GatewayError
+from gateway.staff_text import S_, english
 from gateway.storage.endpoints import create_link_token
 from gateway.storage.families import FamilyRepository
 from gateway.storage.models import Family, Guardian
@@ -88,9 +90,23 @@ async def onboarding_links(
     return links
 
 
-async def audience_problems(gw: Gateway, expression: str, scope: list[str] | None = None) -> list[str]:
+#: An audience term that matches nothing, by kind of term (read by staff, in their language).
+NO_MATCH = {
+    "school": S_("%(term)s matches no school of your families"),
+    "grade": S_("%(term)s matches no grade of your families"),
+    "language": S_("%(term)s matches no language of your families"),
+    "tag": S_("%(term)s matches no tag of your families"),
+}
+DID_YOU_MEAN = S_("%(problem)s (did you mean “%(name)s”?)")
+NO_FAMILY = S_("%(term)s is no family of the district")
+
+
+async def audience_problems(
+    gw: Gateway, expression: str, scope: list[str] | None = None, say: Callable[..., str] = english
+) -> list[str]:
     """Terms of an audience expression that match no school, grade, language, tag or family the
-    district has (within ``scope``): a typo would otherwise silently mean nobody."""
+    district has (within ``scope``): a typo would otherwise silently mean nobody. In English, or
+    in the interface language of ``say`` (a ``gettext``)."""
     import difflib
     import json
 
@@ -139,13 +155,15 @@ async def audience_problems(gw: Gateway, expression: str, scope: list[str] | Non
             ):
                 continue
             close = difflib.get_close_matches(value, list(names), n=1, cutoff=0.6)
-            hint = f" (did you mean {names[close[0]]!r}?)" if close else ""
-            problems.append(f"{kind}:{value} matches no {kind} of your families{hint}")
+            problem = say(NO_MATCH[kind], term=f"{kind}:{value}")
+            if close:
+                problem = say(DID_YOU_MEAN, problem=problem, name=names[close[0]])
+            problems.append(problem)
 
     unknown("school", audience.schools, schools)
     unknown("grade", audience.grades, grades)
     unknown("language", audience.languages, languages)
     unknown("tag", audience.tags, tags)
     for family_id in sorted(audience.families - families):
-        problems.append(f"family:{family_id} is no family of the district")
+        problems.append(say(NO_FAMILY, term=f"family:{family_id}"))
     return problems

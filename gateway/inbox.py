@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -9,25 +10,37 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.domain.languages import display_name
 from gateway.domain.surveys import SurveySpec
+from gateway.inbound.notes import ENGINE_FAILED, NO_ENGINE
+from gateway.staff_text import StaffNote
 from gateway.storage.models import Event, Family, Guardian, InboundRecord, Student, Survey
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
-__all__ = ["flag_interpreter", "list_inbox", "translation_note"]
+__all__ = ["flag_interpreter", "list_inbox", "staff_note", "translation_note"]
 
 
-def translation_note(gw: Gateway, record: InboundRecord) -> str | None:
-    """Why there is no translation of a reply, in plain words for staff; None when there is one
-    or none is needed."""
+def translation_note(
+    gw: Gateway, record: InboundRecord, gettext: Callable[..., str] | None = None, ui_language: str = "en"
+) -> str | None:
+    """Why there is no translation of a reply, in plain words for staff (in ``ui_language``
+    through ``gettext``; English by default); None when there is one or none is needed."""
     staff = gw.config.translation.staff_language
     language = record.language
     if record.translation is not None or not language or language.split("-")[0] == staff.split("-")[0]:
         return None
-    names = f"{display_name(language)} → {display_name(staff)}"
-    if not gw.translation.can_translate(language, staff):
-        return f"No machine translation covers {names}. Flag it for an interpreter."
-    return f"The machine translation ({names}) failed this time. Flag it for an interpreter."
+    names = {"source": display_name(language, ui_language), "target": display_name(staff, ui_language)}
+    why = NO_ENGINE if not gw.translation.can_translate(language, staff) else ENGINE_FAILED
+    note = StaffNote(why, names)
+    return note.text(gettext) if gettext else note.text()
+
+
+def staff_note(record: InboundRecord, gettext: Callable[..., str] | None = None) -> str | None:
+    """The note the gateway left on a reply, in the interface language of ``gettext``."""
+    note = StaffNote.from_json(record.note_data)
+    if note is None or gettext is None:
+        return record.note
+    return note.text(gettext)
 
 
 async def list_inbox(
@@ -39,8 +52,11 @@ async def list_inbox(
     urgent: bool | None = None,
     language: str | None = None,
     limit: int = 500,
+    gettext: Callable[..., str] | None = None,
+    ui_language: str = "en",
 ) -> list[dict[str, Any]]:
-    """The ``inbox --json`` shape."""
+    """The ``inbox --json`` shape; notes for staff in English, or through ``gettext`` in
+    ``ui_language`` (the web app's interface language)."""
     async with gw.db.session() as session:
         query = (
             select(InboundRecord, Family.external_id)
@@ -88,8 +104,8 @@ async def list_inbox(
                 "detected_language": record.detected_language,
                 "translation": record.translation,
                 "translation_engine": record.translation_engine,
-                "note": record.note,
-                "translation_note": translation_note(gw, record),
+                "note": staff_note(record, gettext),
+                "translation_note": translation_note(gw, record, gettext, ui_language),
                 "needs_interpreter": record.needs_interpreter,
                 "classification": record.classification,
                 "in_reply_to": prompt,

@@ -225,3 +225,12 @@ async def identity_by_id(gw: Gateway, staff_id: int) -> StaffIdentity | None:
     if row is None or row.disabled:
         return None
     return _identity(row)
+
+
+async def set_staff_language(gw: Gateway, staff_id: int, language: str) -> None:
+    """The language a staff member reads the interface in."""
+    async with gw.db.session() as session:
+        row = await session.get(StaffMember, staff_id)
+        if row is not None:
+            row.language = language
+            await session.commit()

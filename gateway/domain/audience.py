@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from gateway.errors import AudienceError
+from gateway.staff_text import S_, StaffNote
 
 __all__ = ["Audience", "parse_audience"]
 
@@ -76,6 +77,12 @@ def _grade_key(value: str) -> str:
     return (stripped.lstrip("0") or "0") if stripped.isdigit() else key
 
 
+UNREADABLE = S_("audience “%(expression)s”: %(reason)s")
+NOT_KEY_VALUE = S_("audience term “%(term)s”: expected key:value (keys: %(keys)s)")
+UNKNOWN_KEY = S_("audience term “%(term)s”: unknown key “%(key)s” (keys: %(keys)s)")
+KEY_TWICE = S_("audience key “%(key)s” given twice; list values with commas")
+
+
 def parse_audience(expression: str | None) -> Audience:
     """Parse an audience expression; raise :class:`AudienceError` naming the bad term."""
     expression = (expression or "").strip()
@@ -84,18 +91,18 @@ def parse_audience(expression: str | None) -> Audience:
     try:
         terms = shlex.split(expression)
     except ValueError as exc:
-        raise AudienceError(f"audience {expression!r}: {exc}") from None
+        raise AudienceError(StaffNote(UNREADABLE, {"expression": expression, "reason": str(exc)})) from None
     values: dict[str, set[str]] = {k: set() for k in KEYS}
     for term in terms:
         key, sep, raw = term.partition(":")
         key = key.strip().lower()
         if not sep or not raw.strip():
-            raise AudienceError(f"audience term {term!r}: expected key:value (keys: {', '.join(KEYS)})")
+            raise AudienceError(StaffNote(NOT_KEY_VALUE, {"term": term, "keys": ", ".join(KEYS)}))
         if key not in values:
-            raise AudienceError(f"audience term {term!r}: unknown key {key!r} (keys: {', '.join(KEYS)})")
+            raise AudienceError(StaffNote(UNKNOWN_KEY, {"term": term, "key": key, "keys": ", ".join(KEYS)}))
         items = [v.strip() for v in raw.split(",") if v.strip()]
         if values[key]:
-            raise AudienceError(f"audience key {key!r} given twice; list values with commas")
+            raise AudienceError(StaffNote(KEY_TWICE, {"key": key}))
         if key == "grade":
             values[key] = {_grade_key(v) for v in items}
         elif key == "family":

@@ -15,6 +15,7 @@ from babel import Locale, UnknownLocaleError
 
 __all__ = [
     "LanguageError",
+    "autonym",
     "babel_locale",
     "display_name",
     "fallback_chain",
@@ -102,12 +103,22 @@ def _suggest(raw: str) -> str | None:
 
 
 @lru_cache(maxsize=512)
-def display_name(code: str) -> str:
-    """English name of a language tag (``so`` → ``Somali``)."""
+def display_name(code: str, in_language: str = "en") -> str:
+    """Name of a language tag, in English unless ``in_language`` says otherwise
+    (``so`` → ``Somali``; in ``es``, ``somalí``)."""
     try:
-        return str(langcodes.Language.get(code, normalize=False).display_name())
+        return str(langcodes.Language.get(code, normalize=False).display_name(in_language or "en"))
     except (ValueError, LookupError):
         return code
+
+
+@lru_cache(maxsize=512)
+def autonym(code: str) -> str:
+    """A language's name in that language (``es`` → ``español``), for choosing one's own."""
+    try:
+        return str(langcodes.Language.get(code, normalize=False).autonym())
+    except (ValueError, LookupError):
+        return display_name(code)
 
 
 @lru_cache(maxsize=512)

@@ -12,11 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.channels import InboundMessage
 from gateway.domain.surveys import Question, SurveySpec
+from gateway.inbound import notes
 from gateway.inbound.answers import AnswerMatcher, ReplyReading
 from gateway.inbound.normalize import tokens
 from gateway.outbox.conversation import queue_conversation
 from gateway.outbox.planner import event_context, shown_choices
 from gateway.rendering.composer import localize_event
+from gateway.staff_text import StaffNote
 from gateway.storage.models import (
     Event,
     InboundRecord,
@@ -109,7 +111,7 @@ class SurveyRuntime:
         if choice is not None and choice not in {c.value for c in question.choices}:
             choice = None
         if prompt.closed is not None:
-            record.note = f"Late answer to {_describe(spec, question)}: {prompt.closed}; nothing recorded."
+            _leave_note(record, notes.LATE_ANSWER, spec, question, why=prompt.closed)
             record.action = f"late answer to {spec.id}/{question.id}: filed in the inbox"
             return AnsweredReply("late_answer", inbox=True)
         language = match.guardian.language
@@ -138,9 +140,9 @@ class SurveyRuntime:
         # Free text is an answer and a message for a person; so is an answer that says more.
         inbox = question.type == "text" or reading.more
         if question.type == "text":
-            record.note = f"Answer to {_describe(spec, question)}."
+            _leave_note(record, notes.TEXT_ANSWER, spec, question)
         elif reading.more:
-            record.note = f"Recorded {label!r} for {_describe(spec, question)}; the reply says more."
+            _leave_note(record, notes.ANSWER_SAYS_MORE, spec, question, answer=label)
         return AnsweredReply(classification, label, inbox=inbox)
 
     async def _not_an_answer(
@@ -170,9 +172,7 @@ class SurveyRuntime:
             return AnsweredReply("survey_unmatched")
         record.action = f"not an answer to {spec.id}/{question.id}: filed in the inbox"
         if reading.suggested:
-            record.note = (
-                f"Possibly {reading.suggested!r} for {_describe(spec, question)}: confirm or correct."
-            )
+            _leave_note(record, notes.POSSIBLE_ANSWER, spec, question, answer=reading.suggested)
         return AnsweredReply("free_text", inbox=True)
 
     async def apply_answer(
@@ -325,11 +325,11 @@ class SurveyRuntime:
         if survey_session.status == "closed" or (
             survey_row.close_at is not None and survey_row.close_at <= now
         ):
-            closed = "the survey has closed"
+            closed = notes.SURVEY_CLOSED
         elif question.rsvp and survey_row.event_id:
             event = await session.get(Event, survey_row.event_id)
             if event is not None and event.starts_at <= now:
-                closed = "the event has already started"
+                closed = notes.EVENT_STARTED
         return Prompt(survey_session, survey_row, spec, question, row, closed)
 
     async def record_for_staff(self, inbound_id: int, value: str, staff: str | None = None) -> str:
@@ -593,11 +593,25 @@ def tapped_button_value(related: OutboxMessage | None, index: Any) -> str | None
     return str(button[0]) if isinstance(button, list | tuple) and button else None
 
 
-def _describe(spec: SurveySpec, question: Question) -> str:
-    """``the RSVP to 'Family Math Night'`` or ``question 'pickup' of 'Bus routes'``."""
-    if question.rsvp:
-        return f"the RSVP to {spec.title!r}"
-    return f"question {question.id!r} of {spec.title!r}"
+def _leave_note(
+    record: InboundRecord,
+    forms: dict[bool, str],
+    spec: SurveySpec,
+    question: Question,
+    *,
+    why: str | None = None,
+    answer: str | None = None,
+) -> None:
+    """Leave staff a note about the prompt a reply answers (the RSVP to an event, or a survey
+    question): its English text, and its message id for the interface language."""
+    params = {"title": spec.title, "question": question.id}
+    if why is not None:
+        params["why"] = why
+    if answer is not None:
+        params["answer"] = answer
+    note = StaffNote(forms[question.rsvp], params, ("why",) if why is not None else ())
+    record.note = note.text()
+    record.note_data = note.as_json()
 
 
 @dataclass

@@ -340,6 +340,8 @@ class InboundRecord(Base):
     suggested_answer: Mapped[str | None] = mapped_column(String(200))
     """An answer the reply mentions, for staff to confirm; never recorded on its own."""
     note: Mapped[str | None] = mapped_column(Text)
+    #: The note as message id + parameters, read in each staff member's interface language.
+    note_data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     """Why the reply is in the inbox when that is not obvious (a late answer, a closed survey)."""
     possible_opt_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     inbox: Mapped[bool] = mapped_column(Boolean, default=False)

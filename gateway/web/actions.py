@@ -19,8 +19,9 @@ from gateway.broadcasts import send_broadcast, send_survey, store_event
 from gateway.domain.events import EventSpec
 from gateway.domain.languages import normalize_language
 from gateway.domain.surveys import SurveySpec
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, StaffFacingError
 from gateway.staff import StaffIdentity
+from gateway.staff_text import S_, StaffNote
 from gateway.storage.models import Broadcast, Event, Guardian, utcnow
 from gateway.web.queries import broadcast_status, family_detail, inbox_item_in_scope
 
@@ -44,6 +45,15 @@ __all__ = [
 
 #: The longest staff answer: what one SMS provider message carries (Twilio: 1,600 characters).
 MAX_REPLY_CHARACTERS = 1600
+
+REPLY_EMPTY = S_("the reply is empty")
+REPLY_TOO_LONG = S_(
+    "the reply has %(length)s characters; at most %(limit)s go in one message "
+    "(a text message can carry no more)"
+)
+NOTHING_TO_ANSWER = S_("this reply answers no survey question or RSVP that is still there")
+NOT_AN_ANSWER = S_("“%(value)s” is not one of the answers to this question")
+NOT_A_LANGUAGE = S_("“%(language)s”: unknown language code (write it like es, so, vi, ar or zh-Hans)")
 
 
 class NotFoundError(LookupError):
@@ -321,11 +331,10 @@ async def reply_to_inbox(gw: Gateway, staff: StaffIdentity, inbound_id: int, tex
     """Answer an inbox item: translated into the family's language, queued on their channel."""
     text = text.strip()
     if not text:
-        raise GatewayError("the reply is empty")
+        raise StaffFacingError(StaffNote(REPLY_EMPTY))
     if len(text) > MAX_REPLY_CHARACTERS:
-        raise GatewayError(
-            f"the reply has {len(text)} characters; at most {MAX_REPLY_CHARACTERS} go in one message "
-            "(a text message can carry no more)"
+        raise StaffFacingError(
+            StaffNote(REPLY_TOO_LONG, {"length": str(len(text)), "limit": str(MAX_REPLY_CHARACTERS)})
         )
     if not await inbox_item_in_scope(gw, inbound_id, staff.scope):
         raise NotFoundError(f"no inbox item {inbound_id}")
@@ -350,10 +359,10 @@ async def record_answer(gw: Gateway, staff: StaffIdentity, inbound_id: int, valu
         raise NotFoundError(f"no inbox item {inbound_id}")
     try:
         classification = await gw.inbound.surveys.record_for_staff(inbound_id, value, staff=staff.email)
-    except LookupError as exc:
-        raise GatewayError(str(exc)) from None
-    except ValueError as exc:
-        raise GatewayError(str(exc)) from None
+    except LookupError:
+        raise StaffFacingError(StaffNote(NOTHING_TO_ANSWER)) from None
+    except ValueError:
+        raise StaffFacingError(StaffNote(NOT_AN_ANSWER, {"value": value})) from None
     await audit(gw, staff.email, "inbox.answer", str(inbound_id), {"value": value})
     return {"id": inbound_id, "recorded_answer": value, "classification": classification}
 
@@ -395,8 +404,8 @@ async def set_guardian_language(
         raise NotFoundError(f"no family {family_id!r}")
     try:
         tag = normalize_language(language)
-    except ValueError as exc:
-        raise GatewayError(str(exc)) from None
+    except ValueError:
+        raise StaffFacingError(StaffNote(NOT_A_LANGUAGE, {"language": language})) from None
     async with gw.db.session() as session:
         guardian = await session.get(Guardian, guardian_id)
         if guardian is None:

@@ -50,8 +50,7 @@ def stacked(rows: Mapping[str, Mapping[str, int]]) -> list[dict[str, Any]]:
                     {"stage": stage, "value": value, "x": x, "width": width, "color": STAGE_COLORS[stage]}
                 )
             x += width
-        summary = ", ".join(f"{s['stage']} {s['value']}" for s in segments)
-        out.append({"label": label, "total": sum(stages.values()), "segments": segments, "summary": summary})
+        out.append({"label": label, "total": sum(stages.values()), "segments": segments})
     return out
 
 

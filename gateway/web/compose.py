@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -49,15 +50,22 @@ class ComposeForm:
     message: dict[str, Any] | None = None
     """An announcement's context: title, body, link (free text; attachment added later)."""
     send_at: datetime | None = None
+    gettext: Callable[..., str] = field(
+        default=lambda message, **params: message % params if params else message
+    )
+
+    """Translates a problem into the staff member's interface language."""
 
     @property
     def error_list(self) -> list[str]:
         """The errors as sentences (for the summary at the top of the form)."""
         return list(self.errors.values())
 
-    def fail(self, name: str, message: str) -> None:
-        """Record the first problem of a field."""
-        self.errors.setdefault(name, message)
+    def fail(self, name: str, message: str, **params: Any) -> None:
+        """Record the first problem of a field (``message`` is a msgid of the interface catalog,
+        with ``%(name)s`` params)."""
+        if name not in self.errors:
+            self.errors[name] = self.gettext(message, **params)
 
 
 def parse_local_time(value: str, zone: str) -> datetime | None:
@@ -77,40 +85,77 @@ def _slug(text: str) -> str:
     return slug[:60] or "event"
 
 
-def parse_compose(form: dict[str, Any], channel_names: list[str], now: datetime | None = None) -> ComposeForm:
+def N_(message: str) -> str:  # the gettext convention, for extraction
+    """Mark an interface string for extraction (translated where it is shown)."""
+    return message
+
+
+#: Field names as the form labels them (interface catalog msgids).
+FIELD_LABELS = {
+    "title": N_("Title"),
+    "description": N_("Description"),
+    "place": N_("Place"),
+    "address": N_("Address"),
+    "body": N_("Message"),
+    "link": N_("Link"),
+    "reminders": N_("Reminders"),
+    "start": N_("Starts"),
+    "end": N_("Ends"),
+    "timezone": N_("Time zone"),
+    "school": N_("School"),
+    "url": N_("Link"),
+}
+
+
+def parse_compose(
+    form: dict[str, Any],
+    channel_names: list[str],
+    now: datetime | None = None,
+    gettext: Callable[..., str] | None = None,
+) -> ComposeForm:
     """Validate the compose form before anything is written: every problem is reported next to
-    its field, in plain words. Empty optional fields are left out of the message."""
+    its field, in plain words (in the staff member's language with ``gettext``). Empty optional
+    fields are left out of the message."""
     values = {k: (v.strip() if isinstance(v, str) else v) for k, v in form.items()}
     chosen = [c for c in channel_names if values.get(f"channel_{c}")]
     result = ComposeForm(values=values, channels=chosen)
+    if gettext is not None:
+        result.gettext = gettext
+    _ = result.gettext
     now = now or datetime.now(UTC)
     template = values.get("template") or "workshop_invitation"
     if template not in (*EVENT_TEMPLATES, *MESSAGE_TEMPLATES):
         names = ", ".join((*EVENT_TEMPLATES, *MESSAGE_TEMPLATES))
-        result.fail("template", f"Template: choose one of {names}")
+        result.fail("template", N_("Template: choose one of %(names)s"), names=names)
     if not chosen:
-        result.fail("channels", "Channels: choose at least one channel")
+        result.fail("channels", N_("Channels: choose at least one channel"))
     for name, limit in LIMITS.items():
         text = values.get(name) or ""
         if len(text) > limit:
-            result.fail(name, f"{name.capitalize()}: at most {limit} characters (now {len(text)})")
+            result.fail(
+                name,
+                N_("%(field)s: at most %(limit)s characters (now %(count)s)"),
+                field=_(FIELD_LABELS[name]),
+                limit=limit,
+                count=len(text),
+            )
     zone = values.get("timezone") or "America/Chicago"
     try:
         ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError):
-        result.fail("timezone", f"Time zone: unknown time zone {zone!r}")
+        result.fail("timezone", N_("Time zone: unknown time zone %(zone)s"), zone=repr(zone))
         return result
     when_later = values.get("when") == "later"
     try:
         result.send_at = parse_local_time(values.get("at", ""), zone) if when_later else None
     except ValueError:
-        result.fail("at", "Send at: not a date and time")
+        result.fail("at", N_("Send at: not a date and time"))
     if when_later and result.send_at is None and "at" not in result.errors:
-        result.fail("at", "Send at: choose a date and time, or send now")
+        result.fail("at", N_("Send at: choose a date and time, or send now"))
     if result.send_at is not None and result.send_at <= now:
-        result.fail("at", "Send at: this time has passed")
+        result.fail("at", N_("Send at: this time has passed"))
     if values.get("policy", "preferred") not in ("preferred", "all"):
-        result.fail("policy", "Channel policy: preferred or all")
+        result.fail("policy", N_("Channel policy: preferred or all"))
     if template in MESSAGE_TEMPLATES:
         _parse_message(values, result)
     else:
@@ -121,11 +166,11 @@ def parse_compose(form: dict[str, Any], channel_names: list[str], now: datetime 
 def _parse_message(values: dict[str, Any], result: ComposeForm) -> None:
     title, body, link = values.get("title") or "", values.get("body") or "", values.get("link") or ""
     if not title:
-        result.fail("title", "Title: required")
+        result.fail("title", N_("Title: required"))
     if not body:
-        result.fail("body", "Message: required")
+        result.fail("body", N_("Message: required"))
     if link and not re.match(r"^https?://[^\s/$.?#].[^\s]*$", link, re.IGNORECASE):
-        result.fail("link", "Link: a web address starting with http:// or https://")
+        result.fail("link", N_("Link: a web address starting with http:// or https://"))
     result.message = {"title": title, "body": body, "link": link or None}
 
 
@@ -133,27 +178,27 @@ def _parse_event(values: dict[str, Any], result: ComposeForm, zone: str, now: da
     try:
         start = parse_local_time(values.get("start", ""), zone)
     except ValueError:
-        result.fail("start", "Starts: not a date and time")
+        result.fail("start", N_("Starts: not a date and time"))
         return
     try:
         end = parse_local_time(values.get("end", ""), zone)
     except ValueError:
-        result.fail("end", "Ends: not a date and time")
+        result.fail("end", N_("Ends: not a date and time"))
         end = None
     title = values.get("title") or ""
     if not title:
-        result.fail("title", "Event title: required")
+        result.fail("title", N_("Event title: required"))
     if not values.get("place"):
-        result.fail("place", "Place: required (families need to know where to go)")
+        result.fail("place", N_("Place: required (families need to know where to go)"))
     if start is None:
-        result.fail("start", "Starts: required")
+        result.fail("start", N_("Starts: required"))
         return
     if start <= now:
-        result.fail("start", "Starts: this date is in the past; invitations go only to future events")
+        result.fail("start", N_("Starts: this date is in the past; invitations go only to future events"))
     if end is not None and end <= start:
-        result.fail("end", "Ends: must be after the start")
+        result.fail("end", N_("Ends: must be after the start"))
     if result.send_at is not None and result.send_at >= start:
-        result.fail("at", "Send at: after the event starts; families would be invited too late")
+        result.fail("at", N_("Send at: after the event starts; families would be invited too late"))
     reminders = [r.strip() for r in (values.get("reminders") or "").split(",") if r.strip()]
     data = {
         "id": values.get("event_id") or f"{_slug(title)}-{start.date().isoformat()}",
@@ -175,13 +220,15 @@ def _parse_event(values: dict[str, Any], result: ComposeForm, zone: str, now: da
     except ValidationError as exc:
         for error in exc.errors():
             name = str(error["loc"][0]) if error["loc"] else "form"
+            label = result.gettext(FIELD_LABELS.get(name, name.capitalize()))
             if error["type"] == "string_too_short":
-                reason = "required"
+                result.fail(name, N_("%(field)s: required"), field=label)
             elif error["type"] == "string_too_long":
-                reason = f"at most {error['ctx']['max_length']} characters"
+                limit = error["ctx"]["max_length"]
+                result.fail(name, N_("%(field)s: at most %(limit)s characters"), field=label, limit=limit)
             else:
                 reason = error["msg"].removeprefix("Value error, ")
-            result.fail(name, f"{name.capitalize()}: {reason}")
+                result.fail(name, N_("%(field)s: %(reason)s"), field=label, reason=reason)
 
 
 async def build_preview(
@@ -277,12 +324,13 @@ def _worst(a: str, b: str) -> str:
     return max(a, b, key=_SEVERITY.index)
 
 
-def text_source(entry: dict[str, Any]) -> str:
+def text_source(entry: dict[str, Any], gettext: Callable[..., str] | None = None) -> str:
     """What the families of one language read, in plain words: the template's wording and the
-    liaison's own text (title, description) each."""
+    liaison's own text (title, description) each (in the interface language with ``gettext``)."""
+    _ = gettext or (lambda message: message)
     parts = []
     for kind, label in (("template", "wording"), ("text", "your text")):
         origins = entry["sources"].get(kind) or {}
         if origins:
-            parts.append(f"{label}: {RECEIVED_LABELS[what_families_got(origins)]}")
-    return "; ".join(parts) or RECEIVED_LABELS[entry["received"]]
+            parts.append(f"{_(label)}: {_(RECEIVED_LABELS[what_families_got(origins)])}")
+    return "; ".join(parts) or _(RECEIVED_LABELS[entry["received"]])

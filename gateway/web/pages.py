@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -25,8 +25,8 @@ from markupsafe import Markup
 from multidict import MultiDict
 
 from gateway.audit import audit
-from gateway.domain.languages import display_name, is_rtl
-from gateway.errors import GatewayError
+from gateway.domain.languages import autonym, display_name, is_rtl
+from gateway.errors import GatewayError, StaffFacingError
 from gateway.exports import results_csv, safe_cell
 from gateway.inbox import list_inbox
 from gateway.responses import survey_responses
@@ -48,6 +48,7 @@ from gateway.web.compose import (
     EVENT_TEMPLATES,
     LIMITS,
     MESSAGE_TEMPLATES,
+    N_,
     build_preview,
     parse_compose,
     text_source,
@@ -89,6 +90,12 @@ NAV = (
 Page = Callable[[web.Request, StaffIdentity], Awaitable[web.StreamResponse]]
 
 
+@jinja2.pass_context
+def _language_name(context: jinja2.runtime.Context, code: str) -> str:
+    """A language's name in the interface's language (``so`` → ``somalí`` for a Spanish reader)."""
+    return display_name(code, context.get("ui_language") or "en")
+
+
 def make_environment() -> jinja2.Environment:
     """The Jinja environment of the pages (auto-escaping on)."""
     env = jinja2.Environment(
@@ -97,7 +104,8 @@ def make_environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["language_name"] = display_name
+    env.filters["language_name"] = _language_name
+    env.filters["autonym"] = autonym
     env.filters["pct"] = lambda v: f"{100 * float(v or 0):.0f}%"
     env.filters["when"] = _when
     env.filters["telegram_html"] = telegram_html
@@ -151,6 +159,24 @@ def _gw(request: web.Request) -> Any:
     return request.app[GATEWAY_KEY]
 
 
+def ui_gettext(request: web.Request, staff: StaffIdentity | None) -> Callable[..., str]:
+    """The staff member's interface translation: ``gettext(message, **params)``."""
+    gw = _gw(request)
+    language = staff.language if staff else "en"
+
+    def gettext(message: str, /, **params: Any) -> str:
+        return gw.ui_catalogs.gettext(language, message, **params)
+
+    return gettext
+
+
+def _say(request: web.Request, staff: StaffIdentity, error: Exception) -> str:
+    """What went wrong, in the staff member's interface language where the error says it."""
+    if isinstance(error, StaffFacingError):
+        return error.note.text(ui_gettext(request, staff))
+    return str(error)
+
+
 def render(
     request: web.Request,
     template: str,
@@ -161,10 +187,7 @@ def render(
     """A page in the staff member's interface language (English where no catalog has a string)."""
     gw = _gw(request)
     language = staff.language if staff else "en"
-
-    def gettext(message: str, **params: Any) -> str:
-        return gw.catalogs.gettext(language, message, **params)
-
+    gettext = ui_gettext(request, staff)
     html = (
         request.app[ENV_KEY]
         .get_template(template)
@@ -180,6 +203,7 @@ def render(
             district=gw.config.district.name,
             staff_language=gw.config.translation.staff_language,
             district_timezone=gw.config.district_timezone,
+            ui_languages=["en", *gw.ui_catalogs.available()],
             **context,
         )
     )
@@ -251,7 +275,7 @@ async def _multipart_form(request: web.Request, staff: StaffIdentity) -> MultiDi
                     stored = await store_attachment(_gw(request), part.filename, chunks(), staff.email)
                     form["attachment_token"] = stored.token
                 except AttachmentError as exc:
-                    form["attachment_error"] = str(exc)
+                    form["attachment_error"] = exc.note.text(ui_gettext(request, staff))
                 continue
             value = await part.read(decode=True)
             if len(value) > MAX_FIELD_BYTES:
@@ -392,7 +416,7 @@ async def _compose_page(
         templates=[t for t in (*EVENT_TEMPLATES, *MESSAGE_TEMPLATES) if t in available],
         message_templates=MESSAGE_TEMPLATES,
         limits=LIMITS,
-        text_source=text_source,
+        text_source=functools.partial(text_source, gettext=ui_gettext(request, staff)),
         audience=audience_expression(values),
         attachment=attachment,
         max_attachment_mb=gw.config.http.max_attachment_bytes // (1024 * 1024),
@@ -412,25 +436,25 @@ async def compose_post(request: web.Request, staff: StaffIdentity) -> web.Stream
 
     gw = _gw(request)
     form = {k: v for k, v in request[FORM_KEY].items() if isinstance(v, str)}
-    parsed = parse_compose(form, list(gw.channels))
+    parsed = parse_compose(form, list(gw.channels), gettext=ui_gettext(request, staff))
     values = parsed.values
     values.setdefault("idempotency_key", uuid.uuid4().hex)
     audience = audience_expression(values)
     template = values.get("template") or "workshop_invitation"
     policy = values.get("policy") or "preferred"
     try:
-        problems = await audience_problems(gw, audience, staff.scope)
-    except GatewayError as exc:
-        problems = [str(exc)]
+        problems = await audience_problems(gw, audience, staff.scope, say=ui_gettext(request, staff))
+    except StaffFacingError as exc:
+        problems = [exc.note.text(ui_gettext(request, staff))]
     if problems:
-        parsed.fail("audience", "Audience: " + "; ".join(problems))
+        parsed.fail("audience", N_("Audience: %(problems)s"), problems="; ".join(problems))
     attachment = None
     if values.get("attachment_error"):
-        parsed.fail("attachment", f"File: {values['attachment_error']}")
+        parsed.fail("attachment", N_("File: %(reason)s"), reason=values["attachment_error"])
     elif values.get("attachment_token") and template in MESSAGE_TEMPLATES:
         attachment = await find_attachment(gw, values["attachment_token"])
         if attachment is None:
-            parsed.fail("attachment", "File: the uploaded file is gone; attach it again")
+            parsed.fail("attachment", N_("File: the uploaded file is gone; attach it again"))
     context = None
     if parsed.message is not None:
         context = {k: v for k, v in parsed.message.items() if v}
@@ -463,9 +487,8 @@ async def compose_post(request: web.Request, staff: StaffIdentity) -> web.Stream
             gw, template, parsed.event, audience, parsed.channels, policy, staff.scope, context=context
         )
     except (GatewayError, LookupError) as exc:
-        return await _compose_page(
-            request, staff, values, parsed.channels, {"form": str(exc)}, None, 400, attachment
-        )
+        problem = {"form": _say(request, staff, exc)}
+        return await _compose_page(request, staff, values, parsed.channels, problem, None, 400, attachment)
     return await _compose_page(request, staff, values, parsed.channels, {}, preview, 200, attachment)
 
 
@@ -552,7 +575,7 @@ async def broadcast_cancel(request: web.Request, staff: StaffIdentity) -> web.St
             outcomes=OUTCOMES,
             filters={},
             can_cancel=False,
-            error=str(exc),
+            error=_say(request, staff, exc),
         )
     if str(request[FORM_KEY].get("edit", "")) == "1":
         raise web.HTTPSeeOther(f"/compose?from={broadcast_id}")
@@ -677,7 +700,9 @@ async def _inbox(
         "urgent": True if query.get("urgent") == "1" else None,
         "language": query.get("language") or None,
     }
-    items = await list_inbox(gw, schools=staff.scope, **filters)
+    items = await list_inbox(
+        gw, schools=staff.scope, gettext=ui_gettext(request, staff), ui_language=staff.language, **filters
+    )
     threads = await queries.conversations(gw, [i["guardian_id"] for i in items if i["guardian_id"]])
     languages = sorted({i["language"] for i in await list_inbox(gw, schools=staff.scope) if i["language"]})
     return render(
@@ -703,6 +728,24 @@ async def inbox_page(request: web.Request, staff: StaffIdentity) -> web.Response
 
 
 @page
+async def interface_language(request: web.Request, staff: StaffIdentity) -> web.StreamResponse:
+    """Read the interface in another language (English or one with an interface catalog)."""
+    from gateway.staff import set_staff_language
+
+    gw = _gw(request)
+    language = str(request[FORM_KEY].get("language", "en"))
+    if language not in ("en", *gw.ui_catalogs.available()):
+        raise web.HTTPBadRequest(text=f"no interface in {language!r}")
+    await set_staff_language(gw, staff.id, language)
+    back = str(request[FORM_KEY].get("next", ""))
+    if not back and request.headers.get("Referer"):  # the page the switch was made on
+        referer = urlsplit(request.headers["Referer"])
+        if referer.netloc in ("", request.host):
+            back = referer.path + (f"?{referer.query}" if referer.query else "")
+    raise web.HTTPSeeOther(_safe_next(back))
+
+
+@page
 async def inbox_answer(request: web.Request, staff: StaffIdentity) -> web.StreamResponse:
     """Confirm or correct the answer a reply gives, in one action."""
     try:
@@ -715,7 +758,7 @@ async def inbox_answer(request: web.Request, staff: StaffIdentity) -> web.Stream
     except actions.NotFoundError:
         return not_found(request, staff)
     except GatewayError as exc:
-        return await _inbox(request, staff, {}, 400, {inbound_id: str(exc)})
+        return await _inbox(request, staff, {}, 400, {inbound_id: _say(request, staff, exc)})
     raise web.HTTPSeeOther(f"/inbox?answered={inbound_id}#item-{inbound_id}")
 
 
@@ -747,7 +790,7 @@ async def inbox_reply(request: web.Request, staff: StaffIdentity) -> web.StreamR
     except actions.NotFoundError:
         return not_found(request, staff)
     except GatewayError as exc:
-        return await _inbox(request, staff, {}, 400, {inbound_id: str(exc)})
+        return await _inbox(request, staff, {}, 400, {inbound_id: _say(request, staff, exc)})
     query = urlencode(
         {
             "replied": inbound_id,
@@ -867,7 +910,7 @@ async def family_language(request: web.Request, staff: StaffIdentity) -> web.Str
             family=family,
             history=history,
             saved=None,
-            error=str(exc),
+            error=_say(request, staff, exc),
         )
     raise web.HTTPSeeOther(f"/families/{family_id}?saved=1")
 
@@ -899,6 +942,7 @@ def add_page_routes(app: web.Application) -> None:
     r.add_post("/inbox/{inbound_id}/reply", inbox_reply)
     r.add_post("/inbox/{inbound_id}/interpreter", inbox_interpreter)
     r.add_post("/inbox/{inbound_id}/answer", inbox_answer)
+    r.add_post("/me/language", interface_language)
     r.add_get("/families", families_page)
     r.add_get("/families/export.csv", families_export)
     r.add_get("/families/{family_id}", family_page)

@@ -17,6 +17,7 @@ from sqlalchemy import Select, func, select
 from gateway.domain.audience import parse_audience
 from gateway.domain.statuses import overall_status
 from gateway.outbox.planner import BroadcastRequest, BroadcastSummary
+from gateway.rendering.composer import what_families_got
 from gateway.storage.families import FamilyRepository, family_as_dict
 from gateway.storage.models import (
     Broadcast,
@@ -123,6 +124,15 @@ def _is_telegram(gw: Gateway, channel: str) -> bool:
     return found is not None and found.variant == "telegram"
 
 
+def _read_in(gw: Gateway, row: OutboxMessage) -> str | None:
+    """The language a sent message reads in: the family's, or the source language where its text
+    stayed untranslated (for the page's ``lang`` attribute)."""
+    origins = [o for kind in ((row.payload or {}).get("sources") or {}).values() for o in kind]
+    if origins and what_families_got(origins) == "english":
+        return gw.config.translation.source_language
+    return row.language
+
+
 async def family_history(gw: Gateway, family_pk: int, limit: int = 200) -> list[dict[str, Any]]:
     """Messages to and from a family across every channel, newest first."""
     async with gw.db.session() as session:
@@ -137,7 +147,7 @@ async def family_history(gw: Gateway, family_pk: int, limit: int = 200) -> list[
                 "direction": "out",
                 "at": (r.sent_at or r.created_at),
                 "channel": r.channel,
-                "language": r.language,
+                "language": _read_in(gw, r),
                 "status": r.status,
                 "text": (r.subject + " — " if r.subject else "") + r.body,
                 "telegram_html": _is_telegram(gw, r.channel),
@@ -199,6 +209,7 @@ async def conversations(
                     "direction": "out",
                     "at": r.sent_at or r.created_at,
                     "channel": r.channel,
+                    "language": _read_in(gw, r),
                     "status": r.status,
                     "staff": bool((r.payload or {}).get("in_reply_to_inbound")),
                     "text": (r.subject + " — " if r.subject else "") + r.body,
@@ -212,6 +223,7 @@ async def conversations(
                     "direction": "in",
                     "at": r.received_at,
                     "channel": r.channel,
+                    "language": r.language,
                     "status": r.classification,
                     "staff": False,
                     "text": r.text,
@@ -357,12 +369,21 @@ async def list_broadcasts(gw: Gateway, scope: list[str] | None, limit: int = 50)
                 select(Event).where(Event.id.in_([b.event_id for b in broadcasts if b.event_id]))
             )
         }
+        survey_titles = {
+            s.id: s.title
+            for s in await session.scalars(
+                select(Survey).where(Survey.id.in_([b.survey_id for b in broadcasts if b.survey_id]))
+            )
+        }
     return [
         {
             "id": b.id,
             "kind": b.kind,
             "template": b.template,
-            "title": titles.get(b.event_id or 0) or b.template,
+            "title": titles.get(b.event_id or 0)
+            or survey_titles.get(b.survey_id or 0)
+            or (b.context or {}).get("title")
+            or b.template,
             "audience": b.audience,
             "send_at": b.send_at,
             "created_by": b.created_by,

@@ -4,6 +4,7 @@ audience language, send it now or later — or export it as a survey file, or lo
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import UTC
 from typing import Any
@@ -43,7 +44,7 @@ async def _page(
     preview: dict[str, Any] | None = None,
     status: int = 200,
 ) -> web.Response:
-    from gateway.web.pages import _gw, render
+    from gateway.web.pages import _gw, render, ui_gettext
 
     gw = _gw(request)
     chosen = (
@@ -62,7 +63,7 @@ async def _page(
         channels=list(gw.channels),
         chosen=chosen,
         options=await queries.audience_options(gw, staff.scope),
-        text_source=text_source,
+        text_source=functools.partial(text_source, gettext=ui_gettext(request, staff)),
     )
 
 
@@ -82,11 +83,12 @@ async def builder_get(request: web.Request, staff: StaffIdentity) -> web.Respons
 
 async def builder_post(request: web.Request, staff: StaffIdentity) -> web.StreamResponse:
     """Add a question, preview, export as YAML, load YAML, or send / schedule."""
-    from gateway.web.pages import FORM_KEY, _gw
+    from gateway.web.pages import FORM_KEY, _gw, _say, ui_gettext
 
     gw = _gw(request)
     form: dict[str, Any] = {k: v for k, v in request[FORM_KEY].items() if isinstance(v, str)}
     form["_posted"] = "1"
+    _ = ui_gettext(request, staff)
     action = form.get("action", "preview")
     zone = form.get("timezone") or gw.config.district_timezone
     if action == "add_question":
@@ -101,15 +103,17 @@ async def builder_post(request: web.Request, staff: StaffIdentity) -> web.Stream
             message = (
                 format_validation_error(exc, "survey file") if isinstance(exc, ValidationError) else str(exc)
             )
-            return await _page(request, staff, form, {"yaml": f"Survey file: {message}"}, status=400)
+            return await _page(
+                request, staff, form, {"yaml": _("Survey file: %(reason)s", reason=message)}, status=400
+            )
         loaded = form_from_spec(spec, zone)
         loaded.update({k: v for k, v in form.items() if k.startswith(("channel_", "aud_")) or k == "_posted"})
         return await _page(request, staff, loaded)
     audience = _audience(form)
-    spec, errors = spec_from_form(form, zone, audience)
+    spec, errors = spec_from_form(form, zone, audience, gettext=_)
     chosen = [c for c in gw.channels if form.get(f"channel_{c}")]
     if not chosen:
-        errors["channels"] = "Channels: choose at least one channel"
+        errors["channels"] = _("Channels: choose at least one channel")
     send_at = None
     if form.get("when") == "later":
         try:
@@ -117,13 +121,13 @@ async def builder_post(request: web.Request, staff: StaffIdentity) -> web.Stream
         except ValueError:
             send_at = None
         if send_at is None:
-            errors["at"] = "Send at: choose a date and time, or send now"
+            errors["at"] = _("Send at: choose a date and time, or send now")
     if spec is not None and action != "export":
         from gateway.families import audience_problems
 
-        problems = await audience_problems(gw, audience, staff.scope)
+        problems = await audience_problems(gw, audience, staff.scope, say=_)
         if problems:
-            errors["audience"] = "Audience: " + "; ".join(problems)
+            errors["audience"] = _("Audience: %(problems)s", problems="; ".join(problems))
     if errors or spec is None:
         return await _page(request, staff, form, errors, status=400)
     if action == "export":
@@ -148,7 +152,7 @@ async def builder_post(request: web.Request, staff: StaffIdentity) -> web.Stream
             gw, "survey_question", None, audience, chosen, "preferred", staff.scope, survey=spec
         )
     except GatewayError as exc:
-        return await _page(request, staff, form, {"form": str(exc)}, status=400)
+        return await _page(request, staff, form, {"form": _say(request, staff, exc)}, status=400)
     return await _page(request, staff, form, {}, preview)
 
 

@@ -369,6 +369,59 @@ def test_template_catalog_is_up_to_date(tmp_path: Path) -> None:
     )
 
 
+INTERFACE_LANGUAGES = sorted(p.parent.parent.name for p in LOCALES.glob("*/LC_MESSAGES/web.po"))
+
+
+def _read(path: Path, language: str | None = None) -> Catalog:
+    with path.open("rb") as handle:
+        return read_po(handle, locale=babel_locale(language) if language else None)
+
+
+def test_interface_catalog_is_up_to_date(tmp_path: Path) -> None:
+    """web.pot holds every string of the staff interface (pages, marked words, staff notes)."""
+    extracted = tmp_path / "web.pot"
+    CommandLineInterface().run(
+        [
+            "pybabel",
+            "-q",
+            "extract",
+            "--no-default-keywords",
+            "-k",
+            "S_",
+            "-F",
+            str(ROOT / "babel-web.cfg"),
+            "-o",
+            str(extracted),
+            str(ROOT),
+        ]
+    )
+    assert message_ids(_read(extracted)) == message_ids(_read(LOCALES / "web.pot")), (
+        "gateway/resources/locales/web.pot is stale: run `make catalogs`"
+    )
+    # The two catalogs do not share strings: families' messages and the staff interface are
+    # translated (and reviewed) separately.
+    assert not message_ids(_read(extracted)) & message_ids(load_template_catalog())
+
+
+def test_spanish_is_the_first_interface_translation() -> None:
+    assert "es" in INTERFACE_LANGUAGES
+
+
+@pytest.mark.parametrize("language", INTERFACE_LANGUAGES)
+def test_interface_catalog_is_complete_and_keeps_placeholders(language: str) -> None:
+    catalog = _read(LOCALES / babel_locale(language) / "LC_MESSAGES" / "web.po", language)
+    assert message_ids(catalog) == message_ids(_read(LOCALES / "web.pot"))
+    problems = []
+    for message in catalog:
+        if not message.id:
+            continue
+        if not message.string or message.fuzzy:
+            problems.append(f"untranslated: {message.id!r}")
+        elif placeholders(message.string) != placeholders(message.id):
+            problems.append(f"placeholders of {message.string!r} != those of {message.id!r}")
+    assert not problems, "\n".join(problems)
+
+
 def test_code_level_messages_are_in_every_catalog() -> None:
     code_ids = {
         messages.MT_NOTE,

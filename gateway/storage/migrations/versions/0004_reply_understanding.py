@@ -23,6 +23,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column('recorded_answer', sa.String(length=200), nullable=True))
         batch.add_column(sa.Column('suggested_answer', sa.String(length=200), nullable=True))
         batch.add_column(sa.Column('note', sa.Text(), nullable=True))
+        batch.add_column(sa.Column('note_data', sa.JSON(), nullable=True))
         batch.add_column(
             sa.Column('possible_opt_out', sa.Boolean(), nullable=False, server_default=sa.false())
         )
@@ -37,6 +38,7 @@ def downgrade() -> None:
         batch.drop_column('timezone_assumed')
     with op.batch_alter_table('inbound_messages') as batch:
         batch.drop_column('possible_opt_out')
+        batch.drop_column('note_data')
         batch.drop_column('note')
         batch.drop_column('suggested_answer')
         batch.drop_column('recorded_answer')
