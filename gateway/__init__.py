@@ -20,6 +20,7 @@ from gateway.channels import (
     InboundOutcome,
     OutboundMessage,
     SendResult,
+    StatusOutcome,
     StatusUpdate,
     WebhookHandler,
 )
@@ -67,6 +68,7 @@ __all__ = [
     "RetryableSendError",
     "SendError",
     "SendResult",
+    "StatusOutcome",
     "StatusUpdate",
     "TranslationEngine",
     "TranslationError",

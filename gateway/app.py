@@ -6,7 +6,7 @@ from __future__ import annotations
 import inspect
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 from pydantic import BaseModel, SecretStr, ValidationError
@@ -18,6 +18,7 @@ from gateway.channels import (
     EndpointLink,
     InboundMessage,
     InboundOutcome,
+    StatusOutcome,
     StatusUpdate,
 )
 from gateway.config import GatewayConfig, format_validation_error
@@ -32,6 +33,9 @@ from gateway.translation.catalogs import UI_DOMAIN, CatalogSet
 from gateway.translation.engine import EngineContext, EngineSettings, TranslationEngine
 from gateway.translation.glossary import Glossary
 from gateway.translation.service import TranslationService
+
+if TYPE_CHECKING:
+    from gateway.scheduling.scheduler import JobRunner
 
 __all__ = ["CoreChannelContext", "Gateway"]
 
@@ -49,7 +53,10 @@ class Gateway:
         self.metrics = GatewayMetrics()
         register_secret(make_url(config.database_url).password)  # type: ignore[arg-type]
         self.db = Database(
-            config.database_url, echo=config.database.echo, pool_size=config.database.pool_size
+            config.database_url,
+            echo=config.database.echo,
+            pool_size=config.database.pool_size,
+            busy_timeout=config.database.busy_timeout_seconds,
         )
         self.catalogs = CatalogSet(config.locales_dir)
         self.ui_catalogs = CatalogSet(config.locales_dir, domain=UI_DOMAIN)
@@ -74,6 +81,7 @@ class Gateway:
             select_engine=self.pm.hook.gateway_select_translation_engine,
         )
         from gateway.inbound.pipeline import InboundPipeline
+        from gateway.intake import Intake
         from gateway.outbox.dispatcher import OutboxDispatcher
         from gateway.outbox.planner import BroadcastPlanner
         from gateway.rendering.composer import MessageComposer
@@ -82,6 +90,9 @@ class Gateway:
         self.planner = BroadcastPlanner(self)
         self.dispatcher = OutboxDispatcher(self)
         self.inbound = InboundPipeline(self)
+        self.intake = Intake(self)
+        self.scheduler: JobRunner | None = None
+        """The job runner, in the process that leads scheduling (``gateway serve``)."""
         self._started: list[Channel] = []
 
     # -- construction ---------------------------------------------------------------------
@@ -290,16 +301,16 @@ class CoreChannelContext:
         return f"/webhooks/{self.name}/{action}"
 
     async def receive(self, message: InboundMessage) -> InboundOutcome:
-        """Into the inbound pipeline."""
-        return await self.gateway.inbound.handle(message)
+        """Store (database or spool), then process now (:mod:`gateway.intake`)."""
+        return await self.gateway.intake.receive(message)
 
     async def accept(self, message: InboundMessage) -> bool:
-        """Store now, process in the background."""
-        return await self.gateway.inbound.accept(message)
+        """Store now (database or spool), process in the background."""
+        return await self.gateway.intake.accept(message)
 
-    async def update_status(self, update: StatusUpdate) -> bool:
-        """Apply a delivery report."""
-        return await self.gateway.dispatcher.apply_status(update)
+    async def update_status(self, update: StatusUpdate) -> StatusOutcome:
+        """Apply a delivery report, keep it until it can be, or spool it."""
+        return await self.gateway.intake.update_status(update)
 
     async def set_endpoint_state(self, address: str, state: EndpointState | None, reason: str) -> int:
         """Mark endpoints of this channel's kind with ``address``."""

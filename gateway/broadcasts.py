@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.domain.events import EventSpec, load_event
 from gateway.domain.surveys import SurveySpec, load_survey, rsvp_survey
@@ -27,6 +28,7 @@ __all__ = [
     "send_broadcast",
     "send_survey",
     "store_event",
+    "upsert_event",
 ]
 
 EVENT_TEMPLATES = ("workshop_invitation",)
@@ -52,31 +54,38 @@ def refuse_past_event(spec: EventSpec, send_at: datetime | None = None) -> None:
 
 
 async def store_event(gw: Gateway, spec: EventSpec) -> Event:
-    """Create or update the event row."""
+    """Create or update the event row (in a transaction of its own)."""
     async with gw.db.session() as session:
-        row = await session.scalar(select(Event).where(Event.external_id == spec.id))
-        values = dict(
-            title=spec.title,
-            description=spec.description,
-            school=spec.school,
-            place=spec.place,
-            address=spec.address,
-            starts_at=spec.start.astimezone(UTC),
-            ends_at=spec.end.astimezone(UTC) if spec.end else None,
-            timezone=spec.timezone,
-            audience=spec.audience,
-            rsvp=spec.rsvp,
-            reminders=spec.reminders,
-            data={"url": spec.url, "contact": spec.contact.model_dump()},
-        )
-        if row is None:
-            row = Event(external_id=spec.id, **values)
-            session.add(row)
-        else:
-            for key, value in values.items():
-                setattr(row, key, value)
+        row = await upsert_event(session, spec)
         await session.commit()
         return row
+
+
+async def upsert_event(session: AsyncSession, spec: EventSpec) -> Event:
+    """Create or update the event row in ``session`` (flushed: it has its id)."""
+    row = await session.scalar(select(Event).where(Event.external_id == spec.id))
+    values = dict(
+        title=spec.title,
+        description=spec.description,
+        school=spec.school,
+        place=spec.place,
+        address=spec.address,
+        starts_at=spec.start.astimezone(UTC),
+        ends_at=spec.end.astimezone(UTC) if spec.end else None,
+        timezone=spec.timezone,
+        audience=spec.audience,
+        rsvp=spec.rsvp,
+        reminders=spec.reminders,
+        data={"url": spec.url, "contact": spec.contact.model_dump()},
+    )
+    if row is None:
+        row = Event(external_id=spec.id, **values)
+        session.add(row)
+    else:
+        for key, value in values.items():
+            setattr(row, key, value)
+    await session.flush()
+    return row
 
 
 async def send_broadcast(
@@ -117,32 +126,40 @@ async def send_broadcast(
         school_scope=school_scope,
         kind="invitation" if spec else "message",
     )
-    notes: list[str] = []
-    if spec is not None:
-        request.event = spec.template_context()
-        if not dry_run:
-            event = await store_event(gw, spec)
-            request.event_id = event.id
-        if spec.rsvp and template in EVENT_TEMPLATES:
-            survey = rsvp_survey(spec.id, spec.title)
-            request.survey, request.question_id = survey, "rsvp"
-            if not dry_run:
-                async with gw.db.session() as session:
-                    row = await store_survey(session, survey, request.event_id)
-                    await session.commit()
-                request.survey_id = row.id
-    summary = await gw.planner.plan(request, dry_run=dry_run)
-    data = summary.as_dict()
-    if spec is not None and spec.reminders and not dry_run and summary.broadcast_id:
-        from gateway.scheduling.scheduler import schedule_event_reminders
-
-        planned = await schedule_event_reminders(gw, request.event_id or 0, spec, not_before=send_at)
-        notes += [f"reminder {r['offset']} before: {r['run_at']}" for r in planned]
-        data["reminders"] = planned
     from gateway.families import audience_problems
 
-    audience_notes = [f"audience: {p}" for p in await audience_problems(gw, request.audience, school_scope)]
-    data["notes"] = audience_notes + notes + _translation_notes(gw, data)
+    notes = [f"audience: {p}" for p in await audience_problems(gw, request.audience, school_scope)]
+    if spec is not None:
+        request.event = spec.template_context()
+    survey = None
+    if spec is not None and spec.rsvp and template in EVENT_TEMPLATES:
+        survey = rsvp_survey(spec.id, spec.title)
+    if survey is not None:
+        request.survey, request.question_id = survey, "rsvp"
+    if dry_run:
+        data = (await gw.planner.plan(request, dry_run=True)).as_dict()
+        data["notes"] = notes + _translation_notes(gw, data)
+        return data
+    # The event, its RSVP survey, the broadcast with every outbox row and the reminder jobs:
+    # one transaction, so a failure anywhere leaves nothing behind (nothing half-sent).
+    async with gw.db.session() as session:
+        if spec is not None:
+            request.event_id = (await upsert_event(session, spec)).id
+        if survey is not None:
+            request.survey_id = (await store_survey(session, survey, request.event_id)).id
+        summary = await gw.planner.plan(request, session=session)
+        data = summary.as_dict()
+        if spec is not None and spec.reminders and summary.broadcast_id:
+            from gateway.scheduling.scheduler import stage_event_reminders
+
+            planned = await stage_event_reminders(
+                session, request.event_id or 0, spec, not_before=send_at
+            )
+            notes += [f"reminder {r['offset']} before: {r['run_at']}" for r in planned]
+            data["reminders"] = planned
+        await session.commit()
+    await gw.translation.flush_stats()
+    data["notes"] = notes + _translation_notes(gw, data)
     return data
 
 
@@ -211,6 +228,8 @@ async def send_survey(
 ) -> dict[str, Any]:
     """Store a survey, send its first question, schedule its reminder and close."""
     spec = spec or load_survey(file)  # type: ignore[arg-type]
+    # The survey, its broadcast with every outbox row and session, and its reminder and close
+    # jobs: one transaction, all or nothing (a retry after a failure sends nothing twice).
     async with gw.db.session() as session:
         event_id = None
         if spec.event:
@@ -221,31 +240,35 @@ async def send_survey(
                 )
             event_id = event.id
         row = await store_survey(session, spec, event_id)
-        await session.commit()
-    request = BroadcastRequest(
-        template="survey_question",
-        audience=audience if audience is not None else spec.audience,
-        channels=channels,
-        send_at=send_at,
-        survey=spec,
-        survey_id=row.id,
-        question_id=spec.questions[0].id,
-        kind="survey",
-        created_by=created_by,
-        school_scope=school_scope,
-    )
-    summary = (await gw.planner.plan(request)).as_dict()
-    summary["survey_id"] = spec.id
-    if spec.remind_unanswered_after or spec.close_at:
-        from gateway.scheduling.scheduler import schedule_survey_jobs
+        request = BroadcastRequest(
+            template="survey_question",
+            audience=audience if audience is not None else spec.audience,
+            channels=channels,
+            send_at=send_at,
+            survey=spec,
+            survey_id=row.id,
+            question_id=spec.questions[0].id,
+            kind="survey",
+            created_by=created_by,
+            school_scope=school_scope,
+        )
+        summary = (await gw.planner.plan(request, session=session)).as_dict()
+        summary["survey_id"] = spec.id
+        if spec.remind_unanswered_after or spec.close_at:
+            from gateway.scheduling.scheduler import stage_survey_jobs
 
-        summary["jobs"] = await schedule_survey_jobs(gw, row.id, spec, send_at or utcnow())
+            summary["jobs"] = await stage_survey_jobs(session, row.id, spec, send_at or utcnow())
+        await session.commit()
+    await gw.translation.flush_stats()
     summary["notes"] = _translation_notes(gw, summary)
     return summary
 
 
-async def send_survey_reminder(gw: Gateway, survey_id: int) -> dict[str, Any] | None:
-    """Send the current question again to guardians who have not answered."""
+async def send_survey_reminder(
+    gw: Gateway, survey_id: int, *, idempotency_key: str | None = None
+) -> dict[str, Any] | None:
+    """Send the current question again to guardians who have not answered (once per
+    ``idempotency_key``)."""
     async with gw.db.session() as session:
         survey = await session.get(Survey, survey_id)
         if survey is None:
@@ -261,6 +284,7 @@ async def send_survey_reminder(gw: Gateway, survey_id: int) -> dict[str, Any] | 
         question_id=spec.questions[0].id,
         kind="survey-reminder",
         only_guardians=waiting,
+        idempotency_key=idempotency_key,
     )
     return (await gw.planner.plan(request)).as_dict()
 
@@ -279,8 +303,11 @@ async def close_survey(gw: Gateway, survey_id: int) -> int:
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-async def send_event_reminder(gw: Gateway, event_id: int) -> dict[str, Any] | None:
-    """Remind the families invited to an event, except those who declined."""
+async def send_event_reminder(
+    gw: Gateway, event_id: int, *, idempotency_key: str | None = None
+) -> dict[str, Any] | None:
+    """Remind the families invited to an event, except those who declined (once per
+    ``idempotency_key``)."""
     from gateway.storage.models import Broadcast
 
     async with gw.db.session() as session:
@@ -317,6 +344,7 @@ async def send_event_reminder(gw: Gateway, event_id: int) -> dict[str, Any] | No
         only_guardians=invited,
         exclude_guardians=declined,
         policy=(invitation.policy if invitation else "preferred"),  # type: ignore[arg-type]
+        idempotency_key=idempotency_key,
     )
     return (await gw.planner.plan(request)).as_dict()
 

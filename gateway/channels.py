@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
 
@@ -33,6 +34,7 @@ __all__ = [
     "InboundOutcome",
     "OutboundMessage",
     "SendResult",
+    "StatusOutcome",
     "StatusUpdate",
     "WebhookHandler",
 ]
@@ -165,6 +167,32 @@ class StatusUpdate:
     failure is final."""
 
 
+class StatusOutcome(StrEnum):
+    """What the core did with a delivery report (:meth:`ChannelContext.update_status`).
+
+    A provider may call back before the send returned and its message id was stored, so "no
+    message has this id" is not the same as "already applied": the first is ``pending``, the
+    second ``repeat``. Only ``applied`` is truthy, so ``if await ctx.update_status(u):`` still
+    reads "the status changed".
+    """
+
+    APPLIED = "applied"
+    """The message's status moved forward (history, endpoint state, fallback as needed)."""
+    REPEAT = "repeat"
+    """The message is already at this status or past it: nothing changed (statuses never move
+    backwards), e.g. a provider retry."""
+    PENDING = "pending"
+    """No message carries this provider id yet: the report is kept and applied, in order, as
+    soon as the id is stored; dropped (with a metric) if it never appears (bounded in age and
+    count, see ``intake.pending_reports_*``)."""
+    SPOOLED = "spooled"
+    """The database could not take the report in time: it is in the local durable spool and
+    will be applied (as above) when the database is back."""
+
+    def __bool__(self) -> bool:
+        return self is StatusOutcome.APPLIED
+
+
 @dataclass(frozen=True, slots=True)
 class InboundMessage:
     """A reply from a family (or anyone) as a channel parsed it."""
@@ -220,17 +248,31 @@ class ChannelContext(Protocol):
         """The path this channel's webhook ``action`` is mounted at."""
 
     async def receive(self, message: InboundMessage) -> InboundOutcome:
-        """Hand a reply to the inbound pipeline (deduplicated on provider id)."""
+        """Hand a reply to the inbound pipeline (deduplicated on provider id) and process it now.
+
+        Once this returns (without raising) the reply is stored durably: in the database, or,
+        when the database cannot take it within ``intake.store_deadline_seconds``, in the local
+        spool (``classification == "spooled"``, replayed when the database is back). A reply
+        whose processing fails is kept and retried in the background
+        (``classification == "pending"``). So a poller may mark the provider's copy as read
+        as soon as this returns.
+        """
 
     async def accept(self, message: InboundMessage) -> bool:
         """Store a reply durably (deduplicated) and return at once; False for a duplicate.
 
         The pipeline processes it in the background. For webhooks that must answer fast
-        (SMS providers); use :meth:`receive` when the outcome is needed right away.
+        (SMS providers); use :meth:`receive` when the outcome is needed right away. As with
+        :meth:`receive`, a reply the database cannot take in time is spooled (True).
         """
 
-    async def update_status(self, update: StatusUpdate) -> bool:
-        """Apply a delivery report; False when it was a repeat or would move backwards."""
+    async def update_status(self, update: StatusUpdate) -> StatusOutcome:
+        """Apply a delivery report; see :class:`StatusOutcome` for what came of it.
+
+        Every outcome means the report is safe: answer the provider with success. A report
+        for a provider id not stored yet is kept (``pending``) and applied when the id
+        appears; a repeat changes nothing (``repeat``).
+        """
 
     async def set_endpoint_state(self, address: str, state: EndpointState | None, reason: str) -> int:
         """Mark every endpoint with this address of this channel's kind; returns how many."""

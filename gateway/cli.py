@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gateway.errors import GatewayError
+from gateway.storage.db import database_unavailable
 
 __all__ = ["CliState", "app", "main"]
 
@@ -113,6 +114,15 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     except (LookupError, FileNotFoundError) as exc:
         err_console.print(f"[bold red]error:[/] {exc.args[0] if exc.args else exc}", highlight=False)
         raise typer.Exit(2) from None
+    except Exception as exc:
+        if not database_unavailable(exc):
+            raise
+        err_console.print(
+            f"[bold red]error:[/] the database is busy or unreachable ({type(exc).__name__}); "
+            "try again (a broadcast or survey is saved whole or not at all)",
+            highlight=False,
+        )
+        raise typer.Exit(3) from None
 
 
 def emit_json(data: Any) -> None:

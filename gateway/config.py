@@ -72,6 +72,12 @@ class DatabaseConfig(_Section):
     url: str = "sqlite+aiosqlite:///{data_dir}/gateway.db"
     echo: bool = False
     pool_size: int = Field(default=5, ge=1, le=100)
+    busy_timeout_seconds: float = Field(
+        default=30,
+        gt=0,
+        le=600,
+        description="SQLite: how long a write waits for another writer's lock before failing.",
+    )
 
 
 class HttpConfig(_Section):
@@ -147,7 +153,7 @@ class SchedulerConfig(_Section):
 
 
 class InboundConfig(_Section):
-    """Replies: keywords, urgent words, who is told about urgent ones."""
+    """Replies: keywords, urgent words, who is told about urgent ones, limits."""
 
     opt_out_words: dict[str, list[str]] = Field(default_factory=dict)
     opt_in_words: dict[str, list[str]] = Field(default_factory=dict)
@@ -157,6 +163,33 @@ class InboundConfig(_Section):
     )
     on_call: list[str] = Field(default_factory=list)
     on_call_channel: str = "email"
+    max_text_chars: int = Field(
+        default=4000,
+        ge=160,
+        le=100_000,
+        description="A reply's text is cut here (flagged truncated; the whole text stays in raw).",
+    )
+    max_attempts: int = Field(
+        default=5, ge=1, le=100, description="Processing attempts of one reply before it is put before staff."
+    )
+    retry_base_seconds: float = Field(
+        default=10, gt=0, description="Wait before the second attempt; doubles each time (at most an hour)."
+    )
+
+
+class IntakeConfig(_Section):
+    """What providers hand us (replies, delivery reports) is never lost: when the database cannot
+    take it in time it goes to a local durable spool, replayed in order when the database is back."""
+
+    store_deadline_seconds: float = Field(
+        default=2.0, gt=0, le=60, description="How long a webhook waits for the database before spooling."
+    )
+    spool_dir: Path | None = Field(default=None, description="Default: <data_dir>/spool.")
+    replay_max_backoff_seconds: float = Field(default=30, gt=0)
+    pending_reports_max_age_hours: float = Field(
+        default=24, gt=0, description="A delivery report for an unknown provider id is kept this long."
+    )
+    pending_reports_max: int = Field(default=10_000, ge=1, description="...and at most this many are kept.")
 
 
 class RenderingConfig(_Section):
@@ -198,6 +231,7 @@ class GatewayConfig(_Section):
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     inbound: InboundConfig = Field(default_factory=InboundConfig)
     rendering: RenderingConfig = Field(default_factory=RenderingConfig)
+    intake: IntakeConfig = Field(default_factory=IntakeConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     source: Path | None = Field(default=None, exclude=True)
 
@@ -221,6 +255,14 @@ class GatewayConfig(_Section):
     def data_dir(self) -> Path:
         """The gateway's data folder (database, sandbox outbox, translation models)."""
         path = self.paths.data_dir
+        return path if path.is_absolute() else (self.base_dir / path).resolve()
+
+    @property
+    def spool_dir(self) -> Path:
+        """Where replies and delivery reports wait when the database cannot take them."""
+        path = self.intake.spool_dir
+        if path is None:
+            return self.data_dir / "spool"
         return path if path.is_absolute() else (self.base_dir / path).resolve()
 
     @property

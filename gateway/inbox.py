@@ -114,6 +114,7 @@ async def list_inbox(
                 "possible_opt_out": record.possible_opt_out,
                 "urgent": record.urgent,
                 "answered": record.answered_at is not None,
+                "truncated": record.truncated,
             }
         )
     return items

@@ -23,6 +23,16 @@ metric                                         type       what
 ``gateway_translation_memory_misses_total``    counter    translations the memory did not have
 ``gateway_translation_engine_calls_total``     counter    calls to translation engines
 ``gateway_translation_memory_entries``         gauge      entries in the translation memory
+``gateway_status_reports_deferred_total``      counter    delivery reports kept: message id not stored yet
+``gateway_status_reports_applied_late_total``  counter    kept delivery reports applied once the id came
+``gateway_status_reports_dropped_total``       counter    kept reports dropped (reason: expired, overflow)
+``gateway_intake_spooled_total{kind}``         counter    replies/reports spooled: database unavailable
+``gateway_intake_spool_replayed_total{kind}``  counter    spooled records replayed into the database
+``gateway_intake_spool_rejected_total``        counter    spooled records set aside (torn, not applicable)
+``gateway_intake_spool_records``               gauge      records waiting in the spool
+``gateway_inbound_processing_retries_total``   counter    replies whose processing raised, tried again
+``gateway_inbound_processing_failed_total``    counter    replies that kept failing, put before staff
+``gateway_inbound_truncated_total{channel}``   counter    replies cut at ``inbound.max_text_chars``
 =============================================  =========  ============================================
 
 Figures that live in the database (queue, translation totals) are read at scrape time
@@ -147,9 +157,72 @@ class GatewayMetrics:
             ["channel", "code"],
             registry=registry,
         )
+        self._add_intake_metrics(registry)
         self._translation = _TranslationCollector()
         registry.register(self._translation)
         self._alerts: dict[tuple[str, str], ConfigAlert] = {}
+
+    def _add_intake_metrics(self, registry: CollectorRegistry) -> None:
+        """Delivery reports kept for later, the intake spool, reply processing and limits."""
+        self.status_reports_deferred = Counter(
+            "gateway_status_reports_deferred",
+            "Delivery reports kept until their provider message id is stored",
+            ["channel"],
+            registry=registry,
+        )
+        self.status_reports_applied_late = Counter(
+            "gateway_status_reports_applied_late",
+            "Kept delivery reports applied once their provider message id was stored",
+            ["channel"],
+            registry=registry,
+        )
+        self.status_reports_dropped = Counter(
+            "gateway_status_reports_dropped",
+            "Kept delivery reports dropped unapplied (reason: expired or overflow)",
+            ["channel", "reason"],
+            registry=registry,
+        )
+        self.spooled = Counter(
+            "gateway_intake_spooled",
+            "Replies and delivery reports written to the local spool because the database "
+            "could not take them in time",
+            ["kind"],
+            registry=registry,
+        )
+        self.spool_replayed = Counter(
+            "gateway_intake_spool_replayed",
+            "Spooled records replayed into the database",
+            ["kind"],
+            registry=registry,
+        )
+        self.spool_rejected = Counter(
+            "gateway_intake_spool_rejected",
+            "Spooled records that could not be read or applied (kept aside for a person)",
+            registry=registry,
+        )
+        self.spool_depth = Gauge(
+            "gateway_intake_spool_records",
+            "Records waiting in the local spool",
+            registry=registry,
+        )
+        self.inbound_retries = Counter(
+            "gateway_inbound_processing_retries",
+            "Replies whose processing raised and will be tried again",
+            ["channel"],
+            registry=registry,
+        )
+        self.inbound_failed = Counter(
+            "gateway_inbound_processing_failed",
+            "Replies whose processing kept failing, put before staff in the inbox",
+            ["channel"],
+            registry=registry,
+        )
+        self.inbound_truncated = Counter(
+            "gateway_inbound_truncated",
+            "Replies cut at inbound.max_text_chars (the whole text kept in the raw payload)",
+            ["channel"],
+            registry=registry,
+        )
 
     # -- counting ---------------------------------------------------------------------------
     def message(self, outcome: str, channel: str) -> None:

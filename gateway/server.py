@@ -29,7 +29,7 @@ log = logging.getLogger("gateway.server")
 
 
 class _SchedulerRole:
-    """Starts APScheduler when elected, shuts it down when demoted."""
+    """Starts the job runner when elected, shuts it down when demoted."""
 
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
@@ -43,9 +43,9 @@ class _SchedulerRole:
     async def demoted(self) -> None:
         scheduler, self.scheduler = self.scheduler, None
         if scheduler is not None:
-            scheduler.shutdown(wait=False)
-        if getattr(self.gw, "scheduler", None) is scheduler:
-            self.gw.scheduler = None  # type: ignore[attr-defined]
+            scheduler.shutdown()
+        if self.gw.scheduler is scheduler:
+            self.gw.scheduler = None
 
 
 async def serve_forever(
@@ -64,8 +64,12 @@ async def serve_forever(
     runner: web.AppRunner | None = None
     election: LeaderElection | None = None
     processor: asyncio.Task[None] | None = None
+    intake: asyncio.Task[None] | None = None
     try:
         await gw.migrate()
+        # Replies and reports spooled while the database was away (this run or an earlier one)
+        # are replayed in the background, before and alongside new arrivals.
+        intake = asyncio.create_task(gw.intake.run(stop), name="intake-replay")
         await gw.start()
         if config.scheduler.enabled and (role == "serve" or not gw.db.is_sqlite):
             scheduler_role = _SchedulerRole(gw)
@@ -89,6 +93,8 @@ async def serve_forever(
         stop.set()
         if processor is not None:
             await processor
+        if intake is not None:
+            await intake
         if election is not None:
             await election.stop()
         if runner is not None:

@@ -34,3 +34,8 @@ NO_ENGINE = S_("No machine translation covers %(source)s → %(target)s. Flag it
 ENGINE_FAILED = S_(
     "The machine translation (%(source)s → %(target)s) failed this time. Flag it for an interpreter."
 )
+
+#: A reply whose processing kept failing (``inbound.max_attempts``).
+PROCESSING_FAILED = S_(
+    "The gateway could not process this reply (%(attempts)s tries, %(error)s): read it and answer by hand."
+)

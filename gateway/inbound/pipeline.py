@@ -9,25 +9,30 @@ re-prompt once, file in the staff inbox with a translation) → record what it d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.channels import InboundMessage, InboundOutcome
 from gateway.domain.languages import LanguageError, display_name, normalize_language
+from gateway.inbound import notes
 from gateway.inbound.answers import AnswerMatcher
 from gateway.inbound.detect import LanguageDetector
 from gateway.inbound.keywords import KeywordTable
 from gateway.inbound.normalize import zawgyi_to_unicode
+from gateway.inbound.sanitize import is_truncated, sanitize_inbound
 from gateway.inbound.urgency import UrgentWords
 from gateway.outbox.conversation import queue_conversation
 from gateway.privacy import mask_address
+from gateway.staff_text import StaffNote
+from gateway.storage.db import database_unavailable
 from gateway.storage.models import (
     Endpoint,
     Family,
@@ -45,6 +50,13 @@ __all__ = ["InboundPipeline"]
 log = logging.getLogger("gateway.inbound")
 PENDING = "pending"
 """Classification of a reply stored by :meth:`InboundPipeline.accept` and not yet processed."""
+FAILED = "failed"
+"""Classification of a reply whose processing raised ``inbound.max_attempts`` times; it is in
+the staff inbox for a person to read."""
+PROCESS_LEASE = 60.0
+"""Seconds a reply stored by :meth:`InboundPipeline.handle` is left to the process handling it
+before the background processor may take it (that process died)."""
+MAX_RETRY_SECONDS = 3600.0
 STATS_INTERVAL = 5.0
 YIELD_SECONDS = 0.02
 """The background processor waits while webhooks arrived less than this long ago."""
@@ -81,26 +93,70 @@ class InboundPipeline:
         self._last_accept = 0.0
 
     async def handle(self, message: InboundMessage) -> InboundOutcome:
-        """Store and process one reply now, exactly once (CLI, e-mail poller, Telegram)."""
+        """Store one reply, then process it now, exactly once (CLI, e-mail poller, Telegram).
+
+        The reply is committed (``pending``) before processing starts, so a reply whose
+        processing raises is not lost: it is retried in the background like any accepted
+        reply (:meth:`drain`), and the outcome says ``pending``.
+        """
+        stored, record_id = await self.store(message)
+        if not stored or record_id is None:
+            return InboundOutcome(inbound_id=record_id, duplicate=True, classification="duplicate")
+        return await self.process_stored(record_id)
+
+    async def store(self, message: InboundMessage) -> tuple[bool, int | None]:
+        """Store one reply (sanitised) as ``pending``, leased to this process for
+        :data:`PROCESS_LEASE`; ``(new, id)`` — ``(False, id)`` for a duplicate."""
+        return await self._store_one(self.sanitize(message))
+
+    async def process_stored(self, record_id: int) -> InboundOutcome:
+        """Process a reply :meth:`store` returned, now (failures: see :meth:`drain`)."""
+        outcome = await self._process_one(record_id)
+        if outcome is None:  # another process took it meanwhile
+            return InboundOutcome(inbound_id=record_id, duplicate=False, classification=PENDING)
+        return outcome
+
+    def sanitize(self, message: InboundMessage) -> InboundMessage:
+        """The reply cleaned and bounded as it will be stored (:mod:`gateway.inbound.sanitize`)."""
+        cleaned = sanitize_inbound(message, self.gateway.config.inbound.max_text_chars)
+        if cleaned is not message and is_truncated(cleaned) and not is_truncated(message):
+            self.gateway.metrics.inbound_truncated.labels(channel=message.channel).inc()
+        return cleaned
+
+    async def _store_one(self, message: InboundMessage) -> tuple[bool, int | None]:
+        """Insert one reply as ``pending``, leased to this process for :data:`PROCESS_LEASE`
+        so the background processor leaves it alone meanwhile; ``(new, id)``."""
+        table = InboundRecord.__table__
+        values = {
+            **_record_values(message),
+            "classification": PENDING,
+            "next_attempt_at": utcnow() + timedelta(seconds=PROCESS_LEASE),
+        }
+        statement = (
+            self._insert(table)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=["channel", "provider_message_id"])
+            .returning(table.c.id)
+        )
         async with self.gateway.db.session() as session:
+            record_id = (await session.execute(statement)).scalar()
+            await session.commit()
+            if record_id is not None:
+                return True, int(record_id)
             existing = await session.scalar(
                 select(InboundRecord.id).where(
                     InboundRecord.channel == message.channel,
                     InboundRecord.provider_message_id == message.provider_message_id,
                 )
             )
-            if existing is not None:
-                return InboundOutcome(inbound_id=existing, duplicate=True, classification="duplicate")
-            record = InboundRecord(**_record_values(message))
-            session.add(record)
-            try:
-                await session.flush()
-            except IntegrityError:
-                await session.rollback()
-                return InboundOutcome(inbound_id=None, duplicate=True, classification="duplicate")
-            outcome = await self._process(session, message, record)
-        await self._after(message, record, outcome)
-        return outcome
+            return False, existing
+
+    def _insert(self, table: Any) -> Any:
+        if self.gateway.db.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        return dialect_insert(table)
 
     # -- accept now, process in the background (webhooks) -------------------------------
     async def accept(self, message: InboundMessage) -> bool:
@@ -113,6 +169,7 @@ class InboundPipeline:
         """
         loop = asyncio.get_running_loop()
         self._last_accept = loop.time()
+        message = self.sanitize(message)
         future: asyncio.Future[bool] = loop.create_future()
         self._accept_buffer.append((message, future))
         if self._writer is None or self._writer.done():
@@ -147,13 +204,8 @@ class InboundPipeline:
             if key not in seen:
                 seen.add(key)
                 rows.append({**_record_values(message), "classification": PENDING})
-        dialect = self.gateway.db.dialect
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
         statement = (
-            dialect_insert(table)
+            self._insert(table)
             .on_conflict_do_nothing(index_elements=["channel", "provider_message_id"])
             .returning(table.c.channel, table.c.provider_message_id)
         )
@@ -164,7 +216,8 @@ class InboundPipeline:
         return stored
 
     async def run_processor(self, stop: asyncio.Event) -> None:
-        """Process accepted replies until ``stop`` is set (``gateway serve``)."""
+        """Process accepted replies until ``stop`` is set (``gateway serve``); replies waiting
+        for a retry are taken up when they are due."""
         while not stop.is_set():
             try:
                 handled = await self.drain(yield_to_webhooks=True)
@@ -174,49 +227,180 @@ class InboundPipeline:
             if handled:
                 continue
             self._pending.clear()
+            wait = 1.0
+            with contextlib.suppress(Exception):
+                due = await self.next_due_in()
+                if due is not None:
+                    wait = min(wait, max(due, 0.01))
             try:
-                await asyncio.wait_for(self._pending.wait(), timeout=1.0)
+                await asyncio.wait_for(self._pending.wait(), timeout=wait)
             except TimeoutError:
                 pass
 
     async def drain(self, limit: int = 200, *, yield_to_webhooks: bool = False) -> int:
-        """Process every stored reply that is still pending, oldest first; how many.
+        """Process every stored reply that is pending and due, oldest first; how many were
+        processed (failed attempts not counted).
 
-        With ``yield_to_webhooks`` (the background processor), each reply waits while
-        webhooks are arriving, so a burst of replies is answered at full speed and worked
-        through right after it.
+        Each reply is processed in its own transaction: one that raises is rolled back, its
+        attempt recorded (:meth:`_failed_attempt`), and the replies behind it go on. With
+        ``yield_to_webhooks`` (the background processor), each reply waits while webhooks are
+        arriving, so a burst of replies is answered at full speed and worked through right
+        after it.
         """
         total = 0
+        tried: set[int] = set()
         async with self._drain_lock:
             while True:
+                now = utcnow()
                 async with self.gateway.db.session() as session:
-                    ids = list(
-                        await session.scalars(
+                    ids = [
+                        record_id
+                        for record_id in await session.scalars(
                             select(InboundRecord.id)
-                            .where(InboundRecord.classification == PENDING)
+                            .where(
+                                InboundRecord.classification == PENDING,
+                                or_(
+                                    InboundRecord.next_attempt_at.is_(None),
+                                    InboundRecord.next_attempt_at <= now,
+                                ),
+                            )
                             .order_by(InboundRecord.id)
-                            .limit(limit)
+                            .limit(limit + len(tried))
                         )
-                    )
+                        if record_id not in tried
+                    ][:limit]
                 if not ids:
                     return total
                 for record_id in ids:
+                    tried.add(record_id)
                     if yield_to_webhooks:
                         await self._yield_to_webhooks()
-                    async with self.gateway.db.session() as session:
-                        query = select(InboundRecord).where(
-                            InboundRecord.id == record_id, InboundRecord.classification == PENDING
-                        )
-                        if not self.gateway.db.is_sqlite:
-                            # Another serve process may be on it: skip, never process twice.
-                            query = query.with_for_update(skip_locked=True)
-                        record = await session.scalar(query)
-                        if record is None:
-                            continue
-                        message = _message_from_record(record)
-                        outcome = await self._process(session, message, record)
-                    await self._after(message, record, outcome)
-                    total += 1
+                    outcome = await self._process_one(record_id)
+                    if outcome is not None and outcome.classification != PENDING:
+                        total += 1
+
+    async def next_due_in(self) -> float | None:
+        """Seconds until the earliest pending reply waiting for a retry is due (None: none)."""
+        async with self.gateway.db.session() as session:
+            due = await session.scalar(
+                select(func.min(InboundRecord.next_attempt_at)).where(
+                    InboundRecord.classification == PENDING, InboundRecord.next_attempt_at.is_not(None)
+                )
+            )
+        return None if due is None else max(0.0, (due - utcnow()).total_seconds())
+
+    async def _process_one(self, record_id: int) -> InboundOutcome | None:
+        """Process one pending reply in isolation; None when it is no longer pending (another
+        process has it, or it is done). A failure is recorded and answered with ``pending``
+        (or ``failed`` when attempts are used up)."""
+        message: InboundMessage | None = None
+        try:
+            async with self.gateway.db.session() as session:
+                query = select(InboundRecord).where(
+                    InboundRecord.id == record_id, InboundRecord.classification == PENDING
+                )
+                if not self.gateway.db.is_sqlite:
+                    # Another serve process may be on it: skip, never process twice.
+                    query = query.with_for_update(skip_locked=True)
+                record = await session.scalar(query)
+                if record is None:
+                    return None
+                message = _message_from_record(record)
+                outcome = await self._process(session, message, record)
+        except Exception as exc:  # one reply must not stop the others
+            if database_unavailable(exc):
+                # Not the reply's fault: it stays pending and is tried when the database is back.
+                log.warning(
+                    "inbound %s: database unavailable (%s); will retry", record_id, type(exc).__name__
+                )
+                return InboundOutcome(inbound_id=record_id, duplicate=False, classification=PENDING)
+            return await self._failed_attempt(record_id, message, exc)
+        try:
+            await self._after(message, record, outcome)
+        except Exception:  # observers and statistics: the reply itself is done
+            log.exception("after-processing of inbound %s failed", record_id)
+        return outcome
+
+    async def _failed_attempt(
+        self, record_id: int, message: InboundMessage | None, exc: Exception
+    ) -> InboundOutcome:
+        """Count a failed attempt: try again later with backoff, or, when
+        ``inbound.max_attempts`` are used up, mark it ``failed`` and put it in the staff inbox."""
+        cfg = self.gateway.config.inbound
+        error = f"{type(exc).__name__}: {exc}"[:1000]
+        channel = message.channel if message else "?"
+        try:
+            async with self.gateway.db.session() as session:
+                record = await session.get(InboundRecord, record_id)
+                if record is None or record.classification != PENDING:
+                    return InboundOutcome(inbound_id=record_id, duplicate=False, classification=PENDING)
+                channel = record.channel
+                record.attempts = (record.attempts or 0) + 1
+                record.last_error = error
+                if record.attempts >= cfg.max_attempts:
+                    record.classification = FAILED
+                    record.next_attempt_at = None
+                    record.inbox = True
+                    record.action = (
+                        f"processing failed {record.attempts} times ({type(exc).__name__}); "
+                        "read it and answer by hand"
+                    )
+                    tries = {"attempts": str(record.attempts), "error": type(exc).__name__}
+                    note = StaffNote(notes.PROCESSING_FAILED, tries)
+                    record.note, record.note_data = note.text(), note.as_json()
+                    if record.family_id is None:
+                        await self._best_effort_family(session, record)
+                else:
+                    delay = min(MAX_RETRY_SECONDS, cfg.retry_base_seconds * 2 ** (record.attempts - 1))
+                    record.next_attempt_at = utcnow() + timedelta(seconds=delay)
+                attempts, classification = record.attempts, record.classification
+                await session.commit()
+        except Exception:
+            # The database itself is failing: the reply stays pending and is tried again.
+            log.warning(
+                "inbound %s: processing failed (%s) and the attempt could not be recorded",
+                record_id,
+                type(exc).__name__,
+                exc_info=True,
+            )
+            return InboundOutcome(inbound_id=record_id, duplicate=False, classification=PENDING)
+        if classification == FAILED:
+            self.gateway.metrics.inbound_failed.labels(channel=channel).inc()
+            log.error(
+                "inbound %s on %s: processing failed %d times (%s); put in the staff inbox",
+                record_id,
+                channel,
+                attempts,
+                type(exc).__name__,
+                exc_info=exc,
+            )
+        else:
+            self.gateway.metrics.inbound_retries.labels(channel=channel).inc()
+            log.warning(
+                "inbound %s on %s: processing failed (attempt %d of %d, %s); will retry",
+                record_id,
+                channel,
+                attempts,
+                cfg.max_attempts,
+                type(exc).__name__,
+                exc_info=exc,
+            )
+        return InboundOutcome(inbound_id=record_id, duplicate=False, classification=classification)
+
+    async def _best_effort_family(self, session: AsyncSession, record: InboundRecord) -> None:
+        """Attach the sender's family to a failed reply, so staff scoped to schools see it."""
+        try:
+            kind = self.gateway.channel(record.channel).kind
+            endpoint = await session.scalar(
+                select(Endpoint).where(Endpoint.kind == kind, Endpoint.address == record.sender).limit(1)
+            )
+            if endpoint is not None:
+                guardian = await session.get(Guardian, endpoint.guardian_id)
+                if guardian is not None:
+                    record.endpoint_id, record.guardian_id = endpoint.id, guardian.id
+                    record.family_id = guardian.family_id
+        except Exception:
+            log.debug("no family found for failed inbound %s", record.id, exc_info=True)
 
     async def _yield_to_webhooks(self) -> None:
         loop = asyncio.get_running_loop()
@@ -330,7 +514,7 @@ class InboundPipeline:
         if match.endpoint is None or match.guardian is None:
             record.inbox = True
             record.action = "kept as unknown sender"
-            record.language = await asyncio.to_thread(self.detector.detect, message.text)
+            record.language = await self.detector.detect_async(message.text)
             record.detected_language = record.language
             await self._translate_for_inbox(session, record, record.language)
             return outcome("unknown_sender")
@@ -437,7 +621,7 @@ class InboundPipeline:
         """Put a reply in front of staff: its language detected, translated into the staff
         language, flagged urgent (on-call told, crisis resources to the family) or as a
         possible opt-out."""
-        detected = await asyncio.to_thread(self.detector.detect, message.text)
+        detected = await self.detector.detect_async(message.text)
         record.detected_language = detected
         if detected and detected != language.split("-")[0]:
             record.language = detected
@@ -593,6 +777,7 @@ def _record_values(message: InboundMessage) -> dict[str, Any]:
         "text": message.text,
         "received_at": message.received_at,
         "raw": raw,
+        "truncated": is_truncated(message),
     }
 
 

@@ -24,12 +24,13 @@ import os
 import random
 import socket
 import time
+from collections import Counter
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 
 from gateway.channels import (
     DELIVERY_STATUS_ORDER,
@@ -37,12 +38,13 @@ from gateway.channels import (
     Button,
     Channel,
     OutboundMessage,
+    StatusOutcome,
     StatusUpdate,
 )
 from gateway.errors import DeliveryUnknownError, SendError
 from gateway.outbox.rate_limit import RateLimiter, make_rate_limiter
 from gateway.privacy import mask_address
-from gateway.storage.models import Endpoint, OutboxMessage, StatusEvent, utcnow
+from gateway.storage.models import Endpoint, OutboxMessage, PendingStatusReport, StatusEvent, utcnow
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -58,6 +60,16 @@ RECONCILE_RETRY_SECONDS = 2.0
 #: instead of ORM entities.
 OUTBOX = OutboxMessage.__table__
 STATUS_EVENTS = StatusEvent.__table__
+PENDING_REPORTS = PendingStatusReport.__table__
+
+
+def _insert_ignoring(dialect: str, table: Any) -> Any:
+    """``INSERT`` of the dialect (for ``on_conflict_do_nothing``)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert(table)
 
 
 @dataclass(frozen=True, slots=True)
@@ -593,6 +605,16 @@ class OutboxDispatcher:
                 status=o.status,
                 detail=o.reason,
             )
+        stored_ids = [
+            (o.row.channel, o.provider_id)
+            for o in outcomes
+            if o.kind == "sent" and not o.reconciled and o.provider_id
+        ]
+        if stored_ids:
+            try:
+                await self.apply_pending_reports(stored_ids)
+            except Exception:  # the reports stay kept; the webhook side or a later send retries
+                log.exception("applying kept delivery reports failed")
 
     async def _fall_back(self, session: Any, row: OutboxMessage | ClaimedMessage) -> None:
         """Queue the message again on the guardian's next usable endpoint (policy ``preferred``)."""
@@ -601,68 +623,235 @@ class OutboxDispatcher:
         await requeue_on_next_endpoint(self.gateway, session, row)
 
     # -- delivery reports ---------------------------------------------------------------
-    async def apply_status(self, report: StatusUpdate) -> bool:
-        """Apply a provider's delivery report; statuses never move backwards; repeats are no-ops."""
+    async def apply_status(self, report: StatusUpdate) -> StatusOutcome:
+        """Apply a provider's delivery report (see :class:`~gateway.channels.StatusOutcome`).
+
+        Statuses never move backwards and a repeat changes nothing: the move is one
+        conditional ``UPDATE`` (status still lower), so two processes applying the same
+        report cannot both record it. A report for a provider id no message carries yet (the
+        provider called back before the send returned) is kept in ``pending_status_reports``
+        and applied by :meth:`apply_pending_reports` when :meth:`_record` stores the id.
+        """
         async with self.gateway.db.session() as session:
-            row = await session.scalar(
-                select(OutboxMessage)
+            found = await session.execute(
+                select(OutboxMessage.id)
                 .where(
                     OutboxMessage.channel == report.channel,
                     OutboxMessage.provider_message_id == report.provider_message_id,
                 )
                 .limit(1)
             )
-            if row is None:
-                return False
-            again = (row.payload or {}).get("redelivered") or {}
-            if again.get("sid") == report.provider_message_id and report.status in (
-                "failed",
-                "undelivered",
-            ):
-                return False  # a repeat of the failure that is being sent again
-            current = DELIVERY_STATUS_ORDER.get(row.status, 0)
-            new = DELIVERY_STATUS_ORDER.get(report.status, 0)
-            if new <= current:
-                return False
-            if self._redeliver(session, row, report):
+            message_id = found.scalar()
+            if message_id is None:
+                await self._keep_pending(session, report)
                 await session.commit()
-                message_id = row.id
-                await self.gateway.call_hook(
-                    "gateway_message_status",
-                    gateway=self.gateway,
-                    message_id=message_id,
-                    status="queued",
-                    detail=report,
-                )
-                return True
-            row.status = report.status
-            row.updated_at = utcnow()
-            if report.error_code:
-                row.error_code = report.error_code
-                row.error_reason = report.error_reason
-            detail = f"[{report.error_code}] {report.error_reason}" if report.error_code else None
-            session.add(
-                StatusEvent(message_id=row.id, status=report.status, detail=detail, at=report.occurred_at)
+            else:
+                applied = await self._apply(session, message_id, report)
+                await session.commit()
+        if message_id is None:
+            self.gateway.metrics.status_reports_deferred.labels(channel=report.channel).inc()
+            # The id may have been stored between our look-up and our commit: whoever writes
+            # second (this report, or the send's outcome) finds the other and applies.
+            late = await self.apply_pending_reports([(report.channel, report.provider_message_id)])
+            return StatusOutcome.APPLIED if late else StatusOutcome.PENDING
+        if applied is None:
+            return StatusOutcome.REPEAT
+        await self._status_hook(message_id, report, applied)
+        return StatusOutcome.APPLIED
+
+    async def _keep_pending(self, session: Any, report: StatusUpdate) -> None:
+        """Store a report for later; the same status for the same id is stored once."""
+        values = {
+            "channel": report.channel,
+            "provider_message_id": report.provider_message_id,
+            "status": report.status,
+            "error_code": report.error_code,
+            "error_reason": report.error_reason,
+            "endpoint_state": report.endpoint_state,
+            "retry_after": report.retry_after,
+            "occurred_at": report.occurred_at,
+            "received_at": utcnow(),
+        }
+        await session.execute(
+            _insert_ignoring(self.gateway.db.dialect, PENDING_REPORTS)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=["channel", "provider_message_id", "status"])
+        )
+
+    async def _apply(self, session: Any, message_id: int, report: StatusUpdate) -> str | None:
+        """Move one message forward to ``report.status`` inside ``session``; the status it now
+        has (``queued`` when a passing failure sends it again, see :meth:`_redeliver`), or None
+        when it is already there or past it."""
+        row = await session.get(OutboxMessage, message_id)
+        if row is None:  # pragma: no cover - looked up by the caller
+            return None
+        again = (row.payload or {}).get("redelivered") or {}
+        if again.get("sid") == report.provider_message_id and report.status in ("failed", "undelivered"):
+            return None  # a repeat of the failure that is being sent again
+        new = DELIVERY_STATUS_ORDER.get(report.status, 0)
+        if new <= DELIVERY_STATUS_ORDER.get(row.status, 0):
+            return None
+        if self._redeliver(session, row, report):
+            return "queued"
+        lower = [name for name, order in DELIVERY_STATUS_ORDER.items() if order < new]
+        c = OUTBOX.c
+        values: dict[str, Any] = {"status": report.status, "updated_at": utcnow()}
+        if report.error_code:
+            values.update(error_code=report.error_code, error_reason=report.error_reason)
+        moved = await session.execute(
+            update(OUTBOX)
+            .where(
+                c.id == message_id,
+                # Statuses outside the delivery order (held, cancelled...) may move too.
+                or_(c.status.in_(lower), c.status.not_in(list(DELIVERY_STATUS_ORDER))),
             )
-            if report.endpoint_state and row.endpoint_id:
-                endpoint = await session.get(Endpoint, row.endpoint_id)
-                if endpoint is not None:
-                    if report.endpoint_state == "opted_out":
-                        endpoint.opted_out, endpoint.opted_out_at = True, utcnow()
-                    else:
-                        endpoint.invalid, endpoint.invalid_reason = True, (report.error_reason or "")[:200]
-            if report.status in ("failed", "undelivered") and (row.payload or {}).get("fallback"):
-                await self._fall_back(session, row)
-            await session.commit()
-            message_id = row.id
+            .values(values)
+            .returning(c.endpoint_id, c.payload)
+            .execution_options(synchronize_session=False)
+        )
+        found = moved.first()
+        if found is None:  # another process moved it meanwhile
+            return None
+        endpoint_id, payload = found
+        detail = f"[{report.error_code}] {report.error_reason}" if report.error_code else None
+        await session.execute(
+            insert(STATUS_EVENTS).values(
+                message_id=message_id, status=report.status, detail=detail, at=report.occurred_at
+            )
+        )
+        if report.endpoint_state and endpoint_id:
+            state = (
+                {"opted_out": True, "opted_out_at": utcnow()}
+                if report.endpoint_state == "opted_out"
+                else {"invalid": True, "invalid_reason": (report.error_reason or "")[:200]}
+            )
+            await session.execute(update(Endpoint).where(Endpoint.id == endpoint_id).values(**state))
+        if report.status in ("failed", "undelivered") and (payload or {}).get("fallback"):
+            await session.refresh(row)
+            await self._fall_back(session, row)
+        return report.status
+
+    async def _status_hook(self, message_id: int, report: StatusUpdate, status: str | None = None) -> None:
         await self.gateway.call_hook(
             "gateway_message_status",
             gateway=self.gateway,
             message_id=message_id,
-            status=report.status,
+            status=status or report.status,
             detail=report,
         )
-        return True
+
+    async def apply_pending_reports(self, keys: list[tuple[str, str]]) -> int:
+        """Apply the kept reports for these ``(channel, provider id)`` pairs, oldest status
+        first, and forget them; how many moved a message forward. Claiming them
+        (``DELETE ... RETURNING``) and applying them is one transaction."""
+        wanted: dict[str, set[str]] = {}
+        for channel, provider_id in keys:
+            if provider_id:
+                wanted.setdefault(channel, set()).add(provider_id)
+        if not wanted:
+            return 0
+        p = PENDING_REPORTS.c
+        c = OUTBOX.c
+        match = and_(
+            or_(
+                *(
+                    and_(p.channel == channel, p.provider_message_id.in_(sorted(ids)))
+                    for channel, ids in wanted.items()
+                )
+            ),
+            # Only reports whose message is known by now; the others stay kept.
+            select(c.id)
+            .where(c.channel == p.channel, c.provider_message_id == p.provider_message_id)
+            .exists(),
+        )
+        applied: list[tuple[int, StatusUpdate, str]] = []
+        async with self.gateway.db.session() as session:
+            # A cheap read first: on SQLite a DELETE takes the write lock even when it finds
+            # nothing, and this runs after every group of sends.
+            if (await session.execute(select(p.id).where(match).limit(1))).first() is None:
+                return 0
+            claimed = list(await session.execute(delete(PENDING_REPORTS).where(match).returning(*p)))
+            claimed.sort(key=lambda r: (DELIVERY_STATUS_ORDER.get(r.status, 0), r.id))
+            for r in claimed:
+                found = await session.execute(
+                    select(c.id)
+                    .where(c.channel == r.channel, c.provider_message_id == r.provider_message_id)
+                    .limit(1)
+                )
+                message_id = found.scalar()
+                if message_id is None:  # pragma: no cover - claimed only when it exists
+                    continue
+                report = StatusUpdate(
+                    channel=r.channel,
+                    provider_message_id=r.provider_message_id,
+                    status=r.status,
+                    error_code=r.error_code,
+                    error_reason=r.error_reason,
+                    endpoint_state=r.endpoint_state,
+                    retry_after=r.retry_after,
+                    occurred_at=r.occurred_at,
+                )
+                status = await self._apply(session, message_id, report)
+                if status is not None:
+                    applied.append((message_id, report, status))
+            await session.commit()
+        for message_id, report, status in applied:
+            self.gateway.metrics.status_reports_applied_late.labels(channel=report.channel).inc()
+            await self._status_hook(message_id, report, status)
+        if claimed:
+            log.info("applied %d of %d kept delivery report(s)", len(applied), len(claimed))
+        return len(applied)
+
+    async def sweep_pending_reports(self, limit: int = 500) -> int:
+        """Apply kept reports whose provider id is stored by now (a missed hand-over, e.g. the
+        database failed right after the send was recorded); how many moved a message."""
+        p = PENDING_REPORTS.c
+        c = OUTBOX.c
+        async with self.gateway.db.session() as session:
+            keys = list(
+                await session.execute(
+                    select(p.channel, p.provider_message_id)
+                    .where(
+                        select(c.id)
+                        .where(c.channel == p.channel, c.provider_message_id == p.provider_message_id)
+                        .exists()
+                    )
+                    .distinct()
+                    .limit(limit)
+                )
+            )
+        return await self.apply_pending_reports([(channel, pid) for channel, pid in keys])
+
+    async def prune_pending_reports(self) -> int:
+        """Drop kept reports older than ``intake.pending_reports_max_age_hours`` and the oldest
+        beyond ``intake.pending_reports_max``; counted by channel and reason. How many."""
+        cfg = self.gateway.config.intake
+        p = PENDING_REPORTS.c
+        cutoff = utcnow() - timedelta(hours=cfg.pending_reports_max_age_hours)
+        dropped: Counter[tuple[str, str]] = Counter()
+        async with self.gateway.db.session() as session:
+            if (await session.execute(select(p.id).where(p.received_at < cutoff).limit(1))).first():
+                for (channel,) in await session.execute(
+                    delete(PENDING_REPORTS).where(p.received_at < cutoff).returning(p.channel)
+                ):
+                    dropped[(channel, "expired")] += 1
+            total = int(await session.scalar(select(func.count()).select_from(PENDING_REPORTS)) or 0)
+            if total > cfg.pending_reports_max:
+                oldest = select(p.id).order_by(p.id).limit(total - cfg.pending_reports_max)
+                for (channel,) in await session.execute(
+                    delete(PENDING_REPORTS).where(p.id.in_(oldest.scalar_subquery())).returning(p.channel)
+                ):
+                    dropped[(channel, "overflow")] += 1
+            await session.commit()
+        for (channel, reason), count in dropped.items():
+            self.gateway.metrics.status_reports_dropped.labels(channel=channel, reason=reason).inc(count)
+            log.warning(
+                "dropped %d delivery report(s) on %s whose message id never appeared (%s)",
+                count,
+                channel,
+                reason,
+            )
+        return sum(dropped.values())
 
     def _redeliver(self, session: Any, row: OutboxMessage, report: StatusUpdate) -> bool:
         """A failure report that may pass (``retry_after``, e.g. Twilio 30003, handset out of

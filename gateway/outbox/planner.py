@@ -7,6 +7,7 @@ written; opted-out and invalid endpoints are never planned; quiet hours set ``du
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 from collections import Counter, defaultdict
@@ -313,8 +314,18 @@ class BroadcastPlanner:
         return self.configured_zones() | frozenset(rows)
 
     # -- public -------------------------------------------------------------------------
-    async def plan(self, request: BroadcastRequest, *, dry_run: bool = False) -> BroadcastSummary:
-        """Plan (and unless ``dry_run``, write) a broadcast; returns its summary."""
+    async def plan(
+        self, request: BroadcastRequest, *, dry_run: bool = False, session: AsyncSession | None = None
+    ) -> BroadcastSummary:
+        """Plan (and unless ``dry_run``, write) a broadcast; returns its summary.
+
+        With ``session``, everything is written in the caller's transaction, which the caller
+        commits (so what the broadcast belongs to — its survey, its scheduled jobs — is
+        committed with it, or nothing is).
+        """
+        if session is not None and dry_run:
+            raise ValueError("a dry run plans in a session of its own")
+        own_session = session is None
         gw = self.gateway
         gw.renderer.check(request.template)
         audience = parse_audience(request.audience)
@@ -326,7 +337,7 @@ class BroadcastPlanner:
             broadcast_id=None, status="dry-run" if dry_run else "queued", send_at=request.send_at
         )
         packs: dict[str, _LanguagePack] = {}
-        async with gw.db.session() as session:
+        async with gw.db.session() if own_session else contextlib.nullcontext(session) as session:
             # A repeated idempotency key is answered before planning (gateway.web.actions); a
             # concurrent one fails on the key's unique constraint when the broadcast is flushed.
             broadcast = None
@@ -437,10 +448,14 @@ class BroadcastPlanner:
                 broadcast.status = "queued" if summary.messages else "empty"
                 broadcast.summary = summary.as_dict()
                 summary.status = str(overall_status(broadcast.status, summary.by_status, send_at))
-                await session.commit()
+                if own_session:
+                    await session.commit()
+                else:
+                    await session.flush()
             else:
                 await session.rollback()
-        await gw.translation.flush_stats()
+        if own_session:
+            await gw.translation.flush_stats()
         return summary
 
     async def samples(

@@ -7,6 +7,8 @@ events ── broadcasts ── outbox_messages ── message_status_events
 surveys ── survey_sessions ── survey_answers
 inbound_messages                translation_memory      translation_stats
 link_tokens   staff   audit_log   dispatch_counters
+pending_status_reports (delivery reports waiting for their provider id)
+scheduled_jobs (reminders and closes; the scheduler is fed from it)
 ```
 """
 
@@ -45,7 +47,9 @@ __all__ = [
     "InboundRecord",
     "LinkToken",
     "OutboxMessage",
+    "PendingStatusReport",
     "RateCounter",
+    "ScheduledJob",
     "StaffMember",
     "StatusEvent",
     "Student",
@@ -350,6 +354,61 @@ class InboundRecord(Base):
     answered_at: Mapped[datetime | None]
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     raw: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    truncated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """The text was cut at ``inbound.max_text_chars``; the whole text is in ``raw``."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Processing attempts that raised (see ``inbound.max_attempts``)."""
+    next_attempt_at: Mapped[datetime | None]
+    """A pending reply is not processed again before this (backoff after a failure, or the
+    lease of the process handling it right now)."""
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class PendingStatusReport(Base):
+    """A delivery report for a provider id that no outbox message carries yet: the provider
+    called back before the send returned. Applied when the id is recorded; dropped (with a
+    metric) when older than ``intake.pending_reports_max_age_hours`` or beyond
+    ``intake.pending_reports_max``. One row per status, so a repeated report is stored once."""
+
+    __tablename__ = "pending_status_reports"
+    __table_args__ = (
+        UniqueConstraint("channel", "provider_message_id", "status"),
+        Index("ix_pending_status_reports_received_at", "received_at"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    provider_message_id: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    error_reason: Mapped[str | None] = mapped_column(Text)
+    endpoint_state: Mapped[str | None] = mapped_column(String(16))
+    retry_after: Mapped[float | None] = mapped_column(Float)
+    occurred_at: Mapped[datetime]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ScheduledJob(Base):
+    """A timed job (event reminder, survey reminder or close), written in the same transaction
+    as what it belongs to. The source of truth the leader's scheduler is fed from.
+
+    ``status``: ``pending`` → ``running`` → ``done`` | ``failed``; ``missed`` when the gateway
+    was down for longer than ``scheduler.misfire_grace_seconds`` past ``run_at``; ``cancelled``
+    when what it belongs to was cancelled before it ran.
+    """
+
+    __tablename__ = "scheduled_jobs"
+    __table_args__ = (Index("ix_scheduled_jobs_status", "status", "run_at"),)
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    func: Mapped[str] = mapped_column(String(200))
+    """``module:function`` of an async or plain function taking ``args``."""
+    args: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    run_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
 
 
 class SurveySession(Base):

@@ -12,6 +12,7 @@ from gateway.channels import (
     EndpointLink,
     InboundMessage,
     InboundOutcome,
+    StatusOutcome,
     StatusUpdate,
 )
 from gateway.errors import ConfigError, EndpointState
@@ -75,10 +76,14 @@ class FakeChannelContext:
         """Record ``message`` once per provider id; False for a duplicate."""
         return not (await self.receive(message)).duplicate
 
-    async def update_status(self, update: StatusUpdate) -> bool:
-        """Record ``update``."""
+    async def update_status(self, update: StatusUpdate) -> StatusOutcome:
+        """Record ``update``; a repeat of one already recorded is ``repeat``."""
+        repeat = any(
+            (u.provider_message_id, u.status) == (update.provider_message_id, update.status)
+            for u in self.statuses
+        )
         self.statuses.append(update)
-        return True
+        return StatusOutcome.REPEAT if repeat else StatusOutcome.APPLIED
 
     async def set_endpoint_state(self, address: str, state: EndpointState | None, reason: str) -> int:
         """Record the change."""

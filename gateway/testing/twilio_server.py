@@ -14,7 +14,10 @@ through the real ``twilio`` library:
   :meth:`~FakeTwilioServer.disconnect_next`);
 * :meth:`FakeTwilioServer.post_status_callbacks`: signed status callbacks to the message's
   ``StatusCallback``, as Twilio posts them (``queued`` → ``sent`` → ``delivered``, or ``failed``
-  / ``undelivered`` with ``ErrorCode``).
+  / ``undelivered`` with ``ErrorCode``);
+* :meth:`FakeTwilioServer.call_back_before_answering`: a provider that calls back at once — the
+  status callbacks of each new message are posted (and answered) *before* the ``201`` that
+  carries the message's SID, so the sender cannot have stored the SID yet.
 
 :func:`inbound_sms_form` and :func:`sign_twilio_request` build and sign an incoming-SMS webhook
 the way Twilio does, for tests of the inbound side.
@@ -255,6 +258,9 @@ class FakeTwilioServer:
         self._expected_auth = self._basic(self.account_sid, self.auth_token)
         self._sid_counter = itertools.count(1)
         self._sid_prefix = os.urandom(8).hex()
+        self._early_statuses: tuple[str, ...] = ()
+        self._early_via: str | None = None
+        self.early_callback_errors: list[BaseException] = []
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -320,6 +326,15 @@ class FakeTwilioServer:
     ) -> None:
         """Refuse every message to ``number`` with this error (e.g. 21610, 21211)."""
         self._by_recipient[number] = ScriptedFailure(status=status, code=code, message=message)
+
+    def call_back_before_answering(
+        self, statuses: Sequence[str] = ("sent", "delivered"), *, via: str | None = None
+    ) -> None:
+        """From now on, post each new message's status callbacks (``statuses``, in order; see
+        :meth:`post_status_callbacks` for ``via``) before answering its creation. An empty
+        ``statuses`` turns it off. Messages without a ``StatusCallback`` are answered at once."""
+        self._early_statuses = tuple(statuses)
+        self._early_via = via
 
     def clear_failures(self) -> None:
         """Forget scripted and per-recipient failures."""
@@ -399,7 +414,13 @@ class FakeTwilioServer:
         )
         self.messages.append(record)
         self.by_sid[record.sid] = record
-        return web.Response(status=201, text=json.dumps(record.to_json()), content_type=_JSON)
+        answer = json.dumps(record.to_json())  # what Twilio said at creation, before any callback
+        if self._early_statuses and record.status_callback:
+            try:
+                await self.post_status_callbacks(record.sid, self._early_statuses, via=self._early_via)
+            except (aiohttp.ClientError, OSError) as exc:  # the receiver is down: Twilio moves on
+                self.early_callback_errors.append(exc)
+        return web.Response(status=201, text=answer, content_type=_JSON)
 
     async def _fetch_message(self, request: web.Request) -> web.Response:
         if not self._authorized(request):

@@ -20,6 +20,7 @@ from gateway.errors import GatewayError
 from gateway.exports import results_csv
 from gateway.inbox import list_inbox
 from gateway.staff import StaffIdentity
+from gateway.storage.db import database_unavailable
 from gateway.web import actions, queries
 from gateway.web.app import GATEWAY_KEY
 from gateway.web.auth import api_identity
@@ -64,6 +65,17 @@ def api(handler: ApiHandler) -> Callable[[web.Request], Awaitable[web.StreamResp
             return error(400, format_validation_error(exc, "body"))
         except (GatewayError, ValueError) as exc:
             return error(400, str(exc))
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            # Creation is one transaction: nothing of this request was kept.
+            response = error(
+                503,
+                "the database is busy or unreachable; nothing was saved or sent, try again "
+                f"({type(exc).__name__})",
+            )
+            response.headers["Retry-After"] = "5"
+            return response
 
     return wrapped
 

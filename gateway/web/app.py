@@ -15,6 +15,7 @@ from urllib.parse import quote
 from aiohttp import web
 from sqlalchemy import func, select
 
+from gateway.storage.db import database_unavailable
 from gateway.storage.models import Endpoint, OutboxMessage, utcnow
 
 if TYPE_CHECKING:
@@ -64,7 +65,14 @@ async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
         return await handler(request)
     except web.HTTPException:
         raise
-    except Exception:
+    except Exception as exc:
+        if database_unavailable(exc):
+            log.warning("%s %s: database unavailable (%s)", request.method, request.path, type(exc).__name__)
+            return web.json_response(
+                {"error": "the database is busy or unreachable; try again"},
+                status=503,
+                headers={"Retry-After": "5"},
+            )
         log.exception("error handling %s %s", request.method, request.path)
         return web.json_response({"error": "internal error"}, status=500)
 

@@ -179,8 +179,19 @@ SCHEMAS: dict[str, Any] = {
             "text": {"type": "string"},
             "language": {"type": "string"},
             "translation": {"type": "string"},
-            "classification": {"type": "string"},
+            "note": {
+                "type": "string",
+                "description": "why there is no translation, or that processing failed",
+            },
+            "classification": {
+                "type": "string",
+                "description": "free_text, unknown_sender... failed: processing kept failing",
+            },
             "urgent": {"type": "boolean"},
+            "truncated": {
+                "type": "boolean",
+                "description": "the text was cut at inbound.max_text_chars (the whole text is kept)",
+            },
         },
     },
 }

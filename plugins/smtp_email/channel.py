@@ -10,11 +10,16 @@ from gateway import Channel, ChannelContext, OutboundMessage, SendResult, mask_a
 
 from .composer import build_email, email_bytes
 from .imap_reader import ImapMailboxReader
-from .inbound_mail import BounceMail, IgnoredMail, ReplyMail, parse_incoming_mail
+from .inbound_mail import BounceMail, IgnoredMail, ParsedMail, ReplyMail, raw_reply
+from .parse_worker import MailParseWorker
 from .settings import SmtpEmailSettings
 from .smtp_pool import SmtpConnectionPool
 
-__all__ = ["SmtpEmailChannel"]
+__all__ = ["PARSE_TIMEOUT_SECONDS", "SmtpEmailChannel"]
+
+#: The longest the worker process may take to parse one incoming mail before it is ended and
+#: the raw fallback used instead (parsing itself is budgeted well below this; see ``reply_text``).
+PARSE_TIMEOUT_SECONDS = 10.0
 
 
 class SmtpEmailChannel(Channel):
@@ -41,6 +46,7 @@ class SmtpEmailChannel(Channel):
         )
         self._reader_task: asyncio.Task[None] | None = None
         self._own_addresses = frozenset({settings.smtp.from_address.lower()})
+        self._parser = MailParseWorker(PARSE_TIMEOUT_SECONDS)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -64,6 +70,7 @@ class SmtpEmailChannel(Channel):
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
             await self.reader.close()
+        await self._parser.close()
         await self.pool.close()
 
     # -- sending -------------------------------------------------------------------------
@@ -95,19 +102,19 @@ class SmtpEmailChannel(Channel):
         return await self.reader.poll_once()
 
     async def handle_incoming_mail(self, raw: bytes) -> bool:
-        """Hand one raw mail to the core; False (retry later) when the core failed."""
-        try:
-            parsed = parse_incoming_mail(
-                raw,
-                channel=self.name,
-                reply_domain=self.settings.smtp.effective_reply_domain,
-                own_addresses=self._own_addresses,
-            )
-        except Exception:  # one malformed mail must not block the mailbox
-            self.log.exception("unreadable mail in the reply mailbox; marking it read")
+        """Hand one raw mail to the core; True once it is stored (so it may be marked read),
+        False (retry next poll) when the core could not take it.
+
+        Parsing runs in a worker process, bounded in size and time; a mail it cannot parse in
+        time (or at all) is handed over as a raw reply rather than lost or retried forever.
+        """
+        parsed = await self._parse(raw)
+        if parsed is None:
+            self.log.warning("unreadable mail without a sender in the reply mailbox; marking it read")
             return True
         try:
             if isinstance(parsed, ReplyMail):
+                # The core stores it (database, or its spool) before answering: safe to mark.
                 await self.context.receive(parsed.message)
                 self.log.info(
                     "%s from %s",
@@ -124,3 +131,19 @@ class SmtpEmailChannel(Channel):
             self.log.exception("could not hand a mail to the gateway; will retry")
             return False
         return True
+
+    async def _parse(self, raw: bytes) -> ParsedMail | None:
+        """:func:`parse_incoming_mail` in the worker process (:mod:`.parse_worker`); the raw
+        fallback when it fails or takes longer than :data:`PARSE_TIMEOUT_SECONDS`."""
+        reply_domain = self.settings.smtp.effective_reply_domain
+        try:
+            return await self._parser.parse(
+                raw, channel=self.name, reply_domain=reply_domain, own_addresses=self._own_addresses
+            )
+        except Exception as exc:  # one malformed or hostile mail must not block the mailbox
+            self.log.warning("mail could not be parsed (%s); stored as it came", type(exc).__name__)
+        try:
+            return await asyncio.to_thread(raw_reply, raw, channel=self.name, reply_domain=reply_domain)
+        except Exception:
+            self.log.exception("mail unreadable even as raw text")
+            return None

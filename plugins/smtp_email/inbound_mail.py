@@ -1,4 +1,9 @@
-"""Sorting a raw incoming mail into a family reply, an unsubscribe, a bounce, or noise."""
+"""Sorting a raw incoming mail into a family reply, an unsubscribe, a bounce, or noise.
+
+:func:`parse_incoming_mail` is bounded work (see :mod:`.reply_text`), yet meant to run in a
+worker thread; :func:`raw_reply` is the fallback when it fails or takes too long: the sender and
+ids from the headers alone, and the body's text as it came, so the reply is still stored.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import re
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from email.parser import BytesHeaderParser
 from email.utils import getaddresses
 
 from gateway import InboundMessage, StatusUpdate
@@ -20,7 +26,11 @@ __all__ = [
     "ReplyMail",
     "BounceMail",
     "parse_incoming_mail",
+    "raw_reply",
 ]
+
+#: Bytes of a body taken as text by :func:`raw_reply`.
+RAW_TEXT_BYTES = 64_000
 
 _TOKEN_ADDRESS = re.compile(r"^(reply|unsubscribe)\+([A-Za-z0-9_.=-]{1,128})@(.+)$", re.IGNORECASE)
 _MESSAGE_ID = re.compile(r"<[^<>\s]+>")
@@ -123,7 +133,7 @@ def _bounce(mail: EmailMessage, channel: str) -> ParsedMail:
             StatusUpdate(
                 channel=channel,
                 provider_message_id=report.original_message_id,
-                status=status,  # type: ignore[arg-type]
+                status=status,
                 error_code=(recipient.status or "bounce") if failed else None,
                 error_reason=(recipient.diagnostic or "")[:500] or None if failed else None,
                 endpoint_state="invalid" if recipient.hard_bounce else None,
@@ -187,5 +197,33 @@ def parse_incoming_mail(
             reply_token=token[1] if token else None,
             provider_in_reply_to=in_reply_to,
             raw={"kind": "reply", "subject": subject[:200]},
+        )
+    )
+
+
+def raw_reply(raw: bytes, *, channel: str, reply_domain: str) -> ReplyMail | None:
+    """A reply built from the headers alone and the body's bytes as text (no MIME decoding,
+    no quote stripping), or None without a sender address. For a mail whose parse failed or
+    ran out of time: better a raw reply in the inbox than a lost one."""
+    headers = BytesHeaderParser(policy=policy.default).parsebytes(raw)
+    assert isinstance(headers, EmailMessage)  # policy.default builds EmailMessage objects
+    senders = getaddresses([str(v) for v in headers.get_all("From", [])])
+    sender = senders[0][1].strip().lower() if senders else ""
+    if "@" not in sender:
+        return None
+    body = raw.split(b"\r\n\r\n", 1)[-1] if b"\r\n\r\n" in raw else raw.split(b"\n\n", 1)[-1]
+    token = _token(headers, reply_domain.lower())
+    references = _message_ids(_header(headers, "In-Reply-To")) + _message_ids(
+        _header(headers, "References")
+    )
+    return ReplyMail(
+        InboundMessage(
+            channel=channel,
+            provider_message_id=_provider_message_id(headers, raw),
+            sender=sender,
+            text=body[:RAW_TEXT_BYTES].decode("utf-8", "replace").strip(),
+            reply_token=token[1] if token and token[0] == "reply" else None,
+            provider_in_reply_to=tuple(dict.fromkeys(references)),
+            raw={"kind": "reply", "subject": _header(headers, "Subject")[:200], "unparsed": True},
         )
     )

@@ -148,12 +148,18 @@ class TwilioWebhooks:
             endpoint_state=endpoint_state,
             retry_after=rule.redeliver_after if rule and failed else None,
         )
-        applied = await self.context.update_status(update)
+        # Kept by the core whatever the outcome (pending until the send's id is stored,
+        # spooled while the database is away): Twilio gets its 204 either way.
+        outcome = await self.context.update_status(update)
         recipient = (form.get("To") or "").strip()
         if endpoint_state is not None and recipient:
-            await self.context.set_endpoint_state(
-                recipient, endpoint_state, f"twilio {error_code}: {reason}"
-            )
+            try:
+                await self.context.set_endpoint_state(
+                    recipient, endpoint_state, f"twilio {error_code}: {reason}"
+                )
+            except Exception:  # the report (kept by the core) carries the state for its endpoint
+                self.log.warning("twilio %s: could not mark %s %s now", self.channel_name,
+                                 mask_address(recipient), endpoint_state, exc_info=True)
         self.log.debug("twilio %s status %s -> %s (%s)", self.channel_name, sid, status,
-                       "applied" if applied else "ignored")
+                       outcome.value)
         return web.Response(status=204)

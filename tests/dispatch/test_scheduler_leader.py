@@ -10,25 +10,15 @@ from pathlib import Path
 from dispatch_support import GatewayProcess, wait_until
 
 from gateway.scheduling.leader import LeaderElection
-from gateway.scheduling.scheduler import make_scheduler
+from gateway.scheduling.scheduler import schedule_job
 from gateway.storage.models import utcnow
 from gateway.testing.harness import open_gateway, write_config
 
 
 async def _schedule(config: Path, runs: Path, job_id: str, seconds: float) -> None:
     async with open_gateway(config, start=False) as gw:
-        scheduler = make_scheduler(gw)
-        scheduler.start(paused=True)
-        try:
-            scheduler.add_job(
-                "jobprobe:record_run",
-                "date",
-                run_date=utcnow() + timedelta(seconds=seconds),
-                args=[str(runs), job_id],
-                id=job_id,
-            )
-        finally:
-            scheduler.shutdown(wait=False)
+        run_at = utcnow() + timedelta(seconds=seconds)
+        await schedule_job(gw, "jobprobe:record_run", run_at, [str(runs), job_id], job_id)
 
 
 def _runs(path: Path) -> list[tuple[str, int]]:

@@ -184,12 +184,14 @@ async def live_gateway(
     *,
     db_url: str | None = None,
     public_base_url: str | None = None,
+    **sections: Any,
 ) -> AsyncIterator[LiveGateway]:
     """Write a config whose ``channels`` (built from the local base URL) use real plugins,
     open and start the gateway, and serve ``gateway.web.app.create_app(gw)`` on a free port.
 
     ``http.public_base_url`` is the local address unless ``public_base_url`` is given (as
-    behind a reverse proxy), so signatures and callback URLs line up.
+    behind a reverse proxy), so signatures and callback URLs line up. ``sections`` are merged
+    into the config (``intake={...}``).
     """
     from gateway.web.app import create_app
 
@@ -200,6 +202,7 @@ async def live_gateway(
         db_url,
         channels=channels(base_url),
         http={"host": "127.0.0.1", "port": port, "public_base_url": public_base_url or base_url},
+        **sections,
     )
     async with open_gateway(config) as gw:
         runner = web.AppRunner(create_app(gw), access_log=None, shutdown_timeout=0.5)

@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy import Engine, create_engine, func, select
 from sqlalchemy.orm import Session
 from twoway_support import EXAMPLES, jcall, twoway_config, with_gateway
 
-from gateway.scheduling.scheduler import JOB_TABLE, schedule_job
+from gateway.scheduling.scheduler import schedule_job
 from gateway.storage.db import sync_url
-from gateway.storage.models import Broadcast, Event, OutboxMessage
+from gateway.storage.models import Broadcast, Event, OutboxMessage, ScheduledJob
 from gateway.testing.harness import clone_pg_database, drop_pg_database
 
 GATEWAY = Path(sys.executable).with_name("gateway")
@@ -52,9 +52,12 @@ def _reminders(engine: Engine) -> list[tuple[int, datetime, int]]:
 
 
 def _jobs(engine: Engine) -> dict[str, float]:
-    """Job id → next run time (POSIX seconds) in the persistent job store."""
-    with engine.connect() as conn:
-        return {i: float(t) for i, t in conn.execute(text(f"SELECT id, next_run_time FROM {JOB_TABLE}"))}
+    """Job id → run time (POSIX seconds) of the jobs still pending in the job table."""
+    with Session(engine) as session:
+        rows = session.execute(
+            select(ScheduledJob.id, ScheduledJob.run_at).where(ScheduledJob.status == "pending")
+        )
+        return {i: t.timestamp() for i, t in rows}
 
 
 def _start(config: Path, log: Path) -> subprocess.Popen[bytes]:
