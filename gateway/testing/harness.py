@@ -20,6 +20,7 @@ __all__ = [
     "drop_pg_database",
     "open_gateway",
     "pg_url",
+    "upcoming_example",
     "write_config",
 ]
 
@@ -94,6 +95,24 @@ def write_config(folder: Path, db_url: str | None = None, **sections: Any) -> Pa
     path = folder / "config.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return path
+
+
+def upcoming_example(
+    folder: Path, *, days_ahead: int = 30, reminders: list[str] | None = None, name: str = "reading-workshop"
+) -> Path:
+    """The shipped example event ``name`` copied to ``folder`` and moved ``days_ahead`` days
+    after today, so a test never depends on the date it runs (the shipped file's own date
+    passes one day). ``reminders`` replaces the event's reminder offsets when given."""
+    from gateway.domain.events import upcoming_event_file
+    from gateway.resources import SHIPPED_EXAMPLES
+
+    folder.mkdir(parents=True, exist_ok=True)
+    target = upcoming_event_file(SHIPPED_EXAMPLES / f"{name}.yaml", folder / f"{name}.yaml", days_ahead)
+    if reminders is not None:
+        data = yaml.safe_load(target.read_text(encoding="utf-8"))
+        data["reminders"] = reminders
+        target.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return target
 
 
 @asynccontextmanager

@@ -39,6 +39,8 @@ class ImapMailboxReader:
         self._lock = asyncio.Lock()
         self._interrupt = threading.Event()
         self._stopping = asyncio.Event()
+        #: Set while the connection waits in IDLE (the server pushes new mail from then on).
+        self.idling = threading.Event()
 
     # -- connection (worker thread) ------------------------------------------------------
 
@@ -68,6 +70,11 @@ class ImapMailboxReader:
                 mailbox.client.shutdown()
             except Exception:
                 pass
+
+    @property
+    def connected(self) -> bool:
+        """True while logged in to the mailbox."""
+        return self._mailbox is not None
 
     @property
     def supports_idle(self) -> bool:
@@ -108,6 +115,7 @@ class ImapMailboxReader:
         deadline = time.monotonic() + seconds
         news = False
         mailbox.idle.start()
+        self.idling.set()
         try:
             while not (self._interrupt.is_set() or self._stopping.is_set()):
                 remaining = deadline - time.monotonic()
@@ -118,6 +126,7 @@ class ImapMailboxReader:
                     news = True
                     break
         finally:
+            self.idling.clear()
             mailbox.idle.stop()
         return news
 

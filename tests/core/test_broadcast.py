@@ -6,15 +6,15 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
+from babel.dates import format_date
 
-from gateway.domain.events import upcoming_event_file
-from gateway.resources import SHIPPED_EXAMPLES
-from gateway.testing.harness import write_config
+from gateway.domain.events import load_event
+from gateway.testing.harness import upcoming_example, write_config
 
-EVENT = SHIPPED_EXAMPLES / "reading-workshop.yaml"
 HEADER = (
     "family_id,guardian_name,language,phone,email,telegram_chat_id,preferred_channel,"
     "school,grade,student_name,timezone,tags\n"
@@ -63,8 +63,9 @@ FAMILIES = (
 def test_invitation_reaches_each_guardian_once_in_their_language(
     tmp_path: Path, cli, config_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
+    event = upcoming_example(tmp_path)
     load(cli, config_path, FAMILIES, tmp_path)
-    result = cli(["broadcast", "send", "workshop_invitation", "--event", str(EVENT), "--json"], config_path)
+    result = cli(["broadcast", "send", "workshop_invitation", "--event", str(event), "--json"], config_path)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert set(summary) >= {
@@ -97,7 +98,9 @@ def test_invitation_reaches_each_guardian_once_in_their_language(
         "body",
     }
     by_lang = {m["language"]: m for m in outbox}
-    assert "jueves, 4 de marzo de 2027" in by_lang["es"]["body"]  # Babel date in Spanish, Chicago time
+    start = load_event(event).start.astimezone(ZoneInfo("America/Chicago"))
+    # the date in Spanish, in Chicago time ("jueves, 4 de marzo de 2027")
+    assert format_date(start.date(), "full", locale="es") in by_lang["es"]["body"]
     assert "17:30" in by_lang["es"]["body"]
     assert by_lang["es"]["address"] == "+19135550101" and by_lang["es"]["channel"] == "sms"
     assert by_lang["ar"]["subject"] and by_lang["ar"]["channel"] == "email"
@@ -110,9 +113,10 @@ def test_invitation_reaches_each_guardian_once_in_their_language(
 
 
 def test_email_html_escapes_family_text_and_sets_rtl(tmp_path: Path, cli, sqlite_config: Path) -> None:  # type: ignore[no-untyped-def]
+    event = upcoming_example(tmp_path)
     load(cli, sqlite_config, FAMILIES, tmp_path)
     cli(
-        ["broadcast", "send", "workshop_invitation", "--event", str(EVENT), "--audience", "family:F2"],
+        ["broadcast", "send", "workshop_invitation", "--event", str(event), "--audience", "family:F2"],
         sqlite_config,
     )
     import asyncio
@@ -133,10 +137,11 @@ def test_email_html_escapes_family_text_and_sets_rtl(tmp_path: Path, cli, sqlite
 
 
 def test_opted_out_and_missing_endpoints_are_skipped(tmp_path: Path, cli, config_path: Path) -> None:  # type: ignore[no-untyped-def]
+    event = upcoming_example(tmp_path)
     load(cli, config_path, FAMILIES + "F5,No Phone,en,,,,,Lincoln,6,Kid Five,,\n", tmp_path)
     reply = run_json(cli, config_path, "sandbox", "reply", "--from", "+19135550101", "STOP")
     assert reply["classification"] == "opt_out"
-    summary = run_json(cli, config_path, "broadcast", "send", "workshop_invitation", "--event", str(EVENT))
+    summary = run_json(cli, config_path, "broadcast", "send", "workshop_invitation", "--event", str(event))
     skipped = {(s["family_id"], s["reason"]) for s in summary["skipped"]}
     assert ("F1", "opted out") in skipped
     assert ("F5", "no endpoint") in skipped
@@ -146,16 +151,17 @@ def test_opted_out_and_missing_endpoints_are_skipped(tmp_path: Path, cli, config
 
 
 def test_dry_run_summarises_and_writes_nothing(tmp_path: Path, cli, sqlite_config: Path) -> None:  # type: ignore[no-untyped-def]
+    event = upcoming_example(tmp_path)
     load(cli, sqlite_config, FAMILIES, tmp_path)
     result = cli(
-        ["broadcast", "send", "workshop_invitation", "--event", str(EVENT), "--dry-run"], sqlite_config
+        ["broadcast", "send", "workshop_invitation", "--event", str(event), "--dry-run"], sqlite_config
     )
     assert result.exit_code == 0, result.output
     assert "(dry run)" in result.output and "3 families, 4 messages" in result.output
     assert "catalog es" in result.output
     assert "UCS-2" in result.output or "GSM-7" in result.output  # SMS segments per language
     data = run_json(
-        cli, sqlite_config, "broadcast", "send", "workshop_invitation", "--event", str(EVENT), "--dry-run"
+        cli, sqlite_config, "broadcast", "send", "workshop_invitation", "--event", str(event), "--dry-run"
     )
     assert data["broadcast_id"] is None and data["status"] == "dry-run"
     assert data["preview"]["es"]["sms"]["encoding"] == "UCS-2"
@@ -163,6 +169,7 @@ def test_dry_run_summarises_and_writes_nothing(tmp_path: Path, cli, sqlite_confi
 
 
 def test_channels_policy_all_and_audience_filters(tmp_path: Path, cli, sqlite_config: Path) -> None:  # type: ignore[no-untyped-def]
+    event = upcoming_example(tmp_path)
     load(cli, sqlite_config, FAMILIES, tmp_path)
     only_sms = run_json(
         cli,
@@ -171,7 +178,7 @@ def test_channels_policy_all_and_audience_filters(tmp_path: Path, cli, sqlite_co
         "send",
         "event_reminder",
         "--event",
-        str(EVENT),
+        str(event),
         "--channels",
         "sms",
         "--audience",
@@ -185,7 +192,7 @@ def test_channels_policy_all_and_audience_filters(tmp_path: Path, cli, sqlite_co
         "send",
         "event_reminder",
         "--event",
-        str(EVENT),
+        str(event),
         "--policy",
         "all",
         "--audience",
@@ -199,7 +206,7 @@ def test_channels_policy_all_and_audience_filters(tmp_path: Path, cli, sqlite_co
         "send",
         "event_reminder",
         "--event",
-        str(EVENT),
+        str(event),
         "--audience",
         "language:vi grade:3",
     )
@@ -208,7 +215,7 @@ def test_channels_policy_all_and_audience_filters(tmp_path: Path, cli, sqlite_co
 
 def test_scheduled_broadcast_waits_for_its_time(tmp_path: Path, cli, sqlite_config: Path) -> None:  # type: ignore[no-untyped-def]
     load(cli, sqlite_config, FAMILIES, tmp_path)
-    event = upcoming_event_file(EVENT, tmp_path / "event.yaml", days_ahead=30)
+    event = upcoming_example(tmp_path)
     send_at = (datetime.now(UTC) + timedelta(days=3)).isoformat(timespec="seconds")
     summary = run_json(
         cli, sqlite_config, "broadcast", "send", "event_reminder", "--event", str(event), "--at", send_at
@@ -246,12 +253,13 @@ def test_template_errors_are_reported_before_anything_is_sent(
 
 
 def test_preview_shows_each_language_and_channel(tmp_path: Path, cli, sqlite_config: Path) -> None:  # type: ignore[no-untyped-def]
+    event = upcoming_example(tmp_path)
     result = cli(
         [
             "preview",
             "workshop_invitation",
             "--event",
-            str(EVENT),
+            str(event),
             "--language",
             "es",
             "--language",

@@ -16,9 +16,9 @@ from sqlalchemy import func, select
 
 from gateway.errors import TemplateError
 from gateway.rendering.renderer import RenderBudget, TemplateRenderer
-from gateway.resources import SHIPPED_EXAMPLES, SHIPPED_LOCALES
+from gateway.resources import SHIPPED_LOCALES
 from gateway.storage.models import Broadcast, OutboxMessage
-from gateway.testing.harness import open_gateway, write_config
+from gateway.testing.harness import open_gateway, upcoming_example, write_config
 from gateway.translation.catalogs import CatalogSet
 
 HEADER = (
@@ -108,8 +108,10 @@ def _setup(tmp_path: Path, source: str, cli: Any) -> tuple[Path, Path]:
     families = tmp_path / "families.csv"
     families.write_text(HEADER + FAMILIES, encoding="utf-8")
     assert cli(["families", "import", str(families)], config).exit_code == 0
-    event = yaml.safe_load((SHIPPED_EXAMPLES / "reading-workshop.yaml").read_text(encoding="utf-8"))
-    event["description"] = "Stories and songs for the whole family. " * 500  # 20,500 characters
+    event = yaml.safe_load(upcoming_example(tmp_path / "example").read_text(encoding="utf-8"))
+    # 1,920 characters: within the event's 2,000-character limit, long enough that a loop over
+    # it cubed (7 billion steps) or its square printed (3.7 million characters) hits the budget.
+    event["description"] = "Stories and songs for the whole family. " * 48
     event_file = tmp_path / "event.yaml"
     event_file.write_text(yaml.safe_dump(event, allow_unicode=True), encoding="utf-8")
     return config, event_file

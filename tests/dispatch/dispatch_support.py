@@ -22,6 +22,7 @@ from gateway.storage.db import Database
 from gateway.storage.models import Broadcast, OutboxMessage, utcnow
 from gateway.testing.harness import open_gateway
 from gateway.testing.twilio_server import FakeTwilioServer
+from gateway.testing.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 GATEWAY_BIN = str(ROOT / ".venv" / "bin" / "gateway")
@@ -127,15 +128,14 @@ async def status_counts(config: Path) -> Counter[str]:
 
 
 async def wait_until(
-    predicate: Callable[[], Awaitable[bool]], seconds: float, interval: float = 0.25
+    predicate: Callable[[], bool | Awaitable[bool]], seconds: float, interval: float = 0.05
 ) -> bool:
-    """Poll ``predicate`` until true or ``seconds`` pass."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if await predicate():
-            return True
-        await asyncio.sleep(interval)
-    return await predicate()
+    """Whether ``predicate`` (sync or async) becomes true within ``seconds``
+    (:func:`gateway.testing.waiting.wait_for`, as a yes/no for assertions that say more)."""
+    try:
+        return bool(await wait_for(predicate, deadline=seconds, interval=interval))
+    except AssertionError:
+        return False
 
 
 class GatewayProcess:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -50,15 +51,16 @@ def write_families(path: Path, count: int, languages: tuple[str, ...] = LANGUAGE
 
 
 def write_event(path: Path, description: str = EVENT_DESCRIPTION, **fields: Any) -> Path:
-    """An event file for a workshop invitation (no reminders, RSVP on)."""
+    """An event file for a workshop invitation (no reminders, RSVP on), 90 days ahead."""
+    day = (date.today() + timedelta(days=90)).isoformat()
     data = {
         "id": "reading-workshop",
         "title": "Family reading night",
         "description": description,
         "school": "Lincoln",
         "place": "Lincoln school library",
-        "start": "2027-03-04T17:30:00-06:00",
-        "end": "2027-03-04T18:30:00-06:00",
+        "start": f"{day}T17:30:00-06:00",
+        "end": f"{day}T18:30:00-06:00",
         "timezone": "America/Chicago",
         "audience": "",
         "rsvp": True,

@@ -11,6 +11,7 @@ import pytest
 from twoway_support import EXAMPLES, jcall, outbox_rows, reply, sent_to
 
 from gateway.inbound.keywords import KeywordTable
+from gateway.testing.harness import upcoming_example
 
 SURVEY = EXAMPLES / "transport-survey.yaml"
 MARIA, AMINA, CLAIRE, FATIMA, SARAH, BARAKA_SMS, BARAKA_MAIL = (
@@ -35,10 +36,7 @@ def _endpoints(cli: Any, config: Path) -> dict[str, bool]:
 
 
 def _event(tmp_path: Path) -> Path:
-    path = tmp_path / "event.yaml"
-    text = (EXAMPLES / "reading-workshop.yaml").read_text(encoding="utf-8")
-    path.write_text(text.replace('reminders: ["3d", "2h"]', "reminders: []"), encoding="utf-8")
-    return path
+    return upcoming_example(tmp_path, reminders=[])
 
 
 def test_stop_in_many_languages_suppresses_every_later_send(cli: Any, families: Path, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from twoway_support import EXAMPLES, jcall, outbox_rows, reply, with_gateway
 
 from gateway.scheduling.jobs import close_survey, event_reminder, set_current_gateway, survey_reminder
 from gateway.storage.models import Broadcast, Event, Survey
+from gateway.testing.harness import upcoming_example
 
 MARIA, AMINA, LAN, FATIMA, SARAH = (
     "+19135550101",
@@ -66,13 +67,7 @@ def test_survey_reminder_only_to_non_respondents(cli: Any, families: Path) -> No
 
 def test_event_reminder_skips_families_who_declined(cli: Any, families: Path, tmp_path: Path) -> None:
     config = families
-    event = tmp_path / "event.yaml"
-    event.write_text(
-        (EXAMPLES / "reading-workshop.yaml")
-        .read_text(encoding="utf-8")
-        .replace('reminders: ["3d", "2h"]', "reminders: []"),
-        encoding="utf-8",
-    )
+    event = upcoming_example(tmp_path, reminders=[])
     invite = jcall(cli, ["broadcast", "send", "workshop_invitation", "--event", str(event), "--json"], config)
     invited = {r.address for r in outbox_rows(config, broadcast_id=invite["broadcast_id"])}
     assert {MARIA, AMINA, LAN, FATIMA} <= invited

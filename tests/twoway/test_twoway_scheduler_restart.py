@@ -10,13 +10,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from sqlalchemy import Engine, create_engine, func, select
 from sqlalchemy.orm import Session
 from twoway_support import EXAMPLES, jcall, twoway_config, with_gateway
@@ -24,12 +24,11 @@ from twoway_support import EXAMPLES, jcall, twoway_config, with_gateway
 from gateway.scheduling.scheduler import schedule_job
 from gateway.storage.db import sync_url
 from gateway.storage.models import Broadcast, Event, OutboxMessage, ScheduledJob
-from gateway.testing.harness import clone_pg_database, drop_pg_database
+from gateway.testing.harness import clone_pg_database, drop_pg_database, upcoming_example
+from gateway.testing.waiting import wait_for_sync
 
 GATEWAY = Path(sys.executable).with_name("gateway")
 GRACE = 600
-#: Seconds from planning to the 'late' job: after the first run stops, before the restart.
-LATE_AFTER = 8
 
 
 def _free_port() -> int:
@@ -80,17 +79,24 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         raise AssertionError("gateway serve did not stop on SIGTERM") from None
 
 
-def _wait_for(
-    engine: Engine, count: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30
+def _wait_until(
+    condition: Callable[[], bool], proc: subprocess.Popen[bytes], log: Path, what: str
 ) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if len(_reminders(engine)) >= count:
-            return
+    """Wait for ``condition``; fail at once, with the server's log, if the server exited."""
+
+    def check() -> bool:
         if proc.poll() is not None:
             raise AssertionError(f"gateway serve exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
-        time.sleep(0.1)
-    raise AssertionError(f"no reminder #{count} within {timeout}s:\n{log.read_text()[-3000:]}")
+        return condition()
+
+    try:
+        wait_for_sync(check, what=what)
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n{log.read_text()[-3000:]}") from None
+
+
+def _wait_for(engine: Engine, count: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+    _wait_until(lambda: len(_reminders(engine)) >= count, proc, log, f"reminder #{count}")
 
 
 @pytest.fixture
@@ -111,29 +117,16 @@ def test_scheduler_restart_runs_missed_jobs_once(cli: Any, pg_url: str, tmp_path
         http={"host": "127.0.0.1", "port": _free_port(), "public_base_url": "https://gateway.test"},
     )
     jcall(cli, ["families", "import", str(EXAMPLES / "families.csv"), "--json"], config)
-    invite = jcall(
-        cli,
-        [
-            "broadcast",
-            "send",
-            "workshop_invitation",
-            "--event",
-            str(EXAMPLES / "reading-workshop.yaml"),
-            "--json",
-        ],
-        config,
-    )
+    event_file = upcoming_example(tmp_path, days_ahead=30)
+    send = ["broadcast", "send", "workshop_invitation", "--event", str(event_file), "--json"]
+    invite = jcall(cli, send, config)
     invited = invite["messages"]
-    assert [r["offset"] for r in invite["reminders"]] == ["3d", "2h"]  # in 2027: pending
+    assert [r["offset"] for r in invite["reminders"]] == ["3d", "2h"]  # a month ahead: pending
 
-    now = datetime.now(UTC)
-    early, late = now + timedelta(seconds=1), now + timedelta(seconds=LATE_AFTER)
-    stale = now - timedelta(seconds=GRACE + 300)
-
-    async def plan(gw: Any) -> int:
-        async with gw.db.session() as session:
-            event_id = await session.scalar(select(Event.id))
-        for label, moment in (("early", early), ("late", late), ("stale", stale)):
+    def plan(label: str, moment: datetime) -> int:
+        async def go(gw: Any) -> int:
+            async with gw.db.session() as session:
+                event_id = await session.scalar(select(Event.id))
             await schedule_job(
                 gw,
                 "gateway.scheduling.jobs:event_reminder",
@@ -141,13 +134,17 @@ def test_scheduler_restart_runs_missed_jobs_once(cli: Any, pg_url: str, tmp_path
                 [event_id, label],
                 f"event-{event_id}-reminder-{label}",
             )
-        return int(event_id)
+            return int(event_id)
 
-    event_id = with_gateway(config, plan)
+        return with_gateway(config, go)
+
+    now = datetime.now(UTC)
+    plan("early", now + timedelta(seconds=1))
+    event_id = plan("stale", now - timedelta(seconds=GRACE + 300))
     prefix = f"event-{event_id}-reminder-"
     engine = create_engine(sync_url(db_url))
     try:
-        assert set(_jobs(engine)) == {prefix + x for x in ("3d", "2h", "early", "late", "stale")}
+        assert set(_jobs(engine)) == {prefix + x for x in ("3d", "2h", "early", "stale")}
 
         log = tmp_path / "serve.log"
         first = _start(config, log)
@@ -155,20 +152,21 @@ def test_scheduler_restart_runs_missed_jobs_once(cli: Any, pg_url: str, tmp_path
             _wait_for(engine, 1, first, log)
         finally:
             _stop(first)
-        assert datetime.now(UTC) < late, "the first run lasted past the 'late' job: nothing is proven"
         [(_, _, rows)] = _reminders(engine)
         assert rows == invited  # the early reminder reached every invited guardian
         # Ran: early. Missed by more than the grace time: stale, dropped without running.
-        # Pending: late and the event's own reminders.
-        assert set(_jobs(engine)) == {prefix + x for x in ("3d", "2h", "late")}
+        assert set(_jobs(engine)) == {prefix + x for x in ("3d", "2h")}
 
-        # The late job's time passes while the gateway is down; then it restarts.
-        time.sleep(max(0.0, (late - datetime.now(UTC)).total_seconds()) + 0.2)
+        # A job comes due while the gateway is down (planned now, due in a second) ...
+        late = datetime.now(UTC) + timedelta(seconds=1)
+        plan("late", late)
+        wait_for_sync(lambda: datetime.now(UTC) > late, what="the late job's time")
+        # ... and runs once when it restarts.
         restarted_at = datetime.now(UTC)
         second = _start(config, log)
         try:
             _wait_for(engine, 2, second, log)
-            time.sleep(0.5)  # room for a wrongful second run
+            _wait_until(lambda: prefix + "late" not in _jobs(engine), second, log, "the late job done")
         finally:
             _stop(second)
         reminders = _reminders(engine)
@@ -176,7 +174,7 @@ def test_scheduler_restart_runs_missed_jobs_once(cli: Any, pg_url: str, tmp_path
         assert reminders[1][1] >= restarted_at  # the late one ran after the restart
         assert reminders[1][2] == invited
         # The future jobs are still pending, at their original times.
-        start = datetime.fromisoformat("2027-03-04T17:30:00-06:00")
+        start = datetime.fromisoformat(str(yaml.safe_load(event_file.read_text(encoding="utf-8"))["start"]))
         assert _jobs(engine) == {
             prefix + "3d": (start - timedelta(days=3)).timestamp(),
             prefix + "2h": (start - timedelta(hours=2)).timestamp(),

@@ -15,6 +15,7 @@ from gateway.channels import InboundMessage
 from gateway.domain.surveys import Question, SurveySpec
 from gateway.inbound.answers import AnswerMatcher
 from gateway.storage.models import SurveyAnswer, SurveySession
+from gateway.testing.harness import upcoming_example
 
 SURVEY = EXAMPLES / "transport-survey.yaml"
 MARIA, AMINA, LAN, FATIMA, BARAKA, LUIS = (
@@ -175,13 +176,7 @@ def test_after_the_survey_a_question_goes_to_the_inbox_not_over_the_comment(cli:
 
 def test_rsvp_change_replaces_the_earlier_answer(cli: Any, families: Path, tmp_path: Path) -> None:
     config = families
-    event = tmp_path / "event.yaml"
-    event.write_text(
-        (EXAMPLES / "reading-workshop.yaml")
-        .read_text(encoding="utf-8")
-        .replace('reminders: ["3d", "2h"]', "reminders: []"),
-        encoding="utf-8",
-    )
+    event = upcoming_example(tmp_path, reminders=[])
     jcall(cli, ["broadcast", "send", "workshop_invitation", "--event", str(event), "--json"], config)
     first = reply(cli, config, MARIA, "¡Sí, claro!")
     assert first["classification"] == "rsvp"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -13,14 +13,16 @@ from sqlalchemy import func, select
 from gateway.sandbox_tools import inject_reply
 from gateway.storage.models import AuditEntry, Broadcast, Family, OutboxMessage
 
+#: The day the test events take place: always ahead, whatever day the suite runs.
+UPCOMING_DAY = (date.today() + timedelta(days=90)).isoformat()
 EVENT = {
     "id": "math-night-2030",
     "title": "Family Math Night",
     "description": "Games and snacks for the whole family.",
     "school": "Roosevelt",
     "place": "Roosevelt gym",
-    "start": "2030-03-04T17:30:00-06:00",
-    "end": "2030-03-04T18:30:00-06:00",
+    "start": f"{UPCOMING_DAY}T17:30:00-06:00",
+    "end": f"{UPCOMING_DAY}T18:30:00-06:00",
     "rsvp": True,
 }
 SURVEY = {
@@ -222,7 +224,7 @@ MALFORMED = (
     (b"\xff\xfe\x00", "not valid JSON"),
     (b"[1, 2]", "JSON object"),
     (json.dumps({"event": EVENT, "at": "tomorrow"}).encode(), "ISO 8601"),
-    (json.dumps({"event": EVENT, "at": "2030-01-01T09:00:00"}).encode(), "UTC offset"),
+    (json.dumps({"event": EVENT, "at": f"{UPCOMING_DAY}T09:00:00"}).encode(), "UTC offset"),
     (json.dumps({"event": {"id": "x"}}).encode(), "title"),
     (json.dumps({"event": 42}).encode(), "event"),
     (json.dumps({"event": EVENT, "channels": ["pigeon"]}).encode(), "pigeon"),

@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 from typing import Any
 
 from babel.messages.pofile import read_po
-from test_web_pages import compose_form
+from test_web_pages import UPCOMING_DAY, compose_form
 
 from gateway.resources import SHIPPED_LOCALES
 from gateway.sandbox_tools import inject_reply
@@ -133,7 +133,7 @@ async def test_every_page_reads_in_spanish(web: Any, monkeypatch: Any) -> None:
 
     # An invalid form answers in Spanish too, next to each field.
     refused = await web.client.post(
-        "/compose", data=compose_form(token, action="preview", title="", end="2030-03-04T16:00")
+        "/compose", data=compose_form(token, action="preview", title="", end=f"{UPCOMING_DAY}T16:00")
     )
     assert refused.status == 400
     refused_html = await refused.text()

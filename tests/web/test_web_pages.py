@@ -4,6 +4,7 @@ export (404 outside it), compose with preview and idempotent send, language edit
 from __future__ import annotations
 
 import re
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -150,6 +151,10 @@ async def test_language_edit_writes_audit(web: Any) -> None:
         assert entry.detail == {"guardian_id": int(guardian_id), "from": "es-MX", "to": "es"}
 
 
+#: The day the test events take place: always ahead, whatever day the suite runs.
+UPCOMING_DAY = (date.today() + timedelta(days=90)).isoformat()
+
+
 def compose_form(token: str, **extra: str) -> dict[str, str]:
     form = {
         "csrf_token": token,
@@ -159,8 +164,8 @@ def compose_form(token: str, **extra: str) -> dict[str, str]:
         "description": "Games and snacks for the whole family.",
         "place": "Lincoln library",
         "school": "Lincoln",
-        "start": "2030-03-04T17:30",
-        "end": "2030-03-04T18:30",
+        "start": f"{UPCOMING_DAY}T17:30",
+        "end": f"{UPCOMING_DAY}T18:30",
         "timezone": "America/Chicago",
         "rsvp": "on",
         "aud_school": "Lincoln",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from email.message import EmailMessage
 from email.utils import make_msgid
 
@@ -10,6 +9,7 @@ import pytest
 from email_helpers import FROM_ADDRESS, REPLY_DOMAIN
 
 from gateway.testing.dovecot import DovecotServer
+from gateway.testing.waiting import wait_for
 
 ORIGINAL_ID = f"<gw41.email@{REPLY_DOMAIN}>"
 QUOTED_BODY = "Dear family,\nThe parent conference is on Thursday.\nReply 1 for yes, 2 for no."
@@ -281,12 +281,8 @@ async def test_mail_stays_unseen_when_the_core_fails(make_channel, dovecot, cont
     assert [m.text for m in context.received] == ["1"]
 
 
-async def _wait_for(predicate, within: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
+async def _wait_for(predicate, within: float = 30.0) -> None:
+    await wait_for(predicate, deadline=within)
 
 
 @pytest.mark.parametrize("idle", [True, False])
@@ -295,8 +291,10 @@ async def test_background_reader_picks_up_new_mail(
 ) -> None:
     channel = make_channel(dovecot, imap={"idle": idle, "poll_seconds": 20 if idle else 0.3})
     await channel.start()
-    await asyncio.sleep(0.3)  # the reader is connected (and idling) before mail arrives
     assert channel.reader is not None
+    reader = channel.reader
+    # the reader is connected (and idling) before mail arrives
+    await _wait_for(reader.idling.is_set if idle else (lambda: reader.connected))
     dovecot.deliver(reply_mail("1", message_id="<bg1@families.example>"))
     # with IDLE the server pushes the news long before the 20 s poll interval
     await _wait_for(lambda: len(context.received) == 1, within=8)
@@ -309,9 +307,11 @@ async def test_background_reader_picks_up_new_mail(
 async def test_reader_survives_a_server_restart(make_channel, dovecot, context) -> None:
     channel = make_channel(dovecot, imap={"idle": False, "poll_seconds": 0.2})
     await channel.start()
-    await asyncio.sleep(0.3)
+    assert channel.reader is not None
+    reader = channel.reader
+    await _wait_for(lambda: reader.connected)
     dovecot.stop()
-    await asyncio.sleep(0.5)
+    await _wait_for(lambda: not reader.connected)  # the next poll found the server gone
     dovecot.start()
     dovecot.deliver(reply_mail("2", message_id="<after-restart@families.example>"))
     await _wait_for(lambda: len(context.received) == 1, within=15)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +11,7 @@ from gateway_plugins.telegram import TelegramChannel
 
 from gateway.testing import FakeChannelContext
 from gateway.testing.telegram_server import TelegramBotAPIServer
+from gateway.testing.waiting import wait_for
 
 
 @dataclass
@@ -68,13 +68,8 @@ async def make_channel(
         await channel.stop()
 
 
-async def _wait_until(predicate: Callable[[], Any], within: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
+async def _wait_until(predicate: Callable[[], Any], within: float = 30.0) -> None:
+    await wait_for(predicate, deadline=within)
 
 
 @pytest.fixture
