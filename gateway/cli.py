@@ -146,7 +146,7 @@ def init(
     config: ConfigOpt = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing config file.")] = False,
 ) -> None:
-    """Write config.yaml from the example and create the database."""
+    """Write config.yaml from the example, the example files next to it, and create the database."""
     from gateway.resources import EXAMPLE_CONFIG
 
     target = config or Path("config.yaml")
@@ -155,11 +155,33 @@ def init(
     else:
         target.write_text(EXAMPLE_CONFIG.read_text(encoding="utf-8"), encoding="utf-8")
         console.print(f"wrote {target}")
+    _write_examples(target.parent / "examples")
 
     async def go(gw: Any) -> None:
         console.print(f"database ready: {_safe_url(gw.config.database_url)}")
 
     with_gateway(target, go)
+
+
+def _write_examples(folder: Path) -> None:
+    """Copy the shipped example families, event and survey to ``folder`` (never overwriting);
+    the example event is moved two weeks ahead, so it can be sent as it is."""
+    from gateway.domain.events import upcoming_event_file
+    from gateway.resources import SHIPPED_EXAMPLES
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in ("families.csv", "reading-workshop.yaml", "transport-survey.yaml"):
+        path = folder / name
+        if path.exists():
+            continue
+        if name == "reading-workshop.yaml":
+            upcoming_event_file(SHIPPED_EXAMPLES / name, path)
+        else:
+            path.write_bytes((SHIPPED_EXAMPLES / name).read_bytes())
+        written.append(name)
+    if written:
+        console.print(f"wrote {folder}/: {', '.join(written)}", highlight=False)
 
 
 @db_app.command("upgrade")

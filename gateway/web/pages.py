@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 from aiohttp import BodyPartReader, web
 from babel import dates as babel_dates
+from babel import numbers as babel_numbers
 from markupsafe import Markup
 from multidict import MultiDict
 
@@ -106,7 +107,8 @@ def make_environment() -> jinja2.Environment:
     )
     env.filters["language_name"] = _language_name
     env.filters["autonym"] = autonym
-    env.filters["pct"] = lambda v: f"{100 * float(v or 0):.0f}%"
+    env.filters["pct"] = _percent
+    env.filters["money"] = _money
     env.filters["when"] = _when
     env.filters["telegram_html"] = telegram_html
     env.tests["rtl"] = is_rtl
@@ -130,6 +132,28 @@ def telegram_html(text: str) -> Markup:
         link_rel="noopener noreferrer nofollow",
     )
     return Markup(clean.replace("\n", "<br>\n"))
+
+
+def _babel_locale(ctx: Any) -> str:
+    return str(ctx.get("ui_language") or "en").replace("-", "_")
+
+
+@jinja2.pass_context
+def _percent(ctx: Any, value: Any) -> str:
+    """A rate (0–1) as a whole percentage, written the way the interface language writes it."""
+    try:
+        return babel_numbers.format_percent(float(value or 0), "#,##0%", locale=_babel_locale(ctx))
+    except (ValueError, LookupError):
+        return f"{100 * float(value or 0):.0f}%"
+
+
+@jinja2.pass_context
+def _money(ctx: Any, value: Any) -> str:
+    """An amount in US dollars (provider prices), in the interface language's currency format."""
+    try:
+        return babel_numbers.format_currency(float(value or 0), "USD", locale=_babel_locale(ctx))
+    except (ValueError, LookupError):
+        return f"${float(value or 0):.2f}"
 
 
 @jinja2.pass_context

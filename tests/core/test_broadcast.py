@@ -297,3 +297,10 @@ def test_demo_config_written_by_init(tmp_path: Path, cli) -> None:  # type: igno
         "telegram": "sandbox",
     }
     assert (tmp_path / "data" / "gateway.db").exists()
+    # the examples the README uses, next to the config; the event is upcoming, so it can be sent
+    assert sorted(p.name for p in (tmp_path / "examples").iterdir()) == [
+        "families.csv",
+        "reading-workshop.yaml",
+        "transport-survey.yaml",
+    ]
+    assert load_event(tmp_path / "examples" / "reading-workshop.yaml").start > datetime.now(UTC)
