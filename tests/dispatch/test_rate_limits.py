@@ -30,6 +30,8 @@ from gateway.testing.harness import write_config
 from gateway.testing.services import redis_url
 
 RATE = 20
+#: Seconds of delay variation between the limiter's grant and the provider's arrival allowed.
+ARRIVAL_JITTER = 0.1
 
 
 @pytest.mark.parametrize("limiter", ["database", "redis"])
@@ -57,10 +59,14 @@ async def test_two_workers_never_exceed_the_channel_rate(
     assert await status_counts(config) == {"sent": total}
     times = [a.at for a in twilio.arrivals]
     assert len(times) == total
-    busiest = max_in_window(times)
+    # Arrivals trail the limiter's grants by a loopback and scheduling delay that varies with
+    # the machine's load; a window 100 ms short of a second leaves room for that much jitter
+    # (a limiter that let the two workers add up would put ~2x RATE in it).
+    busiest = max_in_window(times, window=1.0 - ARRIVAL_JITTER)
     span = max(times) - min(times)
-    print(f"\n{limiter} limiter, 2 workers: busiest 1-s window {busiest}/{RATE}, {total} in {span:.2f} s")
+    print(f"\n{limiter} limiter, 2 workers: busiest 0.9-s window {busiest}/{RATE}, {total} in {span:.2f} s")
     assert busiest <= RATE
+    assert (total - RATE) / span <= RATE  # and the long-run rate is the channel's
 
 
 def _measurable_window(trips: list[float]) -> float:
