@@ -512,7 +512,7 @@ class FakeTwilioServer:
             button_payload=button_payload, button_text=button_text,
             original_replied_sid=original_replied_sid,
         )
-        status = await self._post_signed(url, form, via)
+        status = await self.post_signed(url, form, via)
         return status, form
 
     def clear_failures(self) -> None:
@@ -815,7 +815,7 @@ class FakeTwilioServer:
                 self.callback_results.append((sid, status, response.status))
         return answers
 
-    async def _post_signed(self, url: str, form: Mapping[str, str], via: str | None = None) -> int:
+    async def post_signed(self, url: str, form: Mapping[str, str], via: str | None = None) -> int:
         """Post ``form`` to ``url`` signed as Twilio signs it (to ``via``'s host when given);
         the receiver's HTTP status."""
         if self._session is None:
