@@ -85,8 +85,8 @@ def _utcnow() -> datetime:
 
 
 def _variable_text(value: str) -> str:
-    """A template variable's value: WhatsApp refuses line breaks, tabs and runs of spaces in
-    template parameters, and long values."""
+    """A template variable's value on one line and bounded: Meta rejects template parameters
+    with line breaks, tabs or long runs of spaces."""
     text = _SPACES.sub(" ", value).strip()
     if len(text) > MAX_VARIABLE_CHARACTERS:
         text = text[: MAX_VARIABLE_CHARACTERS - 1].rstrip() + "…"
