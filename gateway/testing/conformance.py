@@ -55,6 +55,7 @@ from gateway.errors import (
     EndpointState,
     PermanentSendError,
     RetryableSendError,
+    SendError,
 )
 from gateway.testing.fakes import FakeChannelContext
 
@@ -214,6 +215,11 @@ async def _send_expecting(channel: Channel, message: OutboundMessage, error: typ
         await channel.send(message)
     except error as exc:
         return exc
+    except SendError as exc:
+        raise AssertionError(
+            f"{channel.name}: send() raised {type(exc).__name__} ({exc}), expected "
+            f"{error.__name__}"
+        ) from exc
     raise AssertionError(f"{channel.name}: send() returned instead of raising {error.__name__}")
 
 

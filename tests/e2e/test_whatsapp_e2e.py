@@ -60,8 +60,9 @@ async def _family_writes(live: LiveGateway, twilio: FakeTwilioServer, number: st
 
 
 async def test_window_templates_fallback_buttons_and_read(
-    tmp_path: Path, sqlite_url: str, cli: Any, twilio: FakeTwilioServer
+    tmp_path: Path, db_url: str, cli: Any, twilio: FakeTwilioServer
 ) -> None:
+    """The whole WhatsApp story on SQLite and PostgreSQL."""
     template = twilio.add_content("Hola, la escuela le escribe: {{1}}. Responda para leer más.")
     quick = twilio.add_content(
         "{{1}}", approved=False, actions=[("{{2}}", "{{3}}"), ("{{4}}", "{{5}}"), ("{{6}}", "{{7}}")]
@@ -75,7 +76,7 @@ async def test_window_templates_fallback_buttons_and_read(
          "student_name": "Omar Warsame"},
     ])
     channels = _channels(twilio, template, quick)
-    async with live_gateway(tmp_path / "gw", cli, channels, db_url=sqlite_url) as live:
+    async with live_gateway(tmp_path / "gw", cli, channels, db_url=db_url) as live:
         assert (await live.run("families", "import", str(families), "--json")).json()[
             "families_imported"] == 2
 
