@@ -108,6 +108,9 @@ class WhatsAppChannel(Channel):
     endpoint_kind = "phone"
     Settings: ClassVar[type[ChannelSettings]] = WhatsAppSettings
     max_body_length: ClassVar[int | None] = MAX_BODY_CHARACTERS
+    #: Twilio's default text throughput of one WhatsApp sender (10 messages/s; up to 50 on
+    #: request): set ``rate_per_second`` to what the account was granted.
+    default_rate_per_second: ClassVar[float | None] = 10.0
     #: How far back ``reconcile`` looks for a message whose SID never came back.
     reconcile_window: ClassVar[timedelta] = timedelta(hours=6)
 

@@ -83,6 +83,11 @@ class WhatsAppSettings(ChannelSettings):
     api_base_url: str = Field(
         default="https://api.twilio.com", description="Twilio REST API base URL."
     )
+    max_queue_hours: float | None = Field(
+        default=4, gt=0,
+        description="Refuse broadcasts that would take longer than this at rate_per_second "
+        "(Twilio fails WhatsApp messages queued longer than 4 hours).",
+    )
     status_callback: bool = Field(
         default=True, description="Ask Twilio for delivery and read reports at "
         "/webhooks/<name>/status."
