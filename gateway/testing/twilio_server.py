@@ -640,7 +640,9 @@ class FakeTwilioServer:
                 (content.render(title, variables), content.render(ident, variables))
                 for title, ident in content.actions
             )
-            if window_open and len(buttons) > 3 and not content.approved:
+            if len(buttons) > 3 and not content.approved:
+                # Twilio's docs allow 3 buttons in an unapproved in-session quick reply; which
+                # error code it answers beyond that is not documented: 21656 stands in.
                 return _error_response(400, 21656, "In-session quick replies without approval "
                                        "take at most 3 buttons")
             free_form = not content.approved
