@@ -174,19 +174,24 @@ class WhatsAppChannel(Channel):
 
     def note_inbound(self, address: str, at: datetime) -> None:
         """A message from ``address`` arrived at ``at``: its window (re)opens."""
-        seen = self._inbound_seen.get(address)
+        key = addresses.to_provider(address)
+        seen = self._inbound_seen.get(key)
         if seen is None or at > seen:
-            self._inbound_seen[address] = at
+            self._inbound_seen[key] = at
 
     def note_window_closed(self, address: str) -> None:
         """Twilio said (63016) that ``address``'s window is closed."""
-        self._closed_at[address] = _utcnow()
+        self._closed_at[addresses.to_provider(address)] = _utcnow()
 
     async def last_inbound_at(self, address: str) -> datetime | None:
-        """When ``address`` last wrote on this channel: the core's record or this process's."""
-        stored = await self.context.last_inbound_at(address)
-        seen = self._inbound_seen.get(address)
-        candidates = [t for t in (stored, seen) if t is not None]
+        """When ``address`` last wrote on this channel: the core's record (asked in both forms
+        of the number, ``+E164`` and ``whatsapp:+E164``, since which one the core stores
+        depends on the endpoint's kind) or this process's."""
+        key = addresses.to_provider(address)
+        forms = dict.fromkeys((address, key, addresses.endpoint_form(key, addresses.DEFAULTS_FROM)))
+        found = [await self.context.last_inbound_at(form) for form in forms]
+        found.append(self._inbound_seen.get(key))
+        candidates = [t for t in found if t is not None]
         return max(candidates) if candidates else None
 
     async def window_open(self, address: str, now: datetime | None = None) -> bool:
@@ -194,7 +199,7 @@ class WhatsAppChannel(Channel):
         last = await self.last_inbound_at(address)
         if last is None:
             return False
-        closed = self._closed_at.get(address)
+        closed = self._closed_at.get(addresses.to_provider(address))
         if closed is not None and closed >= last:
             return False
         window = timedelta(hours=self.config.window_hours)

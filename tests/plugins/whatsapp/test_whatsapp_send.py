@@ -274,3 +274,17 @@ async def test_empty_body_is_refused_before_twilio(make_channel, twilio):
         await channel.send(outbound("  "))
     assert twilio.requests == 0
 
+
+
+@pytest.mark.parametrize(
+    ("stored_as", "endpoint_address"),
+    [(PARENT, PARENT), (WA_PARENT, PARENT), (PARENT, WA_PARENT), (WA_PARENT, WA_PARENT)],
+)
+async def test_the_window_is_found_whichever_form_the_core_keeps(
+    make_channel, context, stored_as, endpoint_address
+):
+    """Today's core keeps the phone endpoint's +E164; with a whatsapp address kind it keeps
+    whatsapp:+E164. The window is the same either way."""
+    channel = await make_channel()
+    context.inbound_times[stored_as] = datetime.now(UTC) - timedelta(minutes=5)
+    assert await channel.window_open(endpoint_address)
