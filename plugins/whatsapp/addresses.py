@@ -16,10 +16,13 @@ from gateway import mask_address
 __all__ = [
     "DEFAULTS_FROM",
     "KIND",
+    "LABEL",
     "PREFIX",
+    "address_kind_fields",
     "endpoint_form",
     "mask",
     "normalise",
+    "to_default",
     "to_provider",
 ]
 
@@ -30,6 +33,9 @@ DEFAULTS_FROM = "phone"
 """A guardian without a WhatsApp address of their own is reached on their phone number."""
 
 PREFIX = "whatsapp:"
+
+LABEL = "WhatsApp"
+"""How staff read the kind's name."""
 
 
 def normalise(value: str, region: str = "US") -> str:
@@ -72,3 +78,23 @@ def endpoint_form(provider_address: str, kind: str) -> str:
     if kind == DEFAULTS_FROM and text.lower().startswith(PREFIX):
         return text[len(PREFIX):]
     return text
+
+
+def to_default(address: str) -> str:
+    """A ``whatsapp:+E164`` sender in the form of the kind it defaults from (``+E164``), so a
+    reply finds the family by its phone endpoint."""
+    return endpoint_form(address, DEFAULTS_FROM)
+
+
+def address_kind_fields() -> dict[str, object]:
+    """The declaration of the ``whatsapp`` address kind as keyword arguments for the core's
+    address-kind type (name, normalise, mask, defaults_from, to_default, variant, label)."""
+    return {
+        "name": KIND,
+        "normalise": normalise,
+        "mask": mask,
+        "defaults_from": DEFAULTS_FROM,
+        "to_default": to_default,
+        "variant": "sms",
+        "label": LABEL,
+    }

@@ -107,3 +107,13 @@ def test_masking_and_forms() -> None:
     assert addresses.endpoint_form("whatsapp:+18165550199", "phone") == "+18165550199"
     assert addresses.endpoint_form("whatsapp:+18165550199", "whatsapp") == "whatsapp:+18165550199"
     assert addresses.DEFAULTS_FROM == "phone" and addresses.KIND == "whatsapp"
+    assert addresses.to_default("whatsapp:+18165550199") == "+18165550199"
+
+
+def test_the_address_kind_declaration_is_complete() -> None:
+    fields = addresses.address_kind_fields()
+    assert fields["name"] == "whatsapp" and fields["defaults_from"] == "phone"
+    normalise, to_default = fields["normalise"], fields["to_default"]
+    assert callable(normalise) and callable(to_default)
+    # A guardian's phone becomes their WhatsApp address, and a reply from it finds the phone.
+    assert to_default(normalise("+1 816 555 0199")) == "+18165550199"
