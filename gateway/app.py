@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -332,6 +333,12 @@ class CoreChannelContext:
 
         kind = self.gateway.channel(self.name).kind
         return await endpoint_language(self.gateway.db, kind, address)
+
+    async def last_inbound_at(self, address: str) -> datetime | None:
+        """When this channel last stored a message from ``address``."""
+        from gateway.storage.endpoints import last_inbound_at
+
+        return await last_inbound_at(self.gateway.db, self.name, address)
 
     def gettext(self, language: str, message: str, **params: Any) -> str:
         """A catalog string."""

@@ -283,6 +283,11 @@ class ChannelContext(Protocol):
     async def endpoint_language(self, address: str) -> str | None:
         """The language of the guardian behind ``address``, if known."""
 
+    async def last_inbound_at(self, address: str) -> datetime | None:
+        """When this channel last received a message from ``address`` (None: never, or not
+        stored yet). For windows a provider opens on each incoming message (WhatsApp's 24
+        hours)."""
+
     def gettext(self, language: str, message: str, **params: Any) -> str:
         """A reviewed catalog string in ``language`` (English when no catalog has it)."""
 

@@ -1,20 +1,23 @@
-"""Endpoint state (opt-out, invalid), sender lookup and onboarding link tokens."""
+"""Endpoint state (opt-out, invalid), sender lookup (language, last message) and onboarding
+link tokens."""
 
 from __future__ import annotations
 
 import secrets
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from gateway.channels import EndpointLink
 from gateway.errors import EndpointState
 from gateway.storage.db import Database
-from gateway.storage.models import Endpoint, Family, Guardian, LinkToken, utcnow
+from gateway.storage.models import Endpoint, Family, Guardian, InboundRecord, LinkToken, utcnow
 
 __all__ = [
     "create_link_token",
     "endpoint_language",
+    "last_inbound_at",
     "redeem_link_token",
     "set_endpoint_state",
 ]
@@ -47,6 +50,17 @@ async def endpoint_language(db: Database, kind: str, address: str) -> str | None
             .join(Endpoint, Endpoint.guardian_id == Guardian.id)
             .where(Endpoint.kind == kind, Endpoint.address == address)
             .limit(1)
+        )
+
+
+async def last_inbound_at(db: Database, channel: str, sender: str) -> datetime | None:
+    """When ``channel`` last received a message from ``sender`` (index
+    ``ix_inbound_channel_sender``)."""
+    async with db.session() as session:
+        return await session.scalar(
+            select(func.max(InboundRecord.received_at)).where(
+                InboundRecord.channel == channel, InboundRecord.sender == sender
+            )
         )
 
 

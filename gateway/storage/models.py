@@ -313,7 +313,11 @@ class InboundRecord(Base):
     """A reply as received, what the pipeline made of it, and the staff inbox state."""
 
     __tablename__ = "inbound_messages"
-    __table_args__ = (UniqueConstraint("channel", "provider_message_id"),)
+    __table_args__ = (
+        UniqueConstraint("channel", "provider_message_id"),
+        # The last message per sender on a channel (WhatsApp's 24-hour window).
+        Index("ix_inbound_channel_sender", "channel", "sender", "received_at"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     channel: Mapped[str] = mapped_column(String(32))
     provider_message_id: Mapped[str] = mapped_column(String(200))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,8 @@ class FakeChannelContext:
 
     ``received`` keeps every reply handed in (duplicates by provider id are reported as such,
     like the real pipeline); ``links`` maps onboarding tokens to :class:`EndpointLink` and each
-    token works once.
+    token works once; ``inbound_times`` is the last message time per sender (what
+    ``last_inbound_at`` answers).
     """
 
     name: str = "test"
@@ -47,6 +49,7 @@ class FakeChannelContext:
     alerts: list[tuple[str, str]] = field(default_factory=list)
     classification: str = "free_text"
     answer_label: str | None = None
+    inbound_times: dict[str, datetime] = field(default_factory=dict)
     _seen: set[str] = field(default_factory=set)
 
     def public_url(self, path: str) -> str:
@@ -65,6 +68,9 @@ class FakeChannelContext:
             return InboundOutcome(inbound_id=None, duplicate=True, classification="duplicate")
         self._seen.add(message.provider_message_id)
         self.received.append(message)
+        last = self.inbound_times.get(message.sender)
+        if last is None or message.received_at > last:
+            self.inbound_times[message.sender] = message.received_at
         return InboundOutcome(
             inbound_id=len(self.received),
             duplicate=False,
@@ -100,6 +106,10 @@ class FakeChannelContext:
     async def endpoint_language(self, address: str) -> str | None:
         """The language recorded for ``address``."""
         return self.languages.get(address)
+
+    async def last_inbound_at(self, address: str) -> datetime | None:
+        """When a message from ``address`` was last handed in (or set in ``inbound_times``)."""
+        return self.inbound_times.get(address)
 
     def gettext(self, language: str, message: str, **params: Any) -> str:
         """Identity translation with ``%(name)s`` interpolation."""

@@ -58,6 +58,8 @@ class _Recorder:
     failures: dict[str, _Failure] = field(default_factory=dict)
     messages: list[ReceivedMail] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    hold_answers: list[float] = field(default_factory=list)
+    """Seconds to wait before answering the next DATA commands (the mail is taken first)."""
 
     async def handle_RCPT(
         self,
@@ -86,6 +88,9 @@ class _Recorder:
         )
         with self.lock:
             self.messages.append(mail)
+            hold = self.hold_answers.pop(0) if self.hold_answers else None
+        if hold is not None:
+            await asyncio.sleep(hold)
         return "250 2.0.0 OK queued"
 
 
@@ -246,6 +251,12 @@ class RecordingSmtpServer:
         """Answer ``RCPT TO:<address>`` with a temporary failure (default ``451 4.3.0``)."""
         with self._recorder.lock:
             self._recorder.failures[address.lower()] = _Failure(code, text)
+
+    def lose_answer_next(self, seconds: float = 30.0) -> None:
+        """Take the next message, then hold the answer to its DATA for ``seconds``: the client
+        times out although the server has the mail (delivery unknown)."""
+        with self._recorder.lock:
+            self._recorder.hold_answers.append(seconds)
 
     def accept(self, address: str) -> None:
         """Stop refusing or deferring ``address``."""

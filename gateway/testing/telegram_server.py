@@ -192,6 +192,9 @@ class ScriptedReply:
     retry_after: int | None = None
     delay: float = 0.0
     """Seconds to wait before answering (to provoke client timeouts)."""
+    hold_answer: float = 0.0
+    """Carry the call out (the message is sent), then wait this many seconds before answering:
+    the client times out although Telegram has the message."""
 
 
 @dataclass
@@ -444,6 +447,8 @@ class TelegramBotAPIServer:
             result = await handler(params)
         except _ApiError as exc:
             return _error(exc.status, exc.description)
+        if scripted is not None and scripted.hold_answer:
+            await asyncio.sleep(scripted.hold_answer)
         return web.json_response({"ok": True, "result": result})
 
     @staticmethod

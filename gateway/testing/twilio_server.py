@@ -21,6 +21,22 @@ through the real ``twilio`` library:
 
 :func:`inbound_sms_form` and :func:`sign_twilio_request` build and sign an incoming-SMS webhook
 the way Twilio does, for tests of the inbound side.
+
+**WhatsApp sender.** Messages whose ``To`` is ``whatsapp:+E164`` behave like Twilio's WhatsApp
+sender:
+
+* the 24-hour customer-service window per recipient, opened by the family's last message
+  (:meth:`FakeTwilioServer.post_whatsapp_inbound` posts one, signed, and opens it;
+  :meth:`~FakeTwilioServer.open_whatsapp_window` / :meth:`~FakeTwilioServer.close_whatsapp_window`
+  set it directly);
+* a free-form ``Body`` outside the window is accepted (201) and then fails with error 63016 in
+  its status callback, as Twilio reports it; :attr:`FakeTwilioServer.refuse_outside_window_at_once`
+  answers the creation itself with 400 / 63016 instead;
+* Content templates (:meth:`~FakeTwilioServer.add_content`): ``ContentSid`` + ``ContentVariables``
+  (a JSON object of strings); an unknown SID is 21655, bad or missing variables 21656; outside the
+  window only templates marked WhatsApp-approved go (others: 63016 as above);
+* status callbacks may include ``read``; :func:`whatsapp_inbound_form` builds an incoming
+  message or quick-reply button tap (``ButtonPayload`` / ``ButtonText``).
 """
 
 from __future__ import annotations
@@ -35,8 +51,8 @@ import re
 import secrets
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -52,13 +68,21 @@ __all__ = [
     "FakeTwilioServer",
     "ScriptedFailure",
     "TwilioMessageRecord",
+    "ContentTemplate",
+    "WHATSAPP_PREFIX",
     "inbound_sms_form",
     "new_sid",
     "sign_twilio_request",
+    "whatsapp_inbound_form",
 ]
 
 API_VERSION = "2010-04-01"
+WHATSAPP_PREFIX = "whatsapp:"
+#: WhatsApp's customer-service window after the family's last message.
+WHATSAPP_WINDOW = timedelta(hours=24)
+OUTSIDE_WINDOW_CODE = 63016
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_VARIABLE = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
 _SHORT_CODE = re.compile(r"^\d{3,8}$")
 _JSON = "application/json"
 
@@ -115,6 +139,72 @@ def inbound_sms_form(
     return form
 
 
+def whatsapp_inbound_form(
+    *,
+    from_: str,
+    to: str,
+    body: str,
+    account_sid: str,
+    message_sid: str | None = None,
+    button_payload: str | None = None,
+    button_text: str | None = None,
+    profile_name: str = "Parent",
+    original_replied_sid: str | None = None,
+) -> dict[str, str]:
+    """The form Twilio posts to a WhatsApp sender's incoming-message webhook: ``From`` / ``To``
+    as ``whatsapp:+E164``, ``WaId`` and ``ProfileName``; a quick-reply tap adds
+    ``ButtonPayload`` (the button's id) and ``ButtonText`` and has the text as ``Body``."""
+    sender = from_ if from_.startswith(WHATSAPP_PREFIX) else WHATSAPP_PREFIX + from_
+    receiver = to if to.startswith(WHATSAPP_PREFIX) else WHATSAPP_PREFIX + to
+    sid = message_sid or new_sid("SM")
+    form = {
+        "SmsMessageSid": sid,
+        "NumMedia": "0",
+        "ProfileName": profile_name,
+        "MessageType": "button" if button_payload else "text",
+        "SmsSid": sid,
+        "WaId": sender.removeprefix(WHATSAPP_PREFIX + "+"),
+        "SmsStatus": "received",
+        "Body": body,
+        "To": receiver,
+        "NumSegments": "1",
+        "ReferralNumMedia": "0",
+        "MessageSid": sid,
+        "AccountSid": account_sid,
+        "From": sender,
+        "ApiVersion": API_VERSION,
+    }
+    if button_payload is not None:
+        form["ButtonPayload"] = button_payload
+        form["ButtonText"] = button_text if button_text is not None else body
+    if original_replied_sid:
+        form["OriginalRepliedMessageSid"] = original_replied_sid
+        form["OriginalRepliedMessageSender"] = receiver
+    return form
+
+
+@dataclass
+class ContentTemplate:
+    """A Content Template of the account: ``body`` with ``{{1}}``-style variables, the
+    defaults Twilio fills when a variable is not sent, whether WhatsApp approved it (needed
+    outside the window), and quick-reply ``actions`` (``(title, id)``, variables allowed)."""
+
+    sid: str
+    body: str
+    approved: bool = True
+    defaults: dict[str, str] = field(default_factory=dict)
+    actions: tuple[tuple[str, str], ...] = ()
+
+    def variables(self) -> set[str]:
+        """The variable names the body and the actions use."""
+        texts = [self.body, *(t for action in self.actions for t in action)]
+        return {name for text in texts for name in _VARIABLE.findall(text)}
+
+    def render(self, text: str, values: Mapping[str, str]) -> str:
+        """``text`` with its variables replaced (sent values, then defaults)."""
+        return _VARIABLE.sub(lambda m: values.get(m.group(1), self.defaults.get(m.group(1), "")), text)
+
+
 @dataclass
 class TwilioMessageRecord:
     """One message the server accepted, with the form exactly as it arrived."""
@@ -134,6 +224,18 @@ class TwilioMessageRecord:
     date_updated: datetime | None = None
     error_code: int | None = None
     authorization: str = ""
+    content_sid: str | None = None
+    content_variables: dict[str, str] | None = None
+    buttons: tuple[tuple[str, str], ...] = ()
+    """Quick-reply buttons as the family sees them: ``(title, id)``."""
+    pending_error: int | None = None
+    """A delivery error already decided (63016 outside the window): the status callbacks
+    report ``failed`` with it, whatever was asked."""
+
+    @property
+    def whatsapp(self) -> bool:
+        """Sent through the WhatsApp sender."""
+        return self.to.startswith(WHATSAPP_PREFIX)
 
     @property
     def uri(self) -> str:
@@ -174,7 +276,8 @@ class ScriptedFailure:
 
     ``status``/``code``: answer with Twilio's error JSON; ``retry_after``: add a
     ``Retry-After`` header; ``hang``: wait this many seconds before answering (or forever when
-    the client gives up first); ``disconnect``: read the request, then drop the connection.
+    the client gives up first); ``disconnect``: read the request, then drop the connection;
+    ``lose_answer``: accept the message, then wait this many seconds before answering.
     """
 
     status: int = 500
@@ -183,6 +286,9 @@ class ScriptedFailure:
     retry_after: float | None = None
     hang: float | None = None
     disconnect: bool = False
+    lose_answer: float | None = None
+    """Accept the message (it exists at Twilio), then hold the answer this many seconds: the
+    sender never learns its SID (reconciliation finds it)."""
 
 
 _DEFAULT_MESSAGES = {
@@ -261,6 +367,11 @@ class FakeTwilioServer:
         self._early_statuses: tuple[str, ...] = ()
         self._early_via: str | None = None
         self.early_callback_errors: list[BaseException] = []
+        self.contents: dict[str, ContentTemplate] = {}
+        self.whatsapp_windows: dict[str, datetime] = {}
+        self.refuse_outside_window_at_once = False
+        """WhatsApp: answer a free-form message outside the window with 400 / 63016 at once
+        instead of accepting it and failing it in its status callback."""
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -317,6 +428,11 @@ class FakeTwilioServer:
         """Hold the next ``times`` message creations for ``seconds`` (after reading them)."""
         self._script.extend([ScriptedFailure(hang=seconds)] * times)
 
+    def lose_answer_next(self, seconds: float = 3600.0, *, times: int = 1) -> None:
+        """Accept the next ``times`` messages but hold each answer for ``seconds``: the client
+        times out although Twilio has the message."""
+        self._script.extend([ScriptedFailure(lose_answer=seconds)] * times)
+
     def disconnect_next(self, *, times: int = 1) -> None:
         """Drop the connection on the next ``times`` message creations, after reading them."""
         self._script.extend([ScriptedFailure(disconnect=True)] * times)
@@ -335,6 +451,69 @@ class FakeTwilioServer:
         ``statuses`` turns it off. Messages without a ``StatusCallback`` are answered at once."""
         self._early_statuses = tuple(statuses)
         self._early_via = via
+
+    # -- WhatsApp sender ----------------------------------------------------------------
+
+    def add_content(
+        self,
+        body: str,
+        *,
+        approved: bool = True,
+        defaults: Mapping[str, str] | None = None,
+        actions: Sequence[tuple[str, str]] = (),
+        sid: str | None = None,
+    ) -> str:
+        """Create a Content Template (``twilio/text``, or ``twilio/quick-reply`` with
+        ``actions``); returns its ``HX`` SID. ``approved``: WhatsApp approved it, so it may
+        start a conversation outside the window."""
+        content = ContentTemplate(
+            sid=sid or new_sid("HX"), body=body, approved=approved,
+            defaults=dict(defaults or {}), actions=tuple(actions),
+        )
+        self.contents[content.sid] = content
+        return content.sid
+
+    @staticmethod
+    def _whatsapp_address(number: str) -> str:
+        return number if number.startswith(WHATSAPP_PREFIX) else WHATSAPP_PREFIX + number
+
+    def open_whatsapp_window(self, number: str, at: datetime | None = None) -> None:
+        """The family at ``number`` wrote at ``at`` (now): free-form messages may go for 24 h."""
+        self.whatsapp_windows[self._whatsapp_address(number)] = at or datetime.now(UTC)
+
+    def close_whatsapp_window(self, number: str) -> None:
+        """Forget the family's last message: only approved templates go."""
+        self.whatsapp_windows.pop(self._whatsapp_address(number), None)
+
+    def whatsapp_window_open(self, number: str, now: datetime | None = None) -> bool:
+        """Whether ``number``'s 24-hour window is open."""
+        last = self.whatsapp_windows.get(self._whatsapp_address(number))
+        return last is not None and (now or datetime.now(UTC)) < last + WHATSAPP_WINDOW
+
+    async def post_whatsapp_inbound(
+        self,
+        url: str,
+        *,
+        from_: str,
+        to: str,
+        body: str,
+        button_payload: str | None = None,
+        button_text: str | None = None,
+        original_replied_sid: str | None = None,
+        message_sid: str | None = None,
+        via: str | None = None,
+    ) -> tuple[int, dict[str, str]]:
+        """A family writes (or taps a quick-reply button) on WhatsApp: the window opens and the
+        signed incoming-message webhook is posted to ``url`` (sent to ``via``'s host when
+        given). Returns the receiver's HTTP status and the form."""
+        self.open_whatsapp_window(from_)
+        form = whatsapp_inbound_form(
+            from_=from_, to=to, body=body, account_sid=self.account_sid, message_sid=message_sid,
+            button_payload=button_payload, button_text=button_text,
+            original_replied_sid=original_replied_sid,
+        )
+        status = await self.post_signed(url, form, via)
+        return status, form
 
     def clear_failures(self) -> None:
         """Forget scripted and per-recipient failures."""
@@ -367,6 +546,9 @@ class FakeTwilioServer:
         except ValueError:
             return _error_response(400, 20001, "Could not parse the request body")
         failure = self._script.popleft() if self._script else None
+        lose_answer: float | None = None
+        if failure is not None and failure.lose_answer is not None:
+            lose_answer, failure = failure.lose_answer, None
         if failure is not None:
             if failure.disconnect:
                 if request.transport is not None:
@@ -385,6 +567,8 @@ class FakeTwilioServer:
             return _error_response(400, 21604, "A 'To' phone number is required.")
         if not from_ and not service:
             return _error_response(400, 21603, "A 'From' phone number is required.")
+        if to.startswith(WHATSAPP_PREFIX):
+            return await self._create_whatsapp(request, fields, lose_answer)
         if not body and "MediaUrl" not in fields:
             return _error_response(400, 21602, "Message body is required.")
         if len(body) > MAX_SMS_CHARACTERS:
@@ -412,8 +596,100 @@ class FakeTwilioServer:
             date_created=now,
             authorization=request.headers.get("Authorization", ""),
         )
+        return await self._accepted(record, lose_answer)
+
+    async def _create_whatsapp(
+        self, request: web.Request, fields: dict[str, str], lose_answer: float | None = None
+    ) -> web.Response:
+        """A message through the WhatsApp sender (window, Content templates, 63016)."""
+        to = fields["To"]
+        from_ = fields.get("From") or None
+        service = fields.get("MessagingServiceSid") or None
+        if not _E164.match(to.removeprefix(WHATSAPP_PREFIX)):
+            return _error_response(400, 21211, "Invalid 'To' Phone Number")
+        if from_ is not None and not (
+            from_.startswith(WHATSAPP_PREFIX) and _E164.match(from_.removeprefix(WHATSAPP_PREFIX))
+        ):
+            return _error_response(400, 63007, "Twilio could not find a Channel with the "
+                                   "specified From address")
+        refusal = self._by_recipient.get(to)
+        if refusal is not None:
+            return _error_response(refusal.status, refusal.code, refusal.message)
+        window_open = self.whatsapp_window_open(to)
+        content_sid = fields.get("ContentSid") or None
+        buttons: tuple[tuple[str, str], ...] = ()
+        variables: dict[str, str] | None = None
+        if content_sid is not None:
+            content = self.contents.get(content_sid)
+            if content is None:
+                return _error_response(400, 21655, "The ContentSid is Invalid")
+            try:
+                raw = json.loads(fields.get("ContentVariables") or "{}")
+            except ValueError:
+                raw = None
+            if not isinstance(raw, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in raw.items()
+            ):
+                return _error_response(400, 21656, "The ContentVariables Parameter is invalid")
+            variables = raw
+            missing = content.variables() - set(variables) - set(content.defaults)
+            if missing:
+                return _error_response(400, 21656, "The ContentVariables Parameter is invalid")
+            body = content.render(content.body, variables)
+            buttons = tuple(
+                (content.render(title, variables), content.render(ident, variables))
+                for title, ident in content.actions
+            )
+            if len(buttons) > 3 and not content.approved:
+                # Twilio's docs allow 3 buttons in an unapproved in-session quick reply; which
+                # error code it answers beyond that is not documented: 21656 stands in.
+                return _error_response(400, 21656, "In-session quick replies without approval "
+                                       "take at most 3 buttons")
+            free_form = not content.approved
+        else:
+            body = fields.get("Body", "")
+            if not body and "MediaUrl" not in fields:
+                return _error_response(400, 21602, "Message body is required.")
+            if len(body) > MAX_SMS_CHARACTERS:
+                return _error_response(400, 21617, "The concatenated message body exceeds the "
+                                       "1600 character limit.")
+            free_form = True
+        outside = free_form and not window_open
+        if outside and self.refuse_outside_window_at_once:
+            return _error_response(
+                400, OUTSIDE_WINDOW_CODE, "Failed to send freeform message because you are "
+                "outside the allowed window. If you are using WhatsApp, please use a Message "
+                "Template.",
+            )
+        record = TwilioMessageRecord(
+            sid=self._next_sid(),
+            account_sid=self.account_sid,
+            to=to,
+            from_=from_,
+            messaging_service_sid=service,
+            body=body,
+            status_callback=fields.get("StatusCallback") or None,
+            form=fields,
+            status="queued" if from_ else "accepted",
+            num_segments=1,
+            date_created=datetime.now(UTC),
+            authorization=request.headers.get("Authorization", ""),
+            content_sid=content_sid,
+            content_variables=variables,
+            buttons=buttons,
+            pending_error=OUTSIDE_WINDOW_CODE if outside else None,
+        )
+        return await self._accepted(record, lose_answer)
+
+    async def _accepted(
+        self, record: TwilioMessageRecord, lose_answer: float | None = None
+    ) -> web.Response:
+        """Keep ``record``, post early callbacks when asked, answer 201 with the resource
+        (``lose_answer`` seconds later when the answer is to be lost)."""
         self.messages.append(record)
         self.by_sid[record.sid] = record
+        if lose_answer is not None:
+            await asyncio.sleep(lose_answer)
         answer = json.dumps(record.to_json())  # what Twilio said at creation, before any callback
         if self._early_statuses and record.status_callback:
             try:
@@ -481,6 +757,11 @@ class FakeTwilioServer:
         }
         if record.messaging_service_sid:
             form["MessagingServiceSid"] = record.messaging_service_sid
+        if record.whatsapp:
+            form["ChannelPrefix"] = "whatsapp"
+            form["ChannelToAddress"] = record.to.removeprefix(WHATSAPP_PREFIX)
+            if record.from_ is None:
+                form["From"] = WHATSAPP_PREFIX + "+15005550006"
         if error_code is not None:
             form["ErrorCode"] = str(error_code)
         return form
@@ -499,11 +780,14 @@ class FakeTwilioServer:
         ``error_code`` is added to ``failed`` / ``undelivered`` callbacks. The signature covers
         the message's ``StatusCallback`` URL; ``via`` (``http://127.0.0.1:port``) swaps its
         scheme and host for where the request is really sent, like a reverse proxy in front of
-        the gateway.
+        the gateway. A message with a decided delivery error (WhatsApp free-form outside the
+        window: 63016) reports ``failed`` with it instead of ``statuses``.
         """
         record = self.by_sid[sid]
         if not record.status_callback:
             raise ValueError(f"message {sid} was created without a StatusCallback")
+        if record.pending_error is not None:
+            statuses, error_code = ("failed",), record.pending_error
         if self._session is None:
             self._session = aiohttp.ClientSession()
         target = record.status_callback
@@ -532,3 +816,21 @@ class FakeTwilioServer:
                 answers.append(response.status)
                 self.callback_results.append((sid, status, response.status))
         return answers
+
+    async def post_signed(self, url: str, form: Mapping[str, str], via: str | None = None) -> int:
+        """Post ``form`` to ``url`` signed as Twilio signs it (to ``via``'s host when given);
+        the receiver's HTTP status."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        target = url
+        if via:
+            parts = urlsplit(url)
+            base = urlsplit(via)
+            target = urlunsplit((base.scheme, base.netloc, parts.path, parts.query, ""))
+        signature = sign_twilio_request(self.auth_token, url, form)
+        async with self._session.post(
+            target, data=dict(form),
+            headers={"X-Twilio-Signature": signature, "User-Agent": "TwilioProxy/1.1"},
+        ) as response:
+            await response.read()
+            return response.status

@@ -8,6 +8,7 @@ phone number.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
@@ -129,11 +130,18 @@ TWILIO_API_ERRORS: tuple[type[Exception], ...] = (TwilioRestException, TwilioSer
 """The same, as a tuple for ``except``."""
 
 
-def error_for_rest_exception(exc: TwilioApiError, retry_after: float | None = None) -> SendError:
-    """Turn a Twilio REST error answer into the SendError the outbox understands."""
+def error_for_rest_exception(
+    exc: TwilioApiError,
+    retry_after: float | None = None,
+    describe: Callable[[int | str | None], TwilioErrorRule | None] = describe_error_code,
+) -> SendError:
+    """Turn a Twilio REST error answer into the SendError the outbox understands.
+
+    ``describe`` looks a code up (another Twilio channel passes its own table, e.g. WhatsApp's
+    63xxx codes on top of these)."""
     status = int(exc.status or 0)
     code = exc.code if exc.code is not None else status
-    rule = describe_error_code(code)
+    rule = describe(code)
     if rule is not None:
         if rule.retryable or status == 429 or status >= 500:
             return RetryableSendError(rule.meaning, code=code, retry_after=retry_after)

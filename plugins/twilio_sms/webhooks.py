@@ -8,7 +8,7 @@ proxy, and hand nothing to the core unless it matches.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,7 +18,7 @@ from twilio.request_validator import RequestValidator, add_port, remove_port
 
 from gateway import ChannelContext, InboundMessage, StatusUpdate, mask_address
 
-from .errors import describe_error_code
+from .errors import TwilioErrorRule, describe_error_code
 
 __all__ = ["EMPTY_TWIML", "TWILIO_STATUS_MAP", "TwilioWebhooks"]
 
@@ -46,11 +46,18 @@ _FORM_TYPE = "application/x-www-form-urlencoded"
 class TwilioWebhooks:
     """The ``inbound`` and ``status`` webhook handlers of one Twilio channel."""
 
-    def __init__(self, channel_name: str, context: ChannelContext, auth_token: str) -> None:
+    def __init__(
+        self,
+        channel_name: str,
+        context: ChannelContext,
+        auth_token: str,
+        describe: Callable[[int | str | None], TwilioErrorRule | None] = describe_error_code,
+    ) -> None:
         self.channel_name = channel_name
         self.context = context
         self.log = context.logger
         self._validator = RequestValidator(auth_token)
+        self._describe = describe
 
     def handlers(self) -> dict[str, Any]:
         """``{"inbound": ..., "status": ...}`` for :meth:`gateway.Channel.webhooks`."""
@@ -99,28 +106,60 @@ class TwilioWebhooks:
     async def inbound(self, request: web.Request) -> web.StreamResponse:
         """An incoming SMS: hand it to the core, answer empty TwiML (also for duplicates)."""
         form = await self._signed_form(request)
+        message = self.inbound_message(form)
+        # Stored durably before Twilio gets its 200; classified and answered in the background.
+        stored = await self.context.accept(message)
+        self.log.debug(
+            "twilio %s inbound %s from %s: %s", self.channel_name, message.provider_message_id,
+            mask_address(message.sender), "stored" if stored else "duplicate",
+        )
+        return web.Response(text=EMPTY_TWIML, content_type="text/xml", charset="utf-8")
+
+    def inbound_message(self, form: Mapping[str, str]) -> InboundMessage:
+        """The :class:`gateway.InboundMessage` of a signed incoming-message form; raises 400
+        without ``MessageSid`` or ``From``. A channel on another Twilio sender overrides it."""
         sid = form.get("MessageSid") or form.get("SmsMessageSid") or form.get("SmsSid")
         sender = (form.get("From") or "").strip()
         if not sid or not sender:
             raise web.HTTPBadRequest(text="MessageSid and From are required")
-        message = InboundMessage(
+        return InboundMessage(
             channel=self.channel_name,
             provider_message_id=sid,
             sender=sender,
             text=form.get("Body", ""),
             raw=dict(form),
         )
-        # Stored durably before Twilio gets its 200; classified and answered in the background.
-        stored = await self.context.accept(message)
-        self.log.debug(
-            "twilio %s inbound %s from %s: %s", self.channel_name, sid, mask_address(sender),
-            "stored" if stored else "duplicate",
-        )
-        return web.Response(text=EMPTY_TWIML, content_type="text/xml", charset="utf-8")
 
     async def status(self, request: web.Request) -> web.StreamResponse:
         """A delivery report: map it to a :class:`gateway.StatusUpdate`; answer 204."""
         form = await self._signed_form(request)
+        update = self.status_update(form)
+        if update is None:
+            return web.Response(status=204)
+        # Kept by the core whatever the outcome (pending until the send's id is stored,
+        # spooled while the database is away): Twilio gets its 204 either way.
+        outcome = await self.context.update_status(update)
+        recipient = self.recipient_address(form)
+        if update.endpoint_state is not None and recipient:
+            try:
+                await self.context.set_endpoint_state(
+                    recipient, update.endpoint_state,
+                    f"twilio {update.error_code}: {update.error_reason}",
+                )
+            except Exception:  # the report (kept by the core) carries the state for its endpoint
+                self.log.warning("twilio %s: could not mark %s %s now", self.channel_name,
+                                 mask_address(recipient), update.endpoint_state, exc_info=True)
+        self.log.debug("twilio %s status %s -> %s (%s)", self.channel_name,
+                       update.provider_message_id, update.status, outcome.value)
+        return web.Response(status=204)
+
+    def recipient_address(self, form: Mapping[str, str]) -> str:
+        """The address a status callback is about (``To``), in the endpoint's form."""
+        return (form.get("To") or "").strip()
+
+    def status_update(self, form: Mapping[str, str]) -> StatusUpdate | None:
+        """The :class:`gateway.StatusUpdate` of a signed status callback; None for a status the
+        gateway does not track; raises 400 without ``MessageSid`` or ``MessageStatus``."""
         sid = form.get("MessageSid") or form.get("SmsSid")
         twilio_status = (form.get("MessageStatus") or form.get("SmsStatus") or "").lower()
         if not sid or not twilio_status:
@@ -129,37 +168,21 @@ class TwilioWebhooks:
         if status is None:
             self.log.info("twilio %s status %r for %s ignored", self.channel_name,
                           twilio_status, sid)
-            return web.Response(status=204)
+            return None
         error_code = (form.get("ErrorCode") or "").strip() or None
-        rule = describe_error_code(error_code)
+        rule = self._describe(error_code)
         reason: str | None = None
         if error_code is not None:
             reason = rule.meaning if rule else f"Twilio error {error_code}"
         elif twilio_status == "canceled":
             reason = "message canceled before it was sent"
         failed = status in ("failed", "undelivered")
-        endpoint_state = rule.endpoint_state if rule and failed else None
-        update = StatusUpdate(
+        return StatusUpdate(
             channel=self.channel_name,
             provider_message_id=sid,
             status=status,  # type: ignore[arg-type]
             error_code=error_code,
             error_reason=reason,
-            endpoint_state=endpoint_state,
+            endpoint_state=rule.endpoint_state if rule and failed else None,
             retry_after=rule.redeliver_after if rule and failed else None,
         )
-        # Kept by the core whatever the outcome (pending until the send's id is stored,
-        # spooled while the database is away): Twilio gets its 204 either way.
-        outcome = await self.context.update_status(update)
-        recipient = (form.get("To") or "").strip()
-        if endpoint_state is not None and recipient:
-            try:
-                await self.context.set_endpoint_state(
-                    recipient, endpoint_state, f"twilio {error_code}: {reason}"
-                )
-            except Exception:  # the report (kept by the core) carries the state for its endpoint
-                self.log.warning("twilio %s: could not mark %s %s now", self.channel_name,
-                                 mask_address(recipient), endpoint_state, exc_info=True)
-        self.log.debug("twilio %s status %s -> %s (%s)", self.channel_name, sid, status,
-                       outcome.value)
-        return web.Response(status=204)

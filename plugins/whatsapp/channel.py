@@ -1,0 +1,405 @@
+"""``WhatsAppChannel``: WhatsApp through Twilio's WhatsApp sender (the Messages API).
+
+WhatsApp lets a business write freely only inside the **24-hour customer-service window**
+that each message from the family opens; outside it only templates WhatsApp approved may go,
+sent by Content SID with their variables. So every send first asks whether the recipient's
+window is open:
+
+* **open** (last message from this address on this channel less than ``window_hours`` minus
+  ``window_margin_minutes`` ago, and no 63016 since): the rendered text goes as it is; a
+  question's choices go as ``twilio/quick-reply`` buttons when ``quick_replies`` has a Content
+  SID for that many buttons (WhatsApp sends buttons only through a content template, even in
+  the window), else as a numbered list the family answers with a digit;
+* **closed**: the approved template configured for the message's template name (or
+  ``default``) and language goes, its variables filled from the message; with none, the send
+  fails with :data:`~.errors.NO_TEMPLATE_CODE` and a reason saying what is missing, and the
+  outbox falls back to the guardian's next channel.
+
+Twilio error 63016 (it thinks the window is closed) is never retried as it was: at creation
+the same send is made at once with the template (or skipped as above); in a delivery report
+the window is marked closed and the core sends the message once more, which then goes as the
+template.
+
+The window is read from the core (:meth:`gateway.ChannelContext.last_inbound_at`: the inbound
+messages it stored for this channel) and from what this process's webhooks saw, so a reply
+that arrived a moment ago counts before it is stored.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, cast
+
+import aiohttp
+from gateway_plugins.twilio_sms.errors import (
+    TWILIO_API_ERRORS,
+    TwilioApiError,
+    error_for_rest_exception,
+    error_for_transport_exception,
+    parse_retry_after,
+)
+from gateway_plugins.twilio_sms.http import RebasedAsyncTwilioHttpClient, capture_response_headers
+from gateway_plugins.twilio_sms.webhooks import TWILIO_STATUS_MAP
+from twilio.rest import Client
+
+from gateway import (
+    Button,
+    Channel,
+    ChannelContext,
+    ChannelSettings,
+    OutboundMessage,
+    PermanentSendError,
+    SendResult,
+    WebhookHandler,
+)
+
+from . import addresses
+from .errors import NO_TEMPLATE_CODE, OUTSIDE_WINDOW, describe_whatsapp_error
+from .settings import MAX_QUICK_REPLY_BUTTONS, TemplateRef, WhatsAppSettings
+from .webhooks import WhatsAppWebhooks
+
+__all__ = [
+    "MAX_BODY_CHARACTERS",
+    "MAX_BUTTON_TITLE",
+    "MAX_QUICK_REPLY_BODY",
+    "MAX_VARIABLE_CHARACTERS",
+    "WhatsAppChannel",
+]
+
+#: Twilio's limit on a WhatsApp message ``Body``.
+MAX_BODY_CHARACTERS = 1600
+#: ``twilio/quick-reply``: text above the buttons, and one button's title.
+MAX_QUICK_REPLY_BODY = 1024
+MAX_BUTTON_TITLE = 20
+#: What one template variable may hold (longer text is cut with an ellipsis).
+MAX_VARIABLE_CHARACTERS = 1024
+
+_SPACES = re.compile(r"\s+")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _variable_text(value: str) -> str:
+    """A template variable's value on one line and bounded: Meta rejects template parameters
+    with line breaks, tabs or long runs of spaces."""
+    text = _SPACES.sub(" ", value).strip()
+    if len(text) > MAX_VARIABLE_CHARACTERS:
+        text = text[: MAX_VARIABLE_CHARACTERS - 1].rstrip() + "…"
+    return text
+
+
+def numbered_choices(body: str, buttons: tuple[Button, ...]) -> str:
+    """``body`` followed by the choices as a numbered list (answered with the digit)."""
+    lines = [f"{number}. {button.label}" for number, button in enumerate(buttons, start=1)]
+    return body.rstrip() + "\n\n" + "\n".join(lines)
+
+
+class WhatsAppChannel(Channel):
+    """WhatsApp to a guardian's number through Twilio, window-aware (see the module doc)."""
+
+    plugin: ClassVar[str] = "whatsapp"
+    #: Today's core reaches WhatsApp users on their phone endpoint; with open address kinds
+    #: this becomes :data:`addresses.KIND` (the ``whatsapp:+E164`` form).
+    endpoint_kind = "phone"
+    Settings: ClassVar[type[ChannelSettings]] = WhatsAppSettings
+    max_body_length: ClassVar[int | None] = MAX_BODY_CHARACTERS
+    #: Twilio's default text throughput of one WhatsApp sender (10 messages/s; up to 50 on
+    #: request): set ``rate_per_second`` to what the account was granted.
+    default_rate_per_second: ClassVar[float | None] = 10.0
+    #: How far back ``reconcile`` looks for a message whose SID never came back.
+    reconcile_window: ClassVar[timedelta] = timedelta(hours=6)
+
+    def __init__(self, name: str, settings: ChannelSettings, context: ChannelContext) -> None:
+        super().__init__(name, settings, context)
+        self.config = cast(WhatsAppSettings, settings)
+        self._webhooks = WhatsAppWebhooks(
+            name,
+            context,
+            self.config.auth_token.get_secret_value(),
+            kind=lambda: self.kind,
+            on_inbound=self.note_inbound,
+            on_window_closed=self.note_window_closed,
+        )
+        self._http: RebasedAsyncTwilioHttpClient | None = None
+        self._client: Client | None = None
+        self._status_callback_url: str | None = None
+        self._inbound_seen: dict[str, datetime] = {}
+        self._closed_at: dict[str, datetime] = {}
+
+    @property
+    def supports_buttons(self) -> bool:  # type: ignore[override]
+        """Buttons are shown when a quick-reply content template is configured."""
+        return bool(self.config.quick_replies)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Create the Twilio client (inside the running loop) and resolve the callback URL."""
+        if self.config.status_callback:
+            # Raises ConfigError when http.public_base_url is unset: fail at start, not later.
+            self._status_callback_url = self.context.public_url(
+                self.context.webhook_path("status")
+            )
+        self._http = RebasedAsyncTwilioHttpClient(
+            self.config.api_base_url,
+            timeout=self.config.timeout,
+            pool_size=max(self.config.concurrency, 8),
+            logger=self.log,
+        )
+        self._client = Client(
+            self.config.account_sid,
+            self.config.auth_token.get_secret_value(),
+            http_client=self._http,
+        )
+        _ = self._client.messages
+
+    async def stop(self) -> None:
+        """Close the HTTP session."""
+        if self._http is not None:
+            await self._http.close()
+        self._http = None
+        self._client = None
+
+    def _require_client(self) -> Client:
+        if self._client is None:
+            raise RuntimeError(f"channel {self.name!r} is not started")
+        return self._client
+
+    # -- the 24-hour window ------------------------------------------------------------
+
+    def note_inbound(self, address: str, at: datetime) -> None:
+        """A message from ``address`` arrived at ``at``: its window (re)opens."""
+        key = addresses.to_provider(address)
+        seen = self._inbound_seen.get(key)
+        if seen is None or at > seen:
+            self._inbound_seen[key] = at
+
+    def note_window_closed(self, address: str) -> None:
+        """Twilio said (63016) that ``address``'s window is closed."""
+        self._closed_at[addresses.to_provider(address)] = _utcnow()
+
+    async def last_inbound_at(self, address: str) -> datetime | None:
+        """When ``address`` last wrote on this channel: the core's record (asked in both forms
+        of the number, ``+E164`` and ``whatsapp:+E164``, since which one the core stores
+        depends on the endpoint's kind) or this process's."""
+        key = addresses.to_provider(address)
+        forms = dict.fromkeys((address, key, addresses.endpoint_form(key, addresses.DEFAULTS_FROM)))
+        found = [await self.context.last_inbound_at(form) for form in forms]
+        found.append(self._inbound_seen.get(key))
+        candidates = [t for t in found if t is not None]
+        return max(candidates) if candidates else None
+
+    async def window_open(self, address: str, now: datetime | None = None) -> bool:
+        """Whether free-form messages may go to ``address`` now (see the module doc)."""
+        last = await self.last_inbound_at(address)
+        if last is None:
+            return False
+        closed = self._closed_at.get(addresses.to_provider(address))
+        if closed is not None and closed >= last:
+            return False
+        window = timedelta(hours=self.config.window_hours)
+        margin = timedelta(minutes=self.config.window_margin_minutes)
+        return (now or _utcnow()) < last + window - margin
+
+    # -- templates -----------------------------------------------------------------------
+
+    def template_for(self, message: OutboundMessage) -> tuple[str, TemplateRef] | None:
+        """The approved template for ``message``: by its template name (``metadata['template']``,
+        when the core passes it), else ``default``; in its language, else the language without
+        its region (``es`` for ``es-MX``). None when there is none."""
+        names = [str(message.metadata["template"])] if message.metadata.get("template") else []
+        names.append("default")
+        languages = [message.language]
+        base = message.language.split("-", 1)[0]
+        if base != message.language:
+            languages.append(base)
+        for name in names:
+            by_language = self.config.templates.get(name) or {}
+            for language in languages:
+                if language in by_language:
+                    return name, by_language[language]
+        return None
+
+    @staticmethod
+    def template_variables(template: TemplateRef, message: OutboundMessage) -> dict[str, str]:
+        """The template's ``ContentVariables``, filled from ``message``."""
+        first_line = next((line for line in message.body.splitlines() if line.strip()), "")
+        sources: dict[str, str] = {
+            "body": message.body,
+            "first_line": first_line,
+            "subject": message.subject or first_line,
+        }
+        values: dict[str, str] = {}
+        for name, source in template.variables.items():
+            if source.startswith("metadata."):
+                raw = message.metadata.get(source.removeprefix("metadata."))
+                value = "" if raw is None else str(raw)
+            else:
+                value = sources[source]
+            values[name] = _variable_text(value) or "-"
+        return values
+
+    def _no_template(self, message: OutboundMessage) -> PermanentSendError:
+        name = message.metadata.get("template") or "default"
+        return PermanentSendError(
+            f"outside WhatsApp's 24-hour window and no approved template for {name!r} in "
+            f"{message.language!r}: add one under channels.{self.name}.templates",
+            code=NO_TEMPLATE_CODE,
+        )
+
+    # -- sending -----------------------------------------------------------------------
+
+    def _base_params(self, message: OutboundMessage) -> dict[str, Any]:
+        params: dict[str, Any] = {"to": addresses.to_provider(message.address)}
+        if self.config.from_number:
+            params["from_"] = self.config.from_number
+        else:
+            params["messaging_service_sid"] = self.config.messaging_service_sid
+        if self._status_callback_url:
+            params["status_callback"] = self._status_callback_url
+        return params
+
+    def session_params(self, message: OutboundMessage) -> dict[str, Any]:
+        """The free-form message for an open window: text, with quick-reply buttons when a
+        content template for that many buttons is configured and the texts fit it, else with
+        the choices as a numbered list."""
+        params = self._base_params(message)
+        buttons = message.buttons
+        sid = self.config.quick_replies.get(len(buttons)) if buttons else None
+        fits = (
+            sid is not None
+            and len(buttons) <= MAX_QUICK_REPLY_BUTTONS
+            and len(message.body) <= MAX_QUICK_REPLY_BODY
+            and all(0 < len(b.label) <= MAX_BUTTON_TITLE for b in buttons)
+        )
+        if sid is not None and fits:
+            variables = {"1": message.body}
+            for index, button in enumerate(buttons):
+                variables[str(2 + 2 * index)] = button.label
+                variables[str(3 + 2 * index)] = button.value
+            params["content_sid"] = sid
+            params["content_variables"] = json.dumps(variables, ensure_ascii=False)
+            return params
+        body = numbered_choices(message.body, buttons) if buttons else message.body
+        if len(body) > MAX_BODY_CHARACTERS:
+            raise PermanentSendError(
+                f"message is {len(body)} characters; WhatsApp through Twilio allows at most "
+                f"{MAX_BODY_CHARACTERS}",
+                code=21617,
+            )
+        params["body"] = body
+        return params
+
+    def template_params(self, message: OutboundMessage) -> dict[str, Any]:
+        """The approved template for a closed window; raises the no-template skip."""
+        found = self.template_for(message)
+        if found is None:
+            raise self._no_template(message)
+        _, template = found
+        params = self._base_params(message)
+        params["content_sid"] = template.content_sid
+        variables = self.template_variables(template, message)
+        if variables:
+            params["content_variables"] = json.dumps(variables, ensure_ascii=False)
+        return params
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        """Send free-form inside the window, the approved template outside it (see the
+        module doc); raises a SendError subclass on failure."""
+        if not message.body.strip():
+            raise PermanentSendError("message body is empty", code=21602)
+        if await self.window_open(message.address):
+            try:
+                return await self._create(message, self.session_params(message))
+            except PermanentSendError as exc:
+                if exc.code != str(OUTSIDE_WINDOW):
+                    raise
+                # Twilio knows better: the window is closed. The template, never the same text.
+                self.note_window_closed(message.address)
+                self.log.info("whatsapp %s message %s to %s: outside the window, using the "
+                              "template", self.name, message.message_id,
+                              addresses.mask(message.address))
+        return await self._create(message, self.template_params(message))
+
+    async def _create(self, message: OutboundMessage, params: dict[str, Any]) -> SendResult:
+        client = self._require_client()
+        with capture_response_headers() as headers:
+            try:
+                created = await client.messages.create_async(**params)
+            except TWILIO_API_ERRORS as exc:
+                error = error_for_rest_exception(
+                    cast(TwilioApiError, exc),
+                    parse_retry_after(headers.get("Retry-After")),
+                    describe=describe_whatsapp_error,
+                )
+                self.log.info("whatsapp %s message %s to %s refused: %s", self.name,
+                              message.message_id, addresses.mask(message.address), error)
+                rule = describe_whatsapp_error(error.code)
+                if rule is not None and rule.alert:
+                    self.context.alert(str(error.code), rule.reason)
+                raise error from exc
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                error = error_for_transport_exception(exc)
+                self.log.warning("whatsapp %s message %s to %s: %s", self.name,
+                                 message.message_id, addresses.mask(message.address), error)
+                raise error from exc
+        return SendResult(provider_message_id=created.sid, status="queued", segments=1)
+
+    def preview_details(self, message: OutboundMessage) -> Mapping[str, Any]:
+        """Characters, whether the text fits, and whether a template exists for when the
+        window is closed (the window itself is known only at send time)."""
+        found = self.template_for(message)
+        return {
+            "characters": len(message.body),
+            "too_long": len(message.body) > MAX_BODY_CHARACTERS,
+            "template_outside_window": found[0] if found else None,
+        }
+
+    async def reconcile(
+        self, message: OutboundMessage, provider_message_id: str | None
+    ) -> str | None:
+        """Twilio's current status for a message whose fate is unknown, in the gateway's words.
+
+        With a SID the message is fetched; without one, recent messages to the address from
+        our sender are listed and one created within :attr:`reconcile_window` whose body is the
+        free-form text is taken (a template's text is Twilio's, so a template send whose SID
+        never came back cannot be matched: None, and the outbox decides). None when Twilio has
+        no such message or cannot be asked.
+        """
+        client = self._require_client()
+        try:
+            if provider_message_id:
+                found = await client.messages(provider_message_id).fetch_async()
+                return TWILIO_STATUS_MAP.get(str(found.status).lower())
+            since = _utcnow() - self.reconcile_window
+            filters: dict[str, Any] = {
+                "to": addresses.to_provider(message.address), "limit": 20, "page_size": 20,
+            }
+            if self.config.from_number:
+                filters["from_"] = self.config.from_number
+            texts = {message.body, numbered_choices(message.body, message.buttons)}
+            for candidate in await client.messages.list_async(**filters):
+                created = candidate.date_created
+                if candidate.body in texts and (created is None or created >= since):
+                    return TWILIO_STATUS_MAP.get(str(candidate.status).lower())
+            return None
+        except TWILIO_API_ERRORS as exc:
+            self.log.info("whatsapp %s reconcile of message %s: HTTP %s code %s", self.name,
+                          message.message_id, getattr(exc, "status", None),
+                          getattr(exc, "code", None))
+            return None
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            self.log.warning("whatsapp %s reconcile of message %s failed: %s", self.name,
+                             message.message_id, type(exc).__name__)
+            return None
+
+    # -- webhooks ----------------------------------------------------------------------
+
+    def webhooks(self) -> Mapping[str, WebhookHandler]:
+        """``inbound`` (messages and button taps) and ``status`` (delivery and read reports)."""
+        return self._webhooks.handlers()

@@ -1,0 +1,133 @@
+"""WhatsApp through the whole gateway: CLI → planner → outbox → dispatcher → real ``twilio``
+client → the local Twilio server's WhatsApp sender, and back through the web app's signed
+webhooks: the window a reply opens (stored by the core), the approved template outside it, the
+fallback to e-mail when no template exists, quick-reply buttons answering an RSVP, ``read``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from e2e_support import LiveGateway, live_gateway, write_event, write_families
+from gateway_plugins.sandbox import read_outbox
+from gateway_plugins.whatsapp.errors import NO_TEMPLATE_CODE
+
+from gateway.testing.twilio_server import FakeTwilioServer
+
+SENDER = "+18165550100"
+MARIA = "+19135550101"  # Spanish: an approved Spanish template exists
+AMINA = "+19135550177"  # Somali: no approved Somali template
+
+
+@pytest.fixture
+async def twilio():
+    server = await FakeTwilioServer().start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+def _channels(twilio: FakeTwilioServer, template: str, quick: str) -> Callable[[str], dict]:
+    def channels(base_url: str) -> dict[str, Any]:
+        return {
+            "whatsapp": {
+                "plugin": "whatsapp",
+                "account_sid": twilio.account_sid,
+                "auth_token": twilio.auth_token,
+                "from_number": "whatsapp:" + SENDER,
+                "api_base_url": twilio.url,
+                "timeout": 5,
+                "templates": {"default": {"es": {
+                    "content_sid": template, "variables": {"1": "first_line"}}}},
+                "quick_replies": {3: quick},
+            },
+            "email": {"plugin": "sandbox", "endpoint": "email", "echo": False},
+        }
+
+    return channels
+
+
+async def _family_writes(live: LiveGateway, twilio: FakeTwilioServer, number: str, **kw: Any):
+    status, form = await twilio.post_whatsapp_inbound(
+        f"{live.base_url}/webhooks/whatsapp/inbound", from_=number, to=SENDER, **kw
+    )
+    assert status == 200
+    await live.gw.inbound.drain()
+    return form
+
+
+async def test_window_templates_fallback_buttons_and_read(
+    tmp_path: Path, db_url: str, cli: Any, twilio: FakeTwilioServer
+) -> None:
+    """The whole WhatsApp story on SQLite and PostgreSQL."""
+    template = twilio.add_content("Hola, la escuela le escribe: {{1}}. Responda para leer más.")
+    quick = twilio.add_content(
+        "{{1}}", approved=False, actions=[("{{2}}", "{{3}}"), ("{{4}}", "{{5}}"), ("{{6}}", "{{7}}")]
+    )
+    families = write_families(tmp_path / "families.csv", [
+        {"family_id": "F1", "guardian_name": "Maria Hernández", "language": "es", "phone": MARIA,
+         "email": "maria@families.example", "preferred_channel": "whatsapp",
+         "student_name": "Sofía Hernández"},
+        {"family_id": "F2", "guardian_name": "Amina Warsame", "language": "so", "phone": AMINA,
+         "email": "amina@families.example", "preferred_channel": "whatsapp",
+         "student_name": "Omar Warsame"},
+    ])
+    channels = _channels(twilio, template, quick)
+    async with live_gateway(tmp_path / "gw", cli, channels, db_url=db_url) as live:
+        assert (await live.run("families", "import", str(families), "--json")).json()[
+            "families_imported"] == 2
+
+        # 1. Nobody wrote yet: the windows are closed.
+        first = (await live.run("broadcast", "send", "workshop_invitation", "--event",
+                                str(write_event(tmp_path)), "--channels", "whatsapp,email",
+                                "--json")).json()
+        await live.drain()
+        rows = {r.address: r for r in await live.outbox(broadcast_id=first["broadcast_id"])}
+        # Maria: the approved Spanish template, by Content SID, never free-form.
+        [to_maria] = twilio.messages
+        assert to_maria.to == "whatsapp:" + MARIA and to_maria.content_sid == template
+        assert to_maria.pending_error is None and "Body" not in to_maria.form
+        assert rows[MARIA].status == "sent" and rows[MARIA].provider_message_id == to_maria.sid
+        # Amina: no Somali template → a clear skip, and the message falls back to e-mail.
+        assert rows[AMINA].status == "failed" and rows[AMINA].error_code == NO_TEMPLATE_CODE
+        assert "'so'" in (rows[AMINA].error_reason or "")
+        fallback = await live.outbox(address="amina@families.example")
+        assert [(r.channel, r.status) for r in fallback] == [("email", "delivered")]
+        mails = read_outbox(live.gw.data_dir / "channels" / "email" / "outbox")
+        assert [m["address"] for m in mails] == ["amina@families.example"]
+
+        # 2. Maria writes on WhatsApp: the core stores it, and her window is open.
+        await _family_writes(live, twilio, MARIA, body="Hola, ¿a qué hora es?")
+        [record] = await live.inbound()
+        assert record.channel == "whatsapp" and record.sender == MARIA
+        context = live.gw.channels["whatsapp"].context
+        assert await context.last_inbound_at(MARIA) == record.received_at
+        assert await context.last_inbound_at(AMINA) is None
+
+        # 3. The next invitation goes free-form, its RSVP as three quick-reply buttons.
+        before = len(twilio.messages)
+        second = (await live.run("broadcast", "send", "workshop_invitation", "--event",
+                                 str(write_event(tmp_path, event_id="reading-night")),
+                                 "--channels", "whatsapp,email", "--json")).json()
+        await live.drain()
+        [invitation] = [m for m in twilio.messages[before:] if m.to == "whatsapp:" + MARIA]
+        assert invitation.content_sid == quick and invitation.pending_error is None
+        assert [ident for _, ident in invitation.buttons] == ["yes", "no", "maybe"]
+
+        # 4. She taps "yes": the button payload answers the RSVP.
+        title = invitation.buttons[0][0]
+        await _family_writes(live, twilio, MARIA, body=title, button_payload="yes",
+                             button_text=title)
+        results = (await live.run("survey", "results", "rsvp-reading-night", "--format",
+                                  "json")).json()
+        assert results["questions"][0]["answers"] == {"yes": 1}
+
+        # 5. Twilio reports the invitation read.
+        assert await twilio.post_status_callbacks(
+            invitation.sid, ("sent", "delivered", "read")) == [204, 204, 204]
+        [row] = [r for r in await live.outbox(broadcast_id=second["broadcast_id"])
+                 if r.address == MARIA]
+        assert row.status == "read"
