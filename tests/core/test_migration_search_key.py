@@ -20,13 +20,17 @@ def test_existing_families_get_a_search_key(tmp_path: Path) -> None:
         with engine.begin() as conn:
             for fid, external in ((1, "F001"), (2, "F002"), (3, "F003")):
                 conn.execute(
-                    text("INSERT INTO families (id, external_id, created_at, updated_at) VALUES (:i, :e, :n, :n)"),
+                    text(
+                        "INSERT INTO families (id, external_id, created_at, updated_at)"
+                        " VALUES (:i, :e, :n, :n)"
+                    ),
                     {"i": fid, "e": external, "n": now},
                 )
             for fid, name in ((1, "María Hernández"), (2, "Nguyễn Thị Đặng"), (1, "José Hernández")):
                 conn.execute(
                     text(
-                        "INSERT INTO guardians (family_id, name, name_key, language, timezone, timezone_assumed)"
+                        "INSERT INTO guardians"
+                        " (family_id, name, name_key, language, timezone, timezone_assumed)"
                         " VALUES (:f, :n, :k, 'es', 'America/Chicago', 0)"
                     ),
                     {"f": fid, "n": name, "k": name.casefold()},

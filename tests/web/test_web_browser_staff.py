@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,11 @@ def _post(srv: Server, path: str, token: str, body: dict[str, Any]) -> Any:
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
         method="POST",
     )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        raise AssertionError(f"POST {path}: {exc.code} {exc.read().decode()}") from None
 
 
 async def _width(page: Page) -> int:
@@ -45,7 +49,7 @@ async def test_admin_adds_a_liaison_who_signs_in(server: Server, browser: Browse
     await admin.get_by_label("E-mail (their sign-in name)").fill("new.liaison@district.example")
     await admin.locator("#role-liaison").check()
     await admin.get_by_label("Lincoln", exact=True).check()
-    await admin.get_by_label("Interface language").select_option("en")
+    await admin.locator("#language").select_option("en")
     await shot(admin, shots, "staff-add")
     await admin.locator("#save-staff").click()
     await expect(admin.locator("#created")).to_be_visible()
@@ -115,7 +119,7 @@ async def test_no_page_is_wider_than_a_phone(server: Server, browser: Browser, t
                 "id": "ride",
                 "type": "choice",
                 "text": f"How? {LONG_WORD}",
-                "choices": {"bus": "Bus", "car": LONG_WORD},
+                "choices": [{"value": "bus", "label": "Bus"}, {"value": "car", "label": LONG_WORD}],
             }
         ],
     }
