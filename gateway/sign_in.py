@@ -21,10 +21,11 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import delete, select
 
+from gateway.audit import audit
 from gateway.privacy import mask_address
 from gateway.storage.models import SignInFailure, utcnow
 
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from gateway.app import Gateway
     from gateway.config import SignInConfig
 
-__all__ = ["Lockout", "clear_account", "client_address", "locked_out", "record_failure"]
+__all__ = ["Lockout", "account_locked", "clear_account", "client_address", "locked_out", "record_failure"]
 
 log = logging.getLogger("gateway.sign_in")
 Scope = Literal["account", "address"]
@@ -76,28 +77,46 @@ def _limits(settings: SignInConfig) -> dict[Scope, int]:
     return {"account": settings.max_failures_per_account, "address": settings.max_failures_per_address}
 
 
+async def _lock(session: Any, settings: SignInConfig, scope: Scope, key: str) -> Lockout | None:
+    now = utcnow()
+    limit = _limits(settings)[scope]
+    times = list(
+        await session.scalars(
+            select(SignInFailure.at)
+            .where(
+                SignInFailure.scope == scope,
+                SignInFailure.key == key,
+                SignInFailure.at >= now - timedelta(minutes=settings.window_minutes),
+            )
+            .order_by(SignInFailure.at.desc())
+            .limit(limit)
+        )
+    )
+    if len(times) < limit:
+        return None
+    until = times[0] + timedelta(minutes=settings.lockout_minutes)
+    return Lockout(scope, until) if until > now else None
+
+
 async def locked_out(gw: Gateway, email: str, address: str) -> Lockout | None:
     """The lockout that applies to signing in as ``email`` from ``address``, or ``None``."""
     settings = gw.config.http.sign_in
-    now = utcnow()
-    window = now - timedelta(minutes=settings.window_minutes)
-    found: list[Lockout] = []
     async with gw.db.session() as session:
-        for scope, key in (("account", account_key(email)), ("address", address_key(address))):
-            limit = _limits(settings)[scope]  # type: ignore[index]
-            times = list(
-                await session.scalars(
-                    select(SignInFailure.at)
-                    .where(SignInFailure.scope == scope, SignInFailure.key == key, SignInFailure.at >= window)
-                    .order_by(SignInFailure.at.desc())
-                    .limit(limit)
-                )
+        found = [
+            lock
+            for lock in (
+                await _lock(session, settings, "account", account_key(email)),
+                await _lock(session, settings, "address", address_key(address)),
             )
-            if len(times) >= limit:
-                until = times[0] + timedelta(minutes=settings.lockout_minutes)
-                if until > now:
-                    found.append(Lockout(scope, until))  # type: ignore[arg-type]
+            if lock is not None
+        ]
     return max(found, key=lambda lock: lock.until) if found else None
+
+
+async def account_locked(gw: Gateway, email: str) -> Lockout | None:
+    """The lockout of an account (whatever the address), or ``None`` (for the staff page)."""
+    async with gw.db.session() as session:
+        return await _lock(session, gw.config.http.sign_in, "account", account_key(email))
 
 
 async def record_failure(gw: Gateway, email: str, address: str) -> Lockout | None:
@@ -111,12 +130,20 @@ async def record_failure(gw: Gateway, email: str, address: str) -> Lockout | Non
         await session.execute(delete(SignInFailure).where(SignInFailure.at < now - keep))
         await session.commit()
     lock = await locked_out(gw, email, address)
-    if lock is not None:
+    if lock is not None:  # this failure started it (a locked sign-in is not counted)
+        account = email.strip().lower()
         log.warning(
             "sign-in locked until %s: too many failures for the %s (%s)",
             lock.until.isoformat(timespec="seconds"),
             lock.scope,
-            mask_address(email.strip().lower()) if lock.scope == "account" else "client address",
+            mask_address(account) if lock.scope == "account" else "client address",
+        )
+        await audit(
+            gw,
+            "sign-in",
+            "sign_in.locked",
+            account[:200] if lock.scope == "account" else None,
+            {"scope": lock.scope, "until": lock.until.isoformat(timespec="seconds")},
         )
     return lock
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.sign_in import account_locked
 from gateway.staff import (
     ROLES,
     StaffError,
@@ -88,12 +89,14 @@ async def _form_page(
     **extra: Any,
 ) -> web.Response:
     gw = _gw(request)
+    lock = await account_locked(gw, account["email"]) if account else None
     return render(
         request,
         "staff_member.html",
         staff,
         status=status,
         account=account,
+        locked_until=lock.until if lock else None,
         values=values,
         errors=errors or {},
         roles=ROLES,

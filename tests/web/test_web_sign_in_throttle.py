@@ -17,7 +17,7 @@ from web_helpers import PASSWORD, csrf_from
 
 from gateway.config import HttpConfig
 from gateway.sign_in import client_address, locked_out
-from gateway.storage.models import SignInFailure
+from gateway.storage.models import AuditEntry, SignInFailure
 from gateway.testing.harness import open_gateway
 from gateway.web.app import create_app
 
@@ -127,3 +127,26 @@ def test_settings_are_validated() -> None:
     with pytest.raises(ValidationError):
         HttpConfig(sign_in={"max_failures": 3})
     assert HttpConfig().sign_in.max_failures_per_account == 5
+
+
+async def test_an_admin_sees_the_lock_and_a_reset_lifts_it(web: Any) -> None:
+    for _ in range(5):
+        await _attempt(web.client, "roosevelt@district.example", "wrong password")
+    async with web.gw.db.session() as session:
+        entries = list(await session.scalars(select(AuditEntry).where(AuditEntry.action == "sign_in.locked")))
+    assert [(e.actor, e.target, e.detail["scope"]) for e in entries] == [
+        ("sign-in", "roosevelt@district.example", "account")
+    ]
+    await web.login("admin@district.example")
+    listed = await (await web.client.get("/api/staff", headers=web.auth("admin"))).json()
+    roosevelt = next(a["id"] for a in listed if a["email"] == "roosevelt@district.example")
+    page = await (await web.client.get(f"/staff/{roosevelt}")).text()
+    assert 'id="locked-note"' in page
+    token = csrf_from(page)
+    await web.client.post(
+        f"/staff/{roosevelt}",
+        data={"csrf_token": token, "action": "password", "new_password": "a fresh password"},
+    )
+    assert 'id="locked-note"' not in await (await web.client.get(f"/staff/{roosevelt}")).text()
+    await web.client.post("/logout", data={"csrf_token": token})
+    assert (await _attempt(web.client, "roosevelt@district.example", "a fresh password")).status == 303
