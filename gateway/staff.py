@@ -68,6 +68,8 @@ class StaffIdentity:
     role: str
     schools: tuple[str, ...]
     language: str = "en"
+    password_stamp: str = ""
+    """Changes whenever the password does: a session started under another password ends."""
 
     @property
     def is_admin(self) -> bool:
@@ -94,7 +96,13 @@ def _identity(row: StaffMember) -> StaffIdentity:
         role=row.role,
         schools=tuple(row.schools or []),
         language=row.language or "en",
+        password_stamp=password_stamp(row.password_hash),
     )
+
+
+def password_stamp(password_hash: str | None) -> str:
+    """A short fingerprint of a password hash, kept in sessions (not the hash itself)."""
+    return hashlib.sha256((password_hash or "").encode()).hexdigest()[:16]
 
 
 def hash_password(password: str) -> str:

@@ -25,6 +25,7 @@ from gateway.staff import (
     find_staff,
     generate_password,
     get_staff,
+    identity_by_id,
     known_schools,
     list_staff,
     reset_password,
@@ -35,6 +36,7 @@ from gateway.staff import (
 from gateway.staff_text import S_, StaffNote
 from gateway.web import queries
 from gateway.web.api import api, error, json_response, read_object
+from gateway.web.auth import start_session
 from gateway.web.pages import FORM_KEY, _gw, _say, page, render
 
 __all__ = ["add_staff_routes"]
@@ -239,6 +241,12 @@ async def account_post(request: web.Request, staff: StaffIdentity) -> web.Stream
             if new != str(form.get("repeat_password", "")):
                 raise StaffError(StaffNote(S_("The two new passwords are not the same.")), "repeat_password")
             await change_password(gw, staff.id, str(form.get("current_password", "")), new)
+            # Other sessions of this account end; this one goes on under the new password.
+            renewed = await identity_by_id(gw, staff.id)
+            response = web.HTTPSeeOther("/account?saved=password")
+            if renewed is not None:
+                start_session(request, response, renewed)
+            raise response
         elif action == "language":
             await set_staff_language(gw, staff.id, _check_language(gw, str(form.get("language", ""))))
         else:

@@ -8,6 +8,7 @@ import logging
 import re
 from typing import Any
 
+import aiohttp
 from sqlalchemy import select
 from web_helpers import PASSWORD, csrf_from
 
@@ -213,6 +214,7 @@ async def test_own_account_password_and_language(web: Any) -> None:
         },
     )
     assert mismatch.status == 400 and 'id="repeat_password-error"' in await mismatch.text()
+    old_cookie = web.client.session.cookie_jar.filter_cookies(web.client.make_url("/"))["gw_session"].value
     changed = await web.client.post(
         "/account",
         data={
@@ -225,6 +227,17 @@ async def test_own_account_password_and_language(web: Any) -> None:
         allow_redirects=False,
     )
     assert changed.status == 303
+    # this session goes on; another one begun under the old password has ended
+    kept = await web.client.get("/account", allow_redirects=False)
+    assert kept.status == 200
+    token = csrf_from(await kept.text())  # a new session: a new CSRF token
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as other:
+        stale = await other.get(
+            web.client.make_url("/account"),
+            headers={"Cookie": f"gw_session={old_cookie}"},
+            allow_redirects=False,
+        )
+        assert stale.status == 303 and stale.headers["Location"].startswith("/login")
     language = await web.client.post(
         "/account", data={"csrf_token": token, "action": "language", "language": "es"}, allow_redirects=False
     )
