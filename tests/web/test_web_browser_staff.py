@@ -184,6 +184,8 @@ async def test_no_page_is_wider_than_a_phone(server: Server, browser: Browser, t
     await shot(page, shots_dir(tmp_path), "families-phone")
     await page.goto(server.base + "/reach")
     await shot(page, shots_dir(tmp_path), "reach-phone")
+    await page.goto(server.base + "/staff")
+    await shot(page, shots_dir(tmp_path), "staff-phone")
     await context.close()
     assert not too_wide, f"pages wider than 390 px (scrollWidth): {too_wide}"
 
