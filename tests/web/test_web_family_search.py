@@ -1,5 +1,6 @@
 """Family search ignores accents and case — on the families page, in the API and after an
-import changes a name — for names in Spanish, Vietnamese, Turkish, German and Arabic."""
+import changes a name — for names in Spanish, Vietnamese, Turkish, German and Arabic, on SQLite
+and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ async def _found(web: Any, query: str, who: str = "admin") -> list[str]:
     return [f["family_id"] for f in await response.json()]
 
 
-async def test_search_ignores_accents_and_case(web: Any, tmp_path: Path) -> None:
+async def test_search_ignores_accents_and_case(web_db: Any, tmp_path: Path) -> None:
+    web = web_db  # SQLite and PostgreSQL
     await _import(web, tmp_path, NAMES)
     for query, expected in (
         ("hernandez", ["F001"]),  # Maria Hernández (shipped example)

@@ -79,7 +79,8 @@ async def test_the_lockout_message_is_in_the_browsers_language(web: Any) -> None
     assert "vuelva a intentarlo a las" in await locked.text()
 
 
-async def test_many_accounts_from_one_address_lock_the_address(web: Any) -> None:
+async def test_many_accounts_from_one_address_lock_the_address(web_db: Any) -> None:
+    web = web_db  # SQLite and PostgreSQL
     web.gw.config.http.sign_in.max_failures_per_address = 6
     for n in range(6):
         assert (await _attempt(web.client, f"guess{n}@district.example", "x" * 8)).status in (401, 429)
