@@ -411,6 +411,17 @@ def _paths() -> dict[str, Any]:
     }
 
 
+ADMINS_ONLY = {"403": _json(_ref("Error"), "The caller is not an admin")}
+
+
+def _staff_paths(paths: dict[str, Any]) -> dict[str, Any]:
+    """The admins-only operations answer 403 to everyone else."""
+    for path in ("/api/staff", "/api/staff/{staff_id}", "/api/audit"):
+        for op in paths[path].values():
+            _with_responses(op, ADMINS_ONLY)
+    return paths
+
+
 def openapi_document(app: web.Application | None = None) -> dict[str, Any]:
     """The OpenAPI 3.0 document."""
     return {
@@ -429,5 +440,5 @@ def openapi_document(app: web.Application | None = None) -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": SCHEMAS,
         },
-        "paths": _paths(),
+        "paths": _staff_paths(_paths()),
     }
