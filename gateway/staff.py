@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from gateway.audit import record_audit
 from gateway.errors import GatewayError, StaffFacingError
+from gateway.sign_in import clear_account
 from gateway.staff_text import S_, StaffNote
 from gateway.storage.models import StaffMember, Student
 
@@ -219,6 +220,8 @@ async def add_staff(
             {"role": role, "schools": schools, "password": password is not None, "token": token},
         )
         await session.commit()
+    if password is not None and not created:  # a new password lifts a sign-in lockout
+        await clear_account(gw, email)
     result: dict[str, Any] = {"email": email, "role": role, "schools": schools}
     if plain_token is not None:
         result["token"] = plain_token
@@ -355,8 +358,6 @@ async def reset_password(
 ) -> str | None:
     """Set an account's password (a generated one when ``password`` is ``None``: returned, to
     be shown once) and forget its failed sign-ins. Never logged."""
-    from gateway.sign_in import clear_account
-
     generated = None
     if password is None:
         password = generated = generate_password()

@@ -17,6 +17,7 @@ from web_helpers import PASSWORD, csrf_from
 
 from gateway.config import HttpConfig
 from gateway.sign_in import client_address, locked_out
+from gateway.staff import add_staff
 from gateway.storage.models import AuditEntry, SignInFailure
 from gateway.testing.harness import open_gateway
 from gateway.web.app import create_app
@@ -151,3 +152,12 @@ async def test_an_admin_sees_the_lock_and_a_reset_lifts_it(web: Any) -> None:
     assert 'id="locked-note"' not in await (await web.client.get(f"/staff/{roosevelt}")).text()
     await web.client.post("/logout", data={"csrf_token": token})
     assert (await _attempt(web.client, "roosevelt@district.example", "a fresh password")).status == 303
+
+
+async def test_a_new_password_from_the_command_line_lifts_the_lock(web: Any) -> None:
+    for _ in range(5):
+        await _attempt(web.client, "admin@district.example", "wrong password")
+    assert await locked_out(web.gw, "admin@district.example", "198.51.100.1") is not None
+    await add_staff(web.gw, "admin@district.example", "admin", password="a brand new password")
+    assert await locked_out(web.gw, "admin@district.example", "198.51.100.1") is None
+    assert (await _attempt(web.client, "admin@district.example", "a brand new password")).status == 303
