@@ -80,6 +80,17 @@ class DatabaseConfig(_Section):
     )
 
 
+class SignInConfig(_Section):
+    """Sign-in throttling of the web app: after ``max_failures_per_account`` wrong passwords
+    for one account, or ``max_failures_per_address`` from one client address, within
+    ``window_minutes``, signing in is refused for ``lockout_minutes`` after the last failure."""
+
+    max_failures_per_account: int = Field(default=5, ge=1, le=1000)
+    max_failures_per_address: int = Field(default=20, ge=1, le=100000)
+    window_minutes: float = Field(default=15, gt=0, le=24 * 60)
+    lockout_minutes: float = Field(default=15, gt=0, le=24 * 60)
+
+
 class HttpConfig(_Section):
     """The HTTP server (webhooks, admin API, web app)."""
 
@@ -90,6 +101,24 @@ class HttpConfig(_Section):
     max_attachment_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, le=50 * 1024 * 1024)
     """Largest file a liaison may attach to an announcement (PDF or image)."""
     idempotency_key_hours: float = Field(default=24, gt=0, le=24 * 365)
+    sign_in: SignInConfig = Field(default_factory=SignInConfig)
+    trusted_proxies: list[str] = Field(default_factory=list)
+    """Addresses or networks (``10.0.0.0/8``) of reverse proxies whose ``X-Forwarded-For``
+    names the client; from anyone else the header is ignored."""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network (e.g. 10.0.0.5 or 10.0.0.0/8)"
+                ) from None
+        return value
 
     @field_validator("public_base_url")
     @classmethod

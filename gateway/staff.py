@@ -18,19 +18,31 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import select
 
 from gateway.audit import record_audit
-from gateway.errors import GatewayError
-from gateway.storage.models import StaffMember
+from gateway.errors import GatewayError, StaffFacingError
+from gateway.sign_in import clear_account
+from gateway.staff_text import S_, StaffNote
+from gateway.storage.models import StaffMember, Student
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
 __all__ = [
+    "MIN_PASSWORD",
     "ROLES",
+    "StaffError",
     "StaffIdentity",
     "add_staff",
     "authenticate_password",
     "authenticate_token",
+    "change_password",
     "disable_staff",
+    "find_staff",
+    "get_staff",
+    "known_schools",
+    "reset_password",
+    "set_disabled",
+    "set_staff_language",
+    "update_staff",
     "hash_password",
     "hash_token",
     "identity_by_id",
@@ -40,6 +52,8 @@ __all__ = [
 ]
 
 ROLES = ("admin", "liaison")
+MIN_PASSWORD = 8
+MAX_PASSWORD = 1024
 TOKEN_PREFIX = "gw_"
 _hasher = PasswordHasher()
 # A hash to verify against when the e-mail is unknown, so both cases take as long.
@@ -55,6 +69,8 @@ class StaffIdentity:
     role: str
     schools: tuple[str, ...]
     language: str = "en"
+    password_stamp: str = ""
+    """Changes whenever the password does: a session started under another password ends."""
 
     @property
     def is_admin(self) -> bool:
@@ -81,7 +97,13 @@ def _identity(row: StaffMember) -> StaffIdentity:
         role=row.role,
         schools=tuple(row.schools or []),
         language=row.language or "en",
+        password_stamp=password_stamp(row.password_hash),
     )
+
+
+def password_stamp(password_hash: str | None) -> str:
+    """A short fingerprint of a password hash, kept in sessions (not the hash itself)."""
+    return hashlib.sha256((password_hash or "").encode()).hexdigest()[:16]
 
 
 def hash_password(password: str) -> str:
@@ -107,11 +129,50 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+class StaffError(StaffFacingError):
+    """A staff account change that cannot be made: ``note`` says why (in any interface
+    language), ``field`` names the form field or JSON key it is about."""
+
+    def __init__(self, note: StaffNote, field: str | None = None) -> None:
+        super().__init__(note)
+        self.field = field
+
+
 def _normalize_email(email: str) -> str:
     email = email.strip().lower()
-    if "@" not in email or email.startswith("@") or email.endswith("@") or len(email) > 320:
-        raise GatewayError(f"{email!r} is not an e-mail address")
+    if "@" not in email or email.startswith("@") or email.endswith("@") or len(email) > 320 or " " in email:
+        raise StaffError(
+            StaffNote(S_("%(email)s is not an e-mail address."), {"email": repr(email)}), "email"
+        )
     return email
+
+
+def _check_role(role: str, schools: list[str]) -> None:
+    if role not in ROLES:
+        raise StaffError(StaffNote(S_("Role %(role)s: use admin or liaison."), {"role": repr(role)}), "role")
+    if role == "liaison" and not schools:
+        raise StaffError(StaffNote(S_("A liaison needs at least one school.")), "schools")
+
+
+def _check_password(password: str, field: str = "password") -> None:
+    if len(password) < MIN_PASSWORD:
+        raise StaffError(StaffNote(S_("Use a password of at least 8 characters.")), field)
+    if len(password) > MAX_PASSWORD:
+        raise StaffError(StaffNote(S_("Use a password of at most 1024 characters.")), field)
+
+
+def _as_dict(row: StaffMember) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "email": row.email,
+        "role": row.role,
+        "schools": list(row.schools or []),
+        "language": row.language,
+        "disabled": row.disabled,
+        "password": row.password_hash is not None,
+        "token": row.token_hash is not None,
+        "created_at": row.created_at.isoformat(),
+    }
 
 
 async def add_staff(
@@ -124,20 +185,24 @@ async def add_staff(
     token: bool = False,
     language: str = "en",
     actor: str = "cli",
+    create_only: bool = False,
 ) -> dict[str, Any]:
-    """Create (or update) an account; the ``staff add --json`` shape (``token`` only when made)."""
+    """Create (or update) an account; the ``staff add --json`` shape (``token`` only when made).
+
+    ``create_only`` refuses an e-mail that already has an account (the web app's "add")."""
     email = _normalize_email(email)
-    if role not in ROLES:
-        raise GatewayError(f"--role {role!r}: use admin or liaison")
     schools = [s.strip() for s in (schools or []) if s.strip()]
-    if role == "liaison" and not schools:
-        raise GatewayError("a liaison needs at least one --school")
-    if password is not None and len(password) < 8:
-        raise GatewayError("--password: use at least 8 characters")
+    _check_role(role, schools)
+    if password is not None:
+        _check_password(password)
     plain_token = new_token() if token else None
     async with gw.db.session() as session:
         row = await session.scalar(select(StaffMember).where(StaffMember.email == email))
         created = row is None
+        if not created and create_only:
+            raise StaffError(
+                StaffNote(S_("There is already an account for %(email)s."), {"email": email}), "email"
+            )
         if row is None:
             row = StaffMember(email=email, role=role, schools=schools, language=language)
             session.add(row)
@@ -155,6 +220,8 @@ async def add_staff(
             {"role": role, "schools": schools, "password": password is not None, "token": token},
         )
         await session.commit()
+    if password is not None and not created:  # a new password lifts a sign-in lockout
+        await clear_account(gw, email)
     result: dict[str, Any] = {"email": email, "role": role, "schools": schools}
     if plain_token is not None:
         result["token"] = plain_token
@@ -165,30 +232,157 @@ async def list_staff(gw: Gateway) -> list[dict[str, Any]]:
     """Every account (never a hash)."""
     async with gw.db.session() as session:
         rows = await session.scalars(select(StaffMember).order_by(StaffMember.email))
-        return [
-            {
-                "email": r.email,
-                "role": r.role,
-                "schools": list(r.schools or []),
-                "language": r.language,
-                "disabled": r.disabled,
-                "password": r.password_hash is not None,
-                "token": r.token_hash is not None,
-                "created_at": r.created_at.isoformat(),
-            }
-            for r in rows
-        ]
+        return [_as_dict(r) for r in rows]
+
+
+async def get_staff(gw: Gateway, staff_id: int) -> dict[str, Any] | None:
+    """One account (the ``staff list --json`` shape), or ``None``."""
+    async with gw.db.session() as session:
+        row = await session.get(StaffMember, staff_id)
+        return None if row is None else _as_dict(row)
+
+
+async def find_staff(gw: Gateway, email: str) -> dict[str, Any] | None:
+    """The account of an e-mail, or ``None``."""
+    async with gw.db.session() as session:
+        row = await session.scalar(select(StaffMember).where(StaffMember.email == _normalize_email(email)))
+        return None if row is None else _as_dict(row)
+
+
+async def known_schools(gw: Gateway, schools: list[str]) -> list[str]:
+    """``schools`` spelled as the imported families spell them; :class:`StaffError` naming the
+    first one no student attends (a typo would give a liaison an empty list)."""
+    async with gw.db.session() as session:
+        found = {s.casefold(): s for s in await session.scalars(select(Student.school).distinct()) if s}
+    result = []
+    for school in schools:
+        school = school.strip()
+        if not school:
+            continue
+        if school.casefold() not in found:
+            raise StaffError(
+                StaffNote(S_("No student attends %(school)s: check the spelling."), {"school": school}),
+                "schools",
+            )
+        if found[school.casefold()] not in result:
+            result.append(found[school.casefold()])
+    return result
+
+
+async def _enabled_admins(session: Any) -> list[int]:
+    return list(
+        await session.scalars(
+            select(StaffMember.id).where(StaffMember.role == "admin", StaffMember.disabled.is_(False))
+        )
+    )
+
+
+async def _row(session: Any, staff_id: int) -> StaffMember:
+    row = await session.get(StaffMember, staff_id)
+    if row is None:
+        raise StaffError(StaffNote(S_("There is no such staff account.")))
+    return row
+
+
+async def update_staff(
+    gw: Gateway,
+    staff_id: int,
+    *,
+    role: str | None = None,
+    schools: list[str] | None = None,
+    language: str | None = None,
+    actor: str,
+) -> dict[str, Any]:
+    """Change an account's role, schools or interface language (``None``: unchanged). The last
+    enabled admin stays an admin."""
+    async with gw.db.session() as session:
+        row = await _row(session, staff_id)
+        new_role = row.role if role is None else role
+        new_schools = (
+            list(row.schools or []) if schools is None else [s.strip() for s in schools if s.strip()]
+        )
+        _check_role(new_role, new_schools)
+        if row.role == "admin" and new_role != "admin" and not row.disabled:
+            if await _enabled_admins(session) == [row.id]:
+                raise StaffError(StaffNote(S_("This is the only admin: make another admin first.")), "role")
+        changes = {
+            key: value
+            for key, value, old in (
+                ("role", new_role, row.role),
+                ("schools", new_schools, list(row.schools or [])),
+                ("language", language, row.language),
+            )
+            if value is not None and value != old
+        }
+        row.role, row.schools = new_role, new_schools
+        if language is not None:
+            row.language = language
+        if changes:
+            await record_audit(session, actor, "staff.update", row.email, changes)
+        await session.commit()
+        return _as_dict(row)
+
+
+async def set_disabled(
+    gw: Gateway, staff_id: int, disabled: bool, *, actor: str, actor_id: int | None = None
+) -> None:
+    """Disable an account (its sessions and token stop at the next request) or enable it again.
+    Nobody disables their own account, nor the last enabled admin."""
+    async with gw.db.session() as session:
+        row = await _row(session, staff_id)
+        if disabled and actor_id == row.id:
+            raise StaffError(StaffNote(S_("You cannot disable your own account.")), "disabled")
+        if disabled and row.role == "admin" and await _enabled_admins(session) == [row.id]:
+            raise StaffError(StaffNote(S_("This is the only admin: make another admin first.")), "disabled")
+        if row.disabled != disabled:
+            row.disabled = disabled
+            await record_audit(session, actor, "staff.disable" if disabled else "staff.enable", row.email, {})
+        await session.commit()
 
 
 async def disable_staff(gw: Gateway, email: str, actor: str = "cli") -> None:
-    """Disable an account: its sessions and token stop working at the next request."""
-    email = _normalize_email(email)
+    """Disable an account by e-mail (``gateway staff disable``)."""
+    found = await find_staff(gw, email)
+    if found is None:
+        raise GatewayError(f"no staff account {_normalize_email(email)!r}")
+    await set_disabled(gw, found["id"], True, actor=actor)
+
+
+def generate_password() -> str:
+    """A one-time password to hand over (16 characters, 96 random bits)."""
+    return secrets.token_urlsafe(12)
+
+
+async def reset_password(
+    gw: Gateway, staff_id: int, password: str | None = None, *, actor: str
+) -> str | None:
+    """Set an account's password (a generated one when ``password`` is ``None``: returned, to
+    be shown once) and forget its failed sign-ins. Never logged."""
+    generated = None
+    if password is None:
+        password = generated = generate_password()
+    _check_password(password)
     async with gw.db.session() as session:
-        row = await session.scalar(select(StaffMember).where(StaffMember.email == email))
-        if row is None:
-            raise GatewayError(f"no staff account {email!r}")
-        row.disabled = True
-        await record_audit(session, actor, "staff.disable", email, {})
+        row = await _row(session, staff_id)
+        row.password_hash = hash_password(password)
+        await record_audit(
+            session, actor, "staff.password_reset", row.email, {"generated": generated is not None}
+        )
+        await session.commit()
+        email = row.email
+    await clear_account(gw, email)
+    return generated
+
+
+async def change_password(gw: Gateway, staff_id: int, current: str, new: str) -> None:
+    """A staff member changes their own password (the current one is asked for)."""
+    async with gw.db.session() as session:
+        row = await _row(session, staff_id)
+        if not verify_password(row.password_hash, current):
+            raise StaffError(StaffNote(S_("The current password is not right.")), "current_password")
+        _check_password(new, "new_password")
+        row.password_hash = hash_password(new)
+        await record_audit(session, row.email, "staff.password_change", row.email, {})
         await session.commit()
 
 

@@ -11,9 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from gateway.domain.family_csv import FamilyRecord, name_key
+from gateway.domain.search_text import family_search_key, fold
 from gateway.storage.models import Endpoint, Family, Guardian, Student, utcnow
 
-__all__ = ["FamilyRepository", "UpsertCounts", "family_as_dict"]
+__all__ = ["FamilyRepository", "UpsertCounts", "family_as_dict", "search_key_of"]
 
 CHUNK = 500
 
@@ -56,6 +57,9 @@ class FamilyRepository:
                     counts.updated += 1
                 else:
                     counts.unchanged += 1
+                key = search_key_of(family)
+                if family.search_key != key:
+                    family.search_key = key
                 counts.students += len(record.students)
             await self.session.flush()
             if progress:
@@ -118,20 +122,18 @@ class FamilyRepository:
                     )
                 )
             )
-        if search:
-            from sqlalchemy import func, or_
-
-            pattern = f"%{search.casefold()}%"
-            query = query.where(
-                or_(
-                    func.lower(Family.external_id).like(pattern),
-                    Family.id.in_(select(Guardian.family_id).where(func.lower(Guardian.name).like(pattern))),
-                    Family.id.in_(select(Student.family_id).where(func.lower(Student.name).like(pattern))),
-                )
-            )
+        if search and fold(search):
+            query = query.where(Family.search_key.contains(fold(search), autoescape=True))
         if limit:
             query = query.limit(limit)
         return list(await self.session.scalars(query))
+
+
+def search_key_of(family: Family) -> str:
+    """The search key of a loaded family (its id, guardian and student names, folded)."""
+    return family_search_key(
+        family.external_id, [g.name for g in family.guardians] + [s.name for s in family.students]
+    )
 
 
 def _ci(column: Any, value: str) -> Any:

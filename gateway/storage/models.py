@@ -50,6 +50,7 @@ __all__ = [
     "PendingStatusReport",
     "RateCounter",
     "ScheduledJob",
+    "SignInFailure",
     "StaffMember",
     "StatusEvent",
     "Student",
@@ -107,6 +108,9 @@ class Family(Base):
     __tablename__ = "families"
     id: Mapped[int] = mapped_column(primary_key=True)
     external_id: Mapped[str] = mapped_column(String(64), unique=True)
+    search_key: Mapped[str] = mapped_column(Text, default="", server_default="")
+    """The folded family id, guardian and student names (:mod:`gateway.domain.search_text`),
+    kept current by every import: what the accent- and case-insensitive search matches."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     guardians: Mapped[list[Guardian]] = relationship(
@@ -514,3 +518,17 @@ class AuditEntry(Base):
     target: Mapped[str | None] = mapped_column(String(200))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SignInFailure(Base):
+    """A wrong password at the web app's sign-in, counted per account and per client address
+    (:mod:`gateway.sign_in`); rows older than the throttling window are deleted."""
+
+    __tablename__ = "sign_in_failures"
+    __table_args__ = (Index("ix_sign_in_failures_key", "scope", "key", "at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    """``account`` or ``address``."""
+    key: Mapped[str] = mapped_column(String(64))
+    """SHA-256 of the normalised e-mail or the client address (neither is stored as such)."""
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -1,9 +1,10 @@
 """Who is asking: signed session cookies for pages, bearer tokens for ``/api/``, CSRF tokens.
 
-The session cookie holds ``{staff id, nonce, issued}`` signed with HMAC-SHA256 under a secret
+The session cookie holds ``{staff id, nonce, issued, password stamp}`` signed with HMAC-SHA256 under a secret
 kept in the data folder (``web_secret.key``, created once, mode 0600), so every ``serve``
 process of one installation accepts the same sessions. The account is looked up on every
-request: disabling it ends its sessions at once. The CSRF token of a form is an HMAC of the
+request: disabling it, or changing its password, ends its sessions at once (a session keeps a
+fingerprint of the password hash it began under). The CSRF token of a form is an HMAC of the
 session's nonce; signing in starts a new nonce (no session fixation).
 """
 
@@ -110,8 +111,15 @@ class SessionCodec:
         return self._mac("csrf", str(session.get("n", "")).encode()).hex()[:40]
 
 
-def _new_session(staff_id: int | None) -> dict[str, Any]:
-    return {"s": staff_id, "n": secrets.token_urlsafe(16), "t": int(time.time())}
+def _new_session(staff: StaffIdentity | None) -> dict[str, Any]:
+    session: dict[str, Any] = {
+        "s": staff.id if staff else None,
+        "n": secrets.token_urlsafe(16),
+        "t": int(time.time()),
+    }
+    if staff is not None:
+        session["p"] = staff.password_stamp
+    return session
 
 
 def _codec(request: web.Request) -> SessionCodec:
@@ -147,7 +155,7 @@ def _set_cookie(request: web.Request, response: web.StreamResponse, session: dic
 
 def start_session(request: web.Request, response: web.StreamResponse, staff: StaffIdentity) -> None:
     """Sign ``staff`` in: a new session with a new nonce."""
-    session = _new_session(staff.id)
+    session = _new_session(staff)
     request[_SESSION] = (session, False)
     _set_cookie(request, response, session)
 
@@ -177,6 +185,8 @@ async def page_identity(request: web.Request) -> StaffIdentity | None:
         staff = None
         if session and isinstance(session.get("s"), int):
             staff = await identity_by_id(request.app[GATEWAY_KEY], session["s"])
+            if staff is not None and session.get("p") != staff.password_stamp:
+                staff = None  # the password changed since this session began
         request[_IDENTITY] = staff
     return request[_IDENTITY]
 

@@ -169,6 +169,43 @@ SCHEMAS: dict[str, Any] = {
             "response_rate": {"type": "number"},
         },
     },
+    "Staff": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "email": {"type": "string"},
+            "role": {"type": "string", "enum": ["admin", "liaison"]},
+            "schools": {"type": "array", "items": {"type": "string"}},
+            "language": {"type": "string", "description": "interface language"},
+            "disabled": {"type": "boolean"},
+            "password": {"type": "boolean", "description": "whether a password is set"},
+            "token": {"type": "boolean", "description": "whether an API token is set"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "generated_password": {"type": "string", "description": "only in the answer that made it"},
+        },
+    },
+    "StaffRequest": {
+        "type": "object",
+        "required": ["email", "role"],
+        "properties": {
+            "email": {"type": "string"},
+            "role": {"type": "string", "enum": ["admin", "liaison"]},
+            "schools": {"type": "array", "items": {"type": "string"}},
+            "language": {"type": "string"},
+            "password": {"type": "string", "minLength": 8},
+        },
+    },
+    "StaffChange": {
+        "type": "object",
+        "properties": {
+            "role": {"type": "string", "enum": ["admin", "liaison"]},
+            "schools": {"type": "array", "items": {"type": "string"}},
+            "language": {"type": "string"},
+            "disabled": {"type": "boolean"},
+            "password": {"type": "string", "minLength": 8},
+            "reset_password": {"type": "boolean"},
+        },
+    },
     "InboxItem": {
         "type": "object",
         "properties": {
@@ -350,7 +387,39 @@ def _paths() -> dict[str, Any]:
             )
         },
         "/api/audit": {"get": _op("The audit log (admins)", _json(array))},
+        "/api/staff": {
+            "get": _op(
+                "Staff accounts, never a hash (admins; others 403)",
+                _json({"type": "array", "items": _ref("Staff")}),
+            ),
+            "post": _op(
+                "Add a staff account (admins); without `password` one is generated and returned once "
+                "as `generated_password`",
+                _json(_ref("Staff"), "Created (201)"),
+                body={"application/json": {"schema": _ref("StaffRequest")}},
+            ),
+        },
+        "/api/staff/{staff_id}": {
+            "patch": _op(
+                "Change an account's role, schools, interface language or state, or reset its password "
+                "(admins); `reset_password: true` without `password` returns a `generated_password` once",
+                _json(_ref("Staff")),
+                body={"application/json": {"schema": _ref("StaffChange")}},
+                parameters=[_param("staff_id", "path")],
+            )
+        },
     }
+
+
+ADMINS_ONLY = {"403": _json(_ref("Error"), "The caller is not an admin")}
+
+
+def _staff_paths(paths: dict[str, Any]) -> dict[str, Any]:
+    """The admins-only operations answer 403 to everyone else."""
+    for path in ("/api/staff", "/api/staff/{staff_id}", "/api/audit"):
+        for op in paths[path].values():
+            _with_responses(op, ADMINS_ONLY)
+    return paths
 
 
 def openapi_document(app: web.Application | None = None) -> dict[str, Any]:
@@ -371,5 +440,5 @@ def openapi_document(app: web.Application | None = None) -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": SCHEMAS,
         },
-        "paths": _paths(),
+        "paths": _staff_paths(_paths()),
     }

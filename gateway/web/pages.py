@@ -25,12 +25,14 @@ from babel import numbers as babel_numbers
 from markupsafe import Markup
 from multidict import MultiDict
 
+from gateway import sign_in
 from gateway.audit import audit
 from gateway.domain.languages import autonym, display_name, is_rtl
 from gateway.errors import GatewayError, StaffFacingError
 from gateway.exports import results_csv, safe_cell
 from gateway.inbox import list_inbox
 from gateway.responses import survey_responses
+from gateway.sign_in import client_address
 from gateway.staff import StaffIdentity, authenticate_password
 from gateway.web import actions, queries
 from gateway.web.app import GATEWAY_KEY
@@ -87,6 +89,7 @@ NAV = (
     ("/inbox", "Inbox"),
     ("/families", "Families"),
 )
+ADMIN_NAV = (("/staff", "Staff"),)
 
 Page = Callable[[web.Request, StaffIdentity], Awaitable[web.StreamResponse]]
 
@@ -183,10 +186,27 @@ def _gw(request: web.Request) -> Any:
     return request.app[GATEWAY_KEY]
 
 
+def reader_language(request: web.Request, staff: StaffIdentity | None) -> str:
+    """The interface language: the staff member's, or before signing in the browser's first
+    ``Accept-Language`` that has an interface catalog (English otherwise)."""
+    if staff is not None:
+        return staff.language
+    available = _gw(request).ui_catalogs.available()
+    header = request.headers.get("Accept-Language", "")
+    if not available or not header:
+        return "en"
+    from babel import Locale
+
+    wanted = [part.split(";")[0].strip().replace("-", "_") for part in header.split(",")[:10]]
+    choices = ["en", *(a.replace("-", "_") for a in available)]
+    found = Locale.negotiate([w for w in wanted if w and w != "*"], choices)
+    return str(found).replace("_", "-") if found else "en"
+
+
 def ui_gettext(request: web.Request, staff: StaffIdentity | None) -> Callable[..., str]:
     """The staff member's interface translation: ``gettext(message, **params)``."""
     gw = _gw(request)
-    language = staff.language if staff else "en"
+    language = reader_language(request, staff)
 
     def gettext(message: str, /, **params: Any) -> str:
         return gw.ui_catalogs.gettext(language, message, **params)
@@ -210,7 +230,7 @@ def render(
 ) -> web.Response:
     """A page in the staff member's interface language (English where no catalog has a string)."""
     gw = _gw(request)
-    language = staff.language if staff else "en"
+    language = reader_language(request, staff)
     gettext = ui_gettext(request, staff)
     html = (
         request.app[ENV_KEY]
@@ -220,7 +240,7 @@ def render(
             staff=staff,
             csrf=csrf_token(request),
             csrf_field=CSRF_FIELD,
-            nav=NAV,
+            nav=NAV + (ADMIN_NAV if staff is not None and staff.is_admin else ()),
             path=request.path,
             ui_language=language,
             ui_dir="rtl" if is_rtl(language) else "ltr",
@@ -333,16 +353,48 @@ async def login_post(request: web.Request) -> web.StreamResponse:
     except ValueError:
         raise web.HTTPBadRequest(text="Malformed form data.") from None
     check_csrf(request, form.get(CSRF_FIELD))  # type: ignore[arg-type]
-    email = str(form.get("email", ""))
-    password = str(form.get("password", ""))
-    staff = await authenticate_password(_gw(request), email, password)
+    gw = _gw(request)
+    email = str(form.get("email", ""))[:320]
+    password = str(form.get("password", ""))[:1024]
     target = _safe_next(str(form.get("next", "")))
+    address = client_address(
+        request.remote, request.headers.getall("X-Forwarded-For", []), gw.config.http.trusted_proxies
+    )
+    lock = await sign_in.locked_out(gw, email, address)
+    staff = None if lock else await authenticate_password(gw, email, password)
     if staff is None:
-        return render(request, "login.html", None, status=401, next=target, error="wrong e-mail or password")
+        lock = lock or await sign_in.record_failure(gw, email, address)
+        if lock is not None:
+            return _locked_page(request, lock, target, email)
+        return render(request, "login.html", None, status=401, next=target, error="wrong", email=email)
+    await sign_in.clear_account(gw, email)
     response = web.HTTPSeeOther(target)
     start_session(request, response, staff)
     await audit(_gw(request), staff.email, "login", None, {})
     raise response
+
+
+def _locked_page(request: web.Request, lock: sign_in.Lockout, target: str, email: str) -> web.Response:
+    """429: signing in is refused until a time the page gives in the district's time zone."""
+    zone = ZoneInfo(_gw(request).config.district_timezone)
+    local = lock.until.astimezone(zone)
+    locale = reader_language(request, None).replace("-", "_")
+    try:
+        at = babel_dates.format_time(local, format="short", tzinfo=zone, locale=locale)
+    except (ValueError, LookupError):
+        at = local.strftime("%H:%M")
+    response = render(
+        request,
+        "login.html",
+        None,
+        status=429,
+        next=target,
+        error="locked",
+        email=email,
+        locked_until=f"{at} {local.tzname()}".replace("\u202f", " "),
+    )
+    response.headers["Retry-After"] = str(lock.retry_after())
+    return response
 
 
 async def logout_post(request: web.Request) -> web.StreamResponse:

@@ -164,6 +164,39 @@ async def test_every_page_reads_in_spanish(web: Any, monkeypatch: Any) -> None:
     for field in ("title", "remind_unanswered_after", "q1_choices", "q1_next", "q2_text"):
         assert f'id="{field}-error"' in builder_html, field
     pages = {"compose (invalid)": refused_html, "survey builder (invalid)": builder_html}
+    # Staff management: a form refused field by field, an account with a one-time password.
+    staff_form = await web.client.post(
+        "/staff/new",
+        data={"csrf_token": token, "email": "nueva@district.example", "role": "liaison", "language": "es"},
+    )
+    assert staff_form.status == 400 and 'id="schools-error"' in (staff_html := await staff_form.text())
+    pages["staff add (invalid)"] = staff_html
+    added = await web.client.post(
+        "/staff/new",
+        data={
+            "csrf_token": token,
+            "email": "nueva@district.example",
+            "role": "liaison",
+            "schools": "Lincoln",
+            "language": "es",
+        },
+    )
+    assert added.status == 200 and 'id="one-time-password"' in (added_html := await added.text())
+    pages["staff added"] = added_html
+    account = await (await web.client.get("/api/staff", headers={"X-CSRF-Token": token})).json()
+    new_id = next(a["id"] for a in account if a["email"] == "nueva@district.example")
+    wrong_password = await web.client.post(
+        "/account",
+        data={
+            "csrf_token": token,
+            "action": "password",
+            "current_password": "no es esta",
+            "new_password": "otra contraseña",
+            "repeat_password": "otra contraseña",
+        },
+    )
+    assert wrong_password.status == 400
+    pages["account (invalid)"] = await wrong_password.text()
     for path in (
         "/compose",
         "/compose?template=announcement",
@@ -176,6 +209,10 @@ async def test_every_page_reads_in_spanish(web: Any, monkeypatch: Any) -> None:
         "/families",
         "/families/F001",
         "/reach",
+        "/staff",
+        "/staff/new",
+        f"/staff/{new_id}",
+        "/account",
     ):
         response = await web.client.get(path)
         assert response.status == 200, path

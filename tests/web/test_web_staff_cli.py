@@ -93,7 +93,7 @@ def test_staff_add_list_disable(cli: Any, sqlite_config: Path) -> None:
 
 def test_staff_add_rejects_bad_input(cli: Any, sqlite_config: Path) -> None:
     no_school = cli(["staff", "add", "x@district.example", "--role", "liaison"], sqlite_config)
-    assert no_school.exit_code == 2 and "at least one --school" in no_school.output
+    assert no_school.exit_code == 2 and "needs at least one school" in no_school.output
     bad_role = cli(["staff", "add", "x@district.example", "--role", "owner"], sqlite_config)
     assert bad_role.exit_code == 2 and "admin or liaison" in bad_role.output
     short = cli(

@@ -1,7 +1,7 @@
 """whatsapp window: index inbound messages by channel, sender and time
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-11-30 13:50:00
 
 WhatsApp's 24-hour customer-service window runs from a family's last message on the channel;
@@ -12,8 +12,8 @@ gets an index instead of a scan of the inbox.
 from alembic import op
 
 
-revision = '0007'
-down_revision = '0006'
+revision = '0008'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
