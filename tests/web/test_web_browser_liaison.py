@@ -117,4 +117,19 @@ async def test_a_liaison_does_the_whole_job(server: Server, browser: Browser, tm
     await item.locator("details.thread summary").click()
     await expect(item.locator("li.staff")).to_contain_text("5 pm")
     await shot(page, shots, "inbox-conversation")
+
+    # The same liaison switches the interface to Spanish from the header: the page comes back
+    # in Spanish, the family's words stay as they were written.
+    await page.locator("#ui-language").select_option("es")
+    await page.locator("form.ui-language button").click()
+    await expect(page.locator("html")).to_have_attribute("lang", "es")
+    await expect(page.locator("h1")).to_contain_text("Bandeja")
+    item = page.locator("article.inbox-item").filter(has_text="Amina Warsame")
+    await expect(item.locator(".original").first).to_be_visible()
+    await shot(page, shots, "inbox-es")
+    await page.goto(server.base + "/surveys/new")
+    # the live count is written by the page's script from the API's figures, in Spanish too
+    await expect(page.locator("#audience-count")).to_contain_text("familias")
+    await expect(page.locator("#audience-count")).to_contain_text("mensajes")
+    await shot(page, shots, "survey-builder-es")
     await context.close()

@@ -15,6 +15,15 @@
     return terms.join(" ");
   }
 
+  // Fill {name} slots of an interface sentence with figures, formatted in the page's language.
+  function say(sentence, values) {
+    var lang = document.documentElement.lang || "en";
+    return sentence.replace(/\{(\w+)\}/g, function (all, name) {
+      var value = values[name];
+      return typeof value === "number" ? value.toLocaleString(lang) : String(value);
+    });
+  }
+
   function liveCount(form) {
     var out = document.getElementById("audience-count");
     if (!out) { return; }
@@ -33,12 +42,13 @@
         .then(function (r) { return r.ok ? r.json() : r.json().then(function (e) { throw new Error(e.error); }); })
         .then(function (data) {
           var langs = Object.keys(data.by_language).map(function (k) { return k + " " + data.by_language[k]; });
-          out.textContent = data.families + " families · " + data.messages + " messages" +
+          // the sentences come translated from the page (data-*), the figures from the API
+          out.textContent = say(out.dataset.summary, { families: data.families, messages: data.messages }) +
             (langs.length ? " (" + langs.join(", ") + ")" : "") +
-            (data.skipped ? " · " + data.skipped + " guardians cannot be reached" : "");
+            (data.skipped ? " · " + say(out.dataset.skipped, { count: data.skipped }) : "");
           out.dataset.families = String(data.families);
         })
-        .catch(function (err) { out.textContent = "Audience: " + err.message; out.dataset.families = ""; });
+        .catch(function (err) { out.textContent = say(out.dataset.error, { error: err.message }); out.dataset.families = ""; });
     }
     form.querySelectorAll(".aud").forEach(function (el) {
       el.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(update, 250); });
