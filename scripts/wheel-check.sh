@@ -33,6 +33,13 @@ PY
 "$work/venv/bin/gateway" init >"$work/init.log" 2>&1 || { cat "$work/init.log"; exit 1; }
 test -s config.yaml || { echo "wheel-check: gateway init wrote no config.yaml"; exit 1; }
 grep -q "quiet_hours:" config.yaml || { echo "wheel-check: config.yaml is not the example config"; exit 1; }
+for example in families.csv reading-workshop.yaml transport-survey.yaml; do
+  test -s "examples/$example" || { echo "wheel-check: gateway init wrote no examples/$example"; exit 1; }
+done
+"$work/venv/bin/gateway" families import examples/families.csv >"$work/import.log" 2>&1 \
+  || { cat "$work/import.log"; exit 1; }
+"$work/venv/bin/gateway" broadcast send workshop_invitation --event examples/reading-workshop.yaml --dry-run \
+  >"$work/dry-run.log" 2>&1 || { cat "$work/dry-run.log"; exit 1; }
 "$work/venv/bin/gateway" demo --dir "$work/demo" >"$work/demo.log" 2>&1 || { cat "$work/demo.log"; exit 1; }
 for expected in "imported" "dispatched through the sandbox channels" "RSVPs: yes" "inbox:"; do
   grep -q "$expected" "$work/demo.log" || { cat "$work/demo.log"; echo "wheel-check: demo output lacks '$expected'"; exit 1; }
