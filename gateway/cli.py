@@ -226,12 +226,14 @@ def families_list(
     config: ConfigOpt = None,
 ) -> None:
     """List families with guardians, endpoints and students."""
+    from gateway.families import endpoint_details
     from gateway.storage.families import FamilyRepository, family_as_dict
 
     async def go(gw: Any) -> list[dict[str, Any]]:
         async with gw.db.session() as session:
             families = await FamilyRepository(session).list(school=school, language=language)
-            return [family_as_dict(f, gw.channel_name_for_kind) for f in families]
+            extra = await endpoint_details(gw, session, [g for f in families for g in f.guardians])
+            return [family_as_dict(f, gw.channel_name_for_kind, extra) for f in families]
 
     rows = with_gateway(config, go)
     if as_json:
@@ -241,7 +243,14 @@ def families_list(
     for row in rows:
         guardians = "\n".join(
             f"{g['name']} ({g['language']}) "
-            + ", ".join(f"{e['channel']}{' [opted out]' if e['opted_out'] else ''}" for e in g["endpoints"])
+            + ", ".join(
+                f"{e['label']} {e['masked']}: "
+                + ", ".join(
+                    c["channel"] + ("" if c["state"] == "subscribed" else f" [{c['state']}]")
+                    for c in e["channels"]
+                )
+                for e in g["endpoints"]
+            )
             for g in row["guardians"]
         )
         students = "\n".join(f"{s['name']} — {s['school']} {s['grade'] or ''}" for s in row["students"])

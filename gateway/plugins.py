@@ -17,9 +17,12 @@ from typing import Any
 import pluggy
 
 from gateway import hookspecs
+from gateway.contract import CONTRACT_VERSION, check_contract
 from gateway.errors import PluginError
 
 __all__ = ["DEFAULT_PLUGINS", "ENTRY_POINT_GROUP", "PluginInfo", "make_plugin_manager"]
+
+# A plugin's GATEWAY_CONTRACT is checked once every plugin is registered (gateway.contract).
 
 ENTRY_POINT_GROUP = "gateway"
 
@@ -57,6 +60,9 @@ def make_plugin_manager(extra: Iterable[ModuleType | object] = ()) -> pluggy.Plu
     for obj in extra:
         pm.register(obj)
     pm.check_pending()
+    for name, plugin in pm.list_name_plugin():
+        if plugin is not None:
+            check_contract(plugin, name, CONTRACT_VERSION)
     return pm
 
 

@@ -41,7 +41,7 @@ def create_app(gw: Gateway) -> web.Application:
     app.router.add_get("/unsubscribe/{token}", unsubscribe_get)
     app.router.add_get("/files/{token}/{filename}", attachment_file)
     app.router.add_post("/webhooks/{channel}/{action}", _unknown_webhook)
-    gw.pm.hook.gateway_web_routes(gateway=gw, app=app)
+    gw.pm.hook.gateway_web_routes(context=gw.plugin_context, gateway=gw, app=app)
     from gateway.web.routes import register
 
     register(app, gw)

@@ -16,6 +16,7 @@ from sqlalchemy import Select, func, select
 
 from gateway.domain.audience import parse_audience
 from gateway.domain.statuses import overall_status
+from gateway.families import endpoint_details
 from gateway.outbox.planner import BroadcastRequest, BroadcastSummary
 from gateway.rendering.composer import what_families_got
 from gateway.storage.families import FamilyRepository, family_as_dict
@@ -86,7 +87,8 @@ async def list_families(
         families = await FamilyRepository(session).list(
             school=school, language=language, schools_scope=scope, search=search or None, limit=limit
         )
-        return [family_as_dict(f, gw.channel_name_for_kind) for f in families]
+        extra = await endpoint_details(gw, session, [g for f in families for g in f.guardians])
+        return [family_as_dict(f, gw.channel_name_for_kind, extra) for f in families]
 
 
 async def families_in_scope(gw: Gateway, scope: list[str] | None) -> int:
@@ -108,7 +110,8 @@ async def family_detail(gw: Gateway, family_id: str, scope: list[str] | None) ->
             allowed = {s.casefold() for s in scope}
             if not any((s.school or "").casefold() in allowed for s in family.students):
                 return None
-        data = family_as_dict(family, gw.channel_name_for_kind)
+        extra = await endpoint_details(gw, session, list(family.guardians))
+        data = family_as_dict(family, gw.channel_name_for_kind, extra)
         for guardian, row in zip(family.guardians, data["guardians"], strict=True):
             row["id"] = guardian.id
             for endpoint, item in zip(guardian.endpoints, row["endpoints"], strict=True):
