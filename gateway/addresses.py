@@ -24,13 +24,17 @@ the parent kind's form (identity when not given) so replies find the family.
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from gateway.domain.contacts import normalize_email, normalize_phone, normalize_telegram
+from gateway.domain.contacts import (
+    current_region,
+    normalize_email,
+    normalize_phone,
+    normalize_telegram,
+    phone_region,
+)
 from gateway.errors import PluginError
 from gateway.privacy import mask_address
 
@@ -46,28 +50,6 @@ __all__ = [
 ]
 
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,15}")
-
-_REGION: contextvars.ContextVar[str] = contextvars.ContextVar("gateway_phone_region", default="US")
-
-
-def current_region() -> str:
-    """The region national phone numbers are read in while normalising (``families.default_region``
-    during an import; ``US`` otherwise). Kinds made of phone numbers call
-    ``normalize_phone(raw, current_region())``."""
-    return _REGION.get()
-
-
-@contextlib.contextmanager
-def phone_region(region: str | None) -> Iterator[None]:
-    """Read national phone numbers in ``region`` inside the block."""
-    if region is None:
-        yield
-        return
-    token = _REGION.set(region)
-    try:
-        yield
-    finally:
-        _REGION.reset(token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,11 +102,7 @@ class AddressKind:
         return self.to_default(address) if self.to_default else address
 
 
-def _phone(raw: str) -> str:
-    return normalize_phone(raw, current_region())
-
-
-PHONE = AddressKind(name="phone", normalise=_phone, variant="sms", label="phone", columns=("phone",))
+PHONE = AddressKind(name="phone", normalise=normalize_phone, variant="sms", label="phone", columns=("phone",))
 EMAIL = AddressKind(
     name="email", normalise=normalize_email, variant="email", label="e-mail", columns=("email",)
 )

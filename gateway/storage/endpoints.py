@@ -59,22 +59,26 @@ class ChannelState:
         return not (self.opted_out or self.invalid)
 
 
-def find_endpoints_query(kind: AddressKind, address: str) -> Any:
-    """Endpoints that ``address`` of ``kind`` is: of the kind itself, or — for a kind that
-    defaults from another — of the parent kind with the matching address."""
-    condition = (Endpoint.kind == kind.name) & (Endpoint.address == address)
-    if kind.defaults_from:
-        condition = or_(
-            condition,
-            (Endpoint.kind == kind.defaults_from) & (Endpoint.address == kind.default_address(address)),
-        )
-    return select(Endpoint).where(condition).order_by(Endpoint.id)
-
-
 async def find_endpoints(session: AsyncSession, kind: AddressKind, address: str) -> list[Endpoint]:
-    """Every endpoint (of any guardian) behind ``address`` of ``kind`` (see
-    :func:`find_endpoints_query`)."""
-    return list(await session.scalars(find_endpoints_query(kind, address)))
+    """Every endpoint (of any guardian) that ``address`` of ``kind`` is: endpoints of the kind
+    itself; when there are none and the kind defaults from another, endpoints of that kind with
+    the address in its form (WhatsApp on the family's phone number)."""
+    own = list(
+        await session.scalars(
+            select(Endpoint)
+            .where(Endpoint.kind == kind.name, Endpoint.address == address)
+            .order_by(Endpoint.id)
+        )
+    )
+    if own or not kind.defaults_from:
+        return own
+    return list(
+        await session.scalars(
+            select(Endpoint)
+            .where(Endpoint.kind == kind.defaults_from, Endpoint.address == kind.default_address(address))
+            .order_by(Endpoint.id)
+        )
+    )
 
 
 def _consent_values(state: EndpointState | None, reason: str) -> dict[str, Any]:
