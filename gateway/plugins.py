@@ -58,7 +58,9 @@ def make_plugin_manager(extra: Iterable[ModuleType | object] = ()) -> pluggy.Plu
         if not pm.is_registered(module):
             pm.register(module, name=module_name.rsplit(".", 1)[-1])
     for obj in extra:
-        pm.register(obj)
+        # Named after its module or class, so a failing hook is logged with a readable name.
+        name = getattr(obj, "__name__", None) or type(obj).__name__
+        pm.register(obj, name=None if pm.has_plugin(name) else name)
     pm.check_pending()
     for name, plugin in pm.list_name_plugin():
         if plugin is not None:
