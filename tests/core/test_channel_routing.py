@@ -214,12 +214,14 @@ def test_migration_keeps_existing_opt_outs_on_every_channel(tmp_path: Path) -> N
         with engine.begin() as conn:
             conn.execute(
                 text(
-                    "INSERT INTO families (id, external_id, created_at, updated_at) VALUES (1, 'F1', '2026-01-01', '2026-01-01')"
+                    "INSERT INTO families (id, external_id, created_at, updated_at) "
+                    "VALUES (1, 'F1', '2026-01-01', '2026-01-01')"
                 )
             )
             conn.execute(
                 text(
-                    "INSERT INTO guardians (id, family_id, name, name_key, language, timezone, timezone_assumed) "
+                    "INSERT INTO guardians "
+                    "(id, family_id, name, name_key, language, timezone, timezone_assumed) "
                     "VALUES (1, 1, 'Maria', 'maria', 'es', 'America/Chicago', 0)"
                 )
             )
