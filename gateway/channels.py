@@ -180,6 +180,14 @@ class OutboundMessage:
     attachments: tuple[Attachment, ...] = ()
     """Files to send with the message (channels with ``supports_attachments``)."""
 
+    @property
+    def idempotency_key(self) -> str:
+        """``gw-<message_id>``: the same for every attempt of this message (and its redelivery
+        after a passing failure), different for every other message. Send it to providers that
+        deduplicate on a key, or store it with the message where the provider keeps metadata,
+        so :meth:`Channel.reconcile` can find the message when its fate is unknown."""
+        return f"gw-{self.message_id}"
+
 
 @dataclass(frozen=True, slots=True)
 class SendResult:

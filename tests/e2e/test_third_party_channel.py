@@ -72,7 +72,7 @@ PACKAGE = textwrap.dedent('''
 
         async def send(self, message):
             payload = {"to": message.address, "title": message.subject, "body": message.body,
-                       "key": f"gw-{message.message_id}"}
+                       "key": message.idempotency_key}
             async with self.http.post(self.settings.push_url, json=payload) as response:
                 if response.status == 404:
                     raise PermanentSendError("no such app user", code="404", endpoint_state="invalid")
