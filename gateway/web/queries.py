@@ -19,6 +19,7 @@ from gateway.domain.statuses import overall_status
 from gateway.families import endpoint_details
 from gateway.outbox.planner import BroadcastRequest, BroadcastSummary
 from gateway.rendering.composer import what_families_got
+from gateway.storage.endpoints import channel_states
 from gateway.storage.families import FamilyRepository, family_as_dict
 from gateway.storage.models import (
     Broadcast,
@@ -550,11 +551,12 @@ async def reach_report(gw: Gateway, scope: list[str] | None, last: int = 5) -> d
             )
         endpoints = (
             await session.execute(
-                select(Guardian.family_id, Guardian.language, Endpoint.kind, Endpoint.opted_out)
+                select(Guardian.family_id, Guardian.language, Endpoint.id, Endpoint.kind, Endpoint.opted_out)
                 .join(Endpoint, Endpoint.guardian_id == Guardian.id)
                 .where(Guardian.family_id.in_(list(families)))
             )
         ).all()
+        own_states = await channel_states(session, [row[2] for row in endpoints])
     groups: dict[str, dict[str, dict[str, Any]]] = {"language": {}, "channel": {}, "school": {}}
 
     def bucket(kind: str, key: str) -> dict[str, Any]:
@@ -586,14 +588,20 @@ async def reach_report(gw: Gateway, scope: list[str] | None, last: int = 5) -> d
         if status in REACHED:
             reached_families.add(family_pk)
     endpoint_state: dict[int, list[bool]] = defaultdict(list)
-    for family_pk, language, kind_name, opted_out in endpoints:
-        keys = [("language", language), ("channel", gw.channel_name_for_kind(kind_name))]
-        keys += [("school", s) for s in schools.get(family_pk, set())]
-        for kind, key in keys:
-            b = bucket(kind, key)
-            b["endpoints"] += 1
-            b["opted_out"] += bool(opted_out)
-        endpoint_state[family_pk].append(bool(opted_out))
+    for family_pk, language, endpoint_id, kind_name, everywhere in endpoints:
+        # One count per address and channel reaching it: consent is kept per channel.
+        names = [c.name for c in gw.channels_for_endpoint(kind_name)] or [gw.channel_name_for_kind(kind_name)]
+        for name in names:
+            opted_out = bool(everywhere) or (
+                name in own_states.get(endpoint_id, {}) and own_states[endpoint_id][name].opted_out
+            )
+            keys = [("language", language), ("channel", name)]
+            keys += [("school", s) for s in schools.get(family_pk, set())]
+            for kind, key in keys:
+                b = bucket(kind, key)
+                b["endpoints"] += 1
+                b["opted_out"] += opted_out
+            endpoint_state[family_pk].append(opted_out)
     report: dict[str, Any] = {"broadcasts": ids, "last": last}
     for kind, rows in groups.items():
         report[f"by_{kind}"] = [
