@@ -332,8 +332,14 @@ def address_kinds(pm: pluggy.PluginManager) -> AddressKinds:
     kinds = AddressKinds()
     for cls in channel_types(pm).values():
         declared = getattr(cls, "address_kind", None)
+        owner = f"channel plugin {cls.plugin!r} ({cls.__module__})"
+        if declared is not None and not isinstance(declared, AddressKind):
+            raise PluginError(
+                f"{owner}: address_kind must be a gateway.AddressKind, not {type(declared).__name__} "
+                "(a built-in kind's name goes in endpoint_kind)"
+            )
         if declared is not None:
-            kinds.add(declared, f"channel plugin {cls.plugin!r} ({cls.__module__})")
+            kinds.add(declared, owner)
     kinds.check_defaults()
     return kinds
 
