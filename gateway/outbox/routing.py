@@ -14,7 +14,8 @@ import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from gateway.errors import GatewayError
+from gateway.errors import StaffFacingError
+from gateway.staff_text import S_, StaffNote
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -122,12 +123,23 @@ def parse_fallback(value: Any) -> list[FallbackStep]:
     return steps
 
 
+#: A broadcast refused for a message longer than a channel takes (read by staff).
+TOO_LONG = S_(
+    "channel %(channel)s: the %(language)s message is %(length)s characters, more than the "
+    "%(limit)s the channel takes; shorten the text (nothing was sent or queued)"
+)
+
+
 def check_max_length(channel: Channel, language: str, body: str) -> None:
     """Refuse a message longer than ``channel`` takes (:attr:`ChannelCapabilities.max_length`),
-    naming the channel, the language and both lengths."""
+    naming the channel, the language and both lengths (in the staff member's language on the
+    web: a :class:`~gateway.errors.StaffFacingError`)."""
     limit = channel.features.max_length
     if limit is not None and len(body) > limit:
-        raise GatewayError(
-            f"channel {channel.name}: the {language} message is {len(body):,} characters, more than "
-            f"the {limit:,} the channel takes; shorten the text (nothing was sent or queued)"
-        )
+        params = {
+            "channel": channel.name,
+            "language": language,
+            "length": f"{len(body):,}",
+            "limit": f"{limit:,}",
+        }
+        raise StaffFacingError(StaffNote(TOO_LONG, params))

@@ -26,7 +26,7 @@ from gateway import (
 )
 from gateway.addresses import AddressKinds
 from gateway.domain.family_csv import parse_families_csv
-from gateway.errors import ConfigError, GatewayError, PluginError
+from gateway.errors import ConfigError, PluginError, StaffFacingError
 from gateway.families import import_families
 from gateway.outbox.planner import BroadcastRequest
 from gateway.resources import SHIPPED_TEMPLATES
@@ -143,9 +143,12 @@ async def test_routing_templates_capabilities_and_consent_per_channel(tmp_path: 
         async with gw.db.session() as session:
             before = await session.scalar(select(func.count(Broadcast.id)))
         with pytest.raises(
-            GatewayError, match=r"channel beeper: the en message is 7\d characters, more than the 60"
-        ):
+            StaffFacingError, match=r"channel beeper: the en message is 7\d characters, more than the 60"
+        ) as caught:
             await gw.planner.plan(BroadcastRequest(template="notice", context={"text": "x" * 70}))
+        # Staff read it in their interface language.
+        spanish = caught.value.note.text(lambda m, **p: gw.ui_catalogs.gettext("es", m, **p))
+        assert spanish.startswith("canal beeper: el mensaje en en tiene 7")
         async with gw.db.session() as session:
             assert await session.scalar(select(func.count(Broadcast.id))) == before
 
