@@ -947,20 +947,23 @@ def plugins_list(as_json: JsonOpt = False) -> None:
             "module": i.module,
             "distribution": i.distribution,
             "channels": list(i.channels),
+            "address_kinds": list(i.address_kinds),
             "engines": list(i.engines),
             "hooks": list(i.hooks),
+            "contract": i.contract,
         }
         for i in infos
     ]
     if as_json:
         emit_json(data)
         return
-    table = Table("plugin", "module", "channels", "engines", "hooks")
+    table = Table("plugin", "module", "channels", "address kinds", "engines", "hooks")
     for item in data:
         table.add_row(
             item["name"],
             item["module"],
             ", ".join(item["channels"]),
+            ", ".join(item["address_kinds"]),
             ", ".join(item["engines"]),
             ", ".join(item["hooks"]),
         )

@@ -40,6 +40,10 @@ class PluginInfo:
     hooks: tuple[str, ...]
     channels: tuple[str, ...]
     engines: tuple[str, ...]
+    address_kinds: tuple[str, ...] = ()
+    """Address kinds the plugin's channels declare (``address:<kind>`` columns)."""
+    contract: str | None = None
+    """The plugin contract it says it needs (``GATEWAY_CONTRACT``), if any."""
 
 
 def make_plugin_manager(extra: Iterable[ModuleType | object] = ()) -> pluggy.PluginManager:
@@ -108,7 +112,11 @@ def describe_plugins(pm: pluggy.PluginManager) -> list[PluginInfo]:
         if plugin is None:
             continue
         hooks = tuple(sorted(h.name for h in pm.get_hookcallers(plugin) or ()))
-        channels = tuple(sorted(cls.plugin for cls in _call(plugin, "gateway_channel_types")))
+        channel_classes = _call(plugin, "gateway_channel_types")
+        channels = tuple(sorted(cls.plugin for cls in channel_classes))
+        kinds = tuple(
+            sorted({cls.address_kind.name for cls in channel_classes if getattr(cls, "address_kind", None)})
+        )
         engines = tuple(sorted(cls.name for cls in _call(plugin, "gateway_translation_engines")))
         infos.append(
             PluginInfo(
@@ -118,6 +126,8 @@ def describe_plugins(pm: pluggy.PluginManager) -> list[PluginInfo]:
                 hooks=hooks,
                 channels=channels,
                 engines=engines,
+                address_kinds=kinds,
+                contract=getattr(plugin, "GATEWAY_CONTRACT", None),
             )
         )
     return infos

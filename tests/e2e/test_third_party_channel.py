@@ -182,6 +182,7 @@ async def test_app_channel_package_routes_by_channel_and_keeps_consent_per_chann
     async with live_gateway(tmp_path / "gw", cli, lambda _base: channels, channel_order=order) as live:
         plugins = {p["name"]: p for p in json.loads(cli(["plugins", "list", "--json"]).stdout)}
         assert plugins["app_push"]["channels"] == ["app_push"]
+        assert plugins["app_push"]["address_kinds"] == ["app"] and plugins["app_push"]["contract"] == "2"
         assert plugins["app_push"]["distribution"] == "district-app-push 1.0"
 
         # An address column of a kind nobody declares is refused, named.
