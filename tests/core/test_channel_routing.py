@@ -111,6 +111,12 @@ async def test_routing_templates_capabilities_and_consent_per_channel(tmp_path: 
         [note] = [w for w in report["warnings"] if w["column"] == "preferred_channel"]
         assert note["line"] == 3 and "stored as channel 'sms'" in note["reason"]
 
+        # Policy "all": every address once, on the first channel that may write to it (the
+        # preferred one first), never SMS and the pager both on one number.
+        everyone = BroadcastRequest(template="notice", context={"text": "Bus late"}, policy="all")
+        planned = await gw.planner.plan(everyone, dry_run=True)
+        assert planned.by_channel == {"beeper": 1, "sms": 2, "email": 3}
+
         summary = await gw.planner.plan(BroadcastRequest(template="notice", context={"text": "Bus late"}))
         assert summary.by_channel == {"beeper": 1, "sms": 1, "email": 1}
         await gw.dispatcher.run_until_idle()
