@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.errors import StaffFacingError
 from gateway.staff_text import S_, StaffNote
+from gateway.storage.endpoints import ChannelState, effective_state
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
     from gateway.channels import Channel
-    from gateway.storage.endpoints import ChannelState
 
 __all__ = [
     "FallbackStep",
@@ -75,9 +75,8 @@ def endpoint_for_channel(gw: Gateway, channel: Channel, endpoints: Sequence[Any]
     return derived
 
 
-def _state(gw: Gateway, endpoint: Any, channel: str) -> ChannelState:
-    from gateway.storage.endpoints import effective_state
-
+def _state(endpoint: Any, channel: str) -> ChannelState:
+    """A planner endpoint's consent on ``channel``."""
     return effective_state(
         endpoint.opted_out, endpoint.invalid, None, getattr(endpoint, "channel_states", None), channel
     )
@@ -96,17 +95,19 @@ def route(
             first = 0 if channel.name == preferred else 1
             ranked.append((first, rank, endpoint.id, channel, endpoint))
     ranked.sort(key=lambda item: item[:3])
-    usable = [(c, e) for *_, c, e in ranked if _state(gw, e, c.name).usable]
+    usable = [(c, e) for *_, c, e in ranked if _state(e, c.name).usable]
     if policy == "all":
-        seen: set[int] = set()
-        usable = [(c, e) for c, e in usable if not (e.id in seen or seen.add(e.id))]  # type: ignore[func-returns-value]
+        once: dict[int, tuple[Channel, Any]] = {}
+        for channel, endpoint in usable:
+            once.setdefault(endpoint.id, (channel, endpoint))
+        usable = list(once.values())
     if usable:
         return usable, ""
     if not guardian.endpoints:
         return [], "no endpoint"
     if not ranked:
         return [], f"no endpoint on channels {', '.join(c.name for c in channels)}"
-    if all(_state(gw, e, c.name).opted_out for *_, c, e in ranked):
+    if all(_state(e, c.name).opted_out for *_, c, e in ranked):
         return [], "opted out"
     return [], "invalid address"
 
