@@ -96,33 +96,36 @@ async def set_channel_state(
     state: EndpointState | None,
     reason: str = "",
 ) -> int:
-    """Mark (or with ``None`` restore) ``endpoint_ids`` on ``channel`` only; how many. Restoring
-    also lifts an every-channel mark of those endpoints' on this channel: the other channels
-    keep it (it becomes a mark on each of them)."""
+    """Mark ``endpoint_ids`` opted out or invalid on ``channel`` only (``None``: lift both marks
+    there; every-channel marks stay); how many endpoints. One upsert, so two processes marking
+    the same endpoint at once (a bounce and a STOP) cannot collide."""
     ids = sorted(set(endpoint_ids))
     if not ids:
         return 0
     values = _consent_values(state, reason)
-    existing = {
-        row.endpoint_id: row
-        for row in await session.scalars(
-            select(EndpointConsent).where(
-                EndpointConsent.endpoint_id.in_(ids), EndpointConsent.channel == channel
-            )
-        )
-    }
     now = utcnow()
-    for endpoint_id in ids:
-        row = existing.get(endpoint_id)
-        if row is None:
-            if state is None:
-                continue
-            session.add(EndpointConsent(endpoint_id=endpoint_id, channel=channel, updated_at=now, **values))
-        else:
-            for key, value in values.items():
-                setattr(row, key, value)
-            row.updated_at = now
-    await session.flush()
+    c = CONSENT.c
+    if state is None:
+        await session.execute(
+            update(CONSENT)
+            .where(c.endpoint_id.in_(ids), c.channel == channel)
+            .values(**values, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return len(ids)
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    defaults = {"opted_out": False, "opted_out_at": None, "invalid": False, "invalid_reason": None}
+    statement = dialect_insert(CONSENT).values(
+        [{**defaults, **values, "endpoint_id": i, "channel": channel, "updated_at": now} for i in ids]
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=["endpoint_id", "channel"],
+        set_={**{key: statement.excluded[key] for key in values}, "updated_at": now},
+    )
+    await session.execute(statement)
     return len(ids)
 
 
@@ -147,13 +150,12 @@ async def opt_in_on_channel(
                 await set_channel_state(session, moved, other, "opted_out", "opted out everywhere")
         for endpoint in everywhere:
             endpoint.opted_out, endpoint.opted_out_at = False, None
-    rows = await session.scalars(
-        select(EndpointConsent).where(
-            EndpointConsent.endpoint_id.in_(ids), EndpointConsent.channel == channel
-        )
+    await session.execute(
+        update(CONSENT)
+        .where(CONSENT.c.endpoint_id.in_(ids), CONSENT.c.channel == channel)
+        .values(opted_out=False, opted_out_at=None, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
     )
-    for row in rows:
-        row.opted_out, row.opted_out_at, row.updated_at = False, None, utcnow()
     await session.flush()
     return was_out
 
