@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import pluggy
 
+from gateway.addresses import EMAIL, PHONE, TELEGRAM, AddressKind, current_region
 from gateway.channels import (
     Attachment,
     Button,
     Channel,
+    ChannelCapabilities,
     ChannelContext,
     ChannelSettings,
     EndpointKind,
@@ -24,6 +26,8 @@ from gateway.channels import (
     StatusUpdate,
     WebhookHandler,
 )
+from gateway.contract import CONTRACT_VERSION, MessageStatusEvent, PluginContext, QueuedReply
+from gateway.domain.contacts import normalize_email, normalize_phone
 from gateway.errors import (
     ConfigError,
     DeliveryUnknownError,
@@ -45,9 +49,15 @@ hookimpl = pluggy.HookimplMarker("gateway")
 """Decorator marking a function as a gateway hook implementation."""
 
 __all__ = [
+    "CONTRACT_VERSION",
+    "EMAIL",
+    "PHONE",
+    "TELEGRAM",
+    "AddressKind",
     "Attachment",
     "Button",
     "Channel",
+    "ChannelCapabilities",
     "ChannelContext",
     "ChannelSettings",
     "ConfigError",
@@ -62,9 +72,12 @@ __all__ = [
     "GatewayError",
     "InboundMessage",
     "InboundOutcome",
+    "MessageStatusEvent",
     "OutboundMessage",
     "PermanentSendError",
+    "PluginContext",
     "PluginError",
+    "QueuedReply",
     "RetryableSendError",
     "SendError",
     "SendResult",
@@ -74,7 +87,10 @@ __all__ = [
     "TranslationError",
     "WebhookHandler",
     "__version__",
+    "current_region",
     "hookimpl",
     "mask_address",
+    "normalize_email",
+    "normalize_phone",
     "scrub",
 ]

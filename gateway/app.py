@@ -13,6 +13,7 @@ import pluggy
 from pydantic import BaseModel, SecretStr, ValidationError
 from sqlalchemy.engine import make_url
 
+from gateway.addresses import AddressKind, AddressKinds
 from gateway.channels import (
     Channel,
     ChannelSettings,
@@ -23,6 +24,7 @@ from gateway.channels import (
     StatusUpdate,
 )
 from gateway.config import GatewayConfig, format_validation_error
+from gateway.contract import MessageStatusEvent, PluginContext
 from gateway.errors import ConfigError, EndpointState, PluginError
 from gateway.logs import install_scrubbing
 from gateway.metrics import GatewayMetrics
@@ -69,6 +71,10 @@ class Gateway:
             max_output=config.rendering.max_output_characters,
         )
         self.renderer = TemplateRenderer(config.templates_dir, self.catalogs, filters, budget)
+        self.plugin_context = PluginContext(self)
+        """What hooks receive (``context``)."""
+        self.address_kinds: AddressKinds = address_kinds(self.pm)
+        """Every declared address kind: the built-in ones and those channel plugins declare."""
         self.channels: dict[str, Channel] = self._build_channels()
         self._engine_settings: dict[str, EngineSettings] = {}
         self._spare_engines: list[TranslationEngine] = []
@@ -122,16 +128,27 @@ class Gateway:
                 raise ConfigError(
                     format_validation_error(exc, self.config.where(), prefix=f"channels.{name}.")
                 ) from None
-            if cls.endpoint_kind is None and settings.endpoint is None:
+            declared = cls.declared_kind()
+            kinds = ", ".join(self.address_kinds)
+            if declared is None and settings.endpoint is None:
                 guess = {"sms": "phone", "email": "email", "telegram": "telegram"}.get(name)
                 if guess is None:
                     raise ConfigError(
                         f"{self.config.where()}: channels.{name}.endpoint: required for plugin "
-                        f"{plugin!r} (phone, email or telegram)"
+                        f"{plugin!r} (a declared address kind: {kinds})"
                     )
                 settings = settings.model_copy(update={"endpoint": guess})
+            kind_name = declared or settings.endpoint
+            if kind_name not in self.address_kinds:
+                key = "plugin" if declared else "endpoint"
+                raise ConfigError(
+                    f"{self.config.where()}: channels.{name}.{key}: unknown address kind "
+                    f"{kind_name!r} (declared: {kinds})"
+                )
             _register_secrets(settings)
-            channels[name] = cls(name, settings, CoreChannelContext(self, name))
+            channel = cls(name, settings, CoreChannelContext(self, name))
+            channel.bind_address_kind(self.address_kinds[str(kind_name)])
+            channels[name] = channel
         return channels
 
     def _build_engines(self) -> list[TranslationEngine]:
@@ -201,6 +218,25 @@ class Gateway:
         """Enabled channels reaching ``kind`` endpoints, in fallback order."""
         return [c for c in self.channels.values() if c.kind == kind and c.settings.enabled]
 
+    def channels_for_endpoint(self, kind: str) -> list[Channel]:
+        """Enabled channels that can reach an endpoint of ``kind``: those of the kind, and those
+        of kinds that default from it (WhatsApp on a phone number), in fallback order."""
+        derived = {k.name for k in self.address_kinds.derived(kind)}
+        return [
+            c
+            for c in self.channels.values()
+            if c.settings.enabled and (c.kind == kind or c.kind in derived)
+        ]
+
+    def resolve_preferred(self, value: str | None) -> str | None:
+        """A stored ``preferred_channel`` as a channel name: a channel's name is kept; an address
+        kind (or ``sms``, as older imports wrote) means the first channel of that kind."""
+        if not value or value in self.channels:
+            return value
+        kind = "phone" if value == "sms" else value
+        found = self.channels_for_kind(kind)
+        return found[0].name if found else value
+
     def channel_name_for_kind(self, kind: str) -> str:
         """The name of the first channel reaching ``kind`` (the kind itself when none)."""
         found = self.channels_for_kind(kind)
@@ -226,11 +262,11 @@ class Gateway:
     async def start(self) -> None:
         """Start every channel and call start-up hooks."""
         await self.start_channels()
-        await self.call_hook("gateway_startup", gateway=self)
+        await self.call_hook("gateway_startup")
 
     async def close(self) -> None:
         """Stop channels and close the database."""
-        await self.call_hook("gateway_shutdown", gateway=self)
+        await self.call_hook("gateway_shutdown")
         for channel in reversed(self._started):
             try:
                 await channel.stop()
@@ -252,10 +288,34 @@ class Gateway:
         await self.close()
 
     async def call_hook(self, hook: str, **kwargs: Any) -> None:
-        """Call an observer hook and await whatever awaitables plugins returned."""
-        for result in getattr(self.pm.hook, hook)(**kwargs):
-            if inspect.isawaitable(result):
-                await result
+        """Call an observer hook, each implementation on its own: ``context`` and ``gateway``
+        are added to ``kwargs``; an awaitable result is awaited; an exception (raised or from the
+        awaitable) is logged with the plugin's name and the other implementations still run."""
+        kwargs = {"context": self.plugin_context, "gateway": self, **kwargs}
+        caller = getattr(self.pm.hook, hook)
+        # pluggy's own call order: the last registered first, tryfirst/trylast honoured.
+        for impl in reversed(caller.get_hookimpls()):
+            if impl.hookwrapper or getattr(impl, "wrapper", False):
+                continue
+            try:
+                result = impl.function(*(kwargs[name] for name in impl.argnames))
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                self.metrics.hook_failure(hook, impl.plugin_name)
+                log.exception(
+                    "plugin %s: %s failed; the other plugins were still called", impl.plugin_name, hook
+                )
+
+    async def message_status(self, event: MessageStatusEvent) -> None:
+        """Tell ``gateway_message_status`` observers about one status change."""
+        await self.call_hook(
+            "gateway_message_status",
+            event=event,
+            message_id=event.message_id,
+            status=event.status,
+            detail=event,
+        )
 
     def public_url(self, path: str) -> str:
         """``http.public_base_url`` + ``path``."""
@@ -266,6 +326,23 @@ class Gateway:
                 "and families reach this gateway at)"
             )
         return base + path
+
+
+def address_kinds(pm: pluggy.PluginManager) -> AddressKinds:
+    """The built-in address kinds and those every installed channel plugin declares."""
+    kinds = AddressKinds()
+    for cls in channel_types(pm).values():
+        declared = getattr(cls, "address_kind", None)
+        owner = f"channel plugin {cls.plugin!r} ({cls.__module__})"
+        if declared is not None and not isinstance(declared, AddressKind):
+            raise PluginError(
+                f"{owner}: address_kind must be a gateway.AddressKind, not {type(declared).__name__} "
+                "(a built-in kind's name goes in endpoint_kind)"
+            )
+        if declared is not None:
+            kinds.add(declared, owner)
+    kinds.check_defaults()
+    return kinds
 
 
 def _register_secrets(value: Any) -> None:
@@ -313,26 +390,28 @@ class CoreChannelContext:
         """Apply a delivery report, keep it until it can be, or spool it."""
         return await self.gateway.intake.update_status(update)
 
+    def _kind(self) -> AddressKind:
+        channel = self.gateway.channel(self.name)
+        return self.gateway.address_kinds[channel.kind]
+
     async def set_endpoint_state(self, address: str, state: EndpointState | None, reason: str) -> int:
-        """Mark endpoints of this channel's kind with ``address``."""
+        """Mark ``address`` on this channel only (every endpoint behind it)."""
         from gateway.storage.endpoints import set_endpoint_state
 
-        kind = self.gateway.channel(self.name).kind
-        return await set_endpoint_state(self.gateway.db, kind, address, state, reason)
+        return await set_endpoint_state(self.gateway.db, self._kind(), address, state, reason, self.name)
 
     async def link_endpoint(self, token: str, address: str) -> EndpointLink | None:
         """Redeem an onboarding token."""
         from gateway.storage.endpoints import redeem_link_token
 
         kind = self.gateway.channel(self.name).kind
-        return await redeem_link_token(self.gateway.db, token, kind, address)
+        return await redeem_link_token(self.gateway.db, token, kind, address, self.name)
 
     async def endpoint_language(self, address: str) -> str | None:
         """The language of the guardian behind ``address``."""
         from gateway.storage.endpoints import endpoint_language
 
-        kind = self.gateway.channel(self.name).kind
-        return await endpoint_language(self.gateway.db, kind, address)
+        return await endpoint_language(self.gateway.db, self._kind(), address)
 
     async def last_inbound_at(self, address: str) -> datetime | None:
         """When this channel last stored a message from ``address``."""

@@ -1,8 +1,10 @@
 """The channel plugin contract: the base class, the settings every channel shares, and the
 messages that cross the boundary between the core and a channel.
 
-A channel plugin subclasses :class:`Channel`, declares which kind of family endpoint it
-reaches (``phone``, ``email`` or ``telegram``) and implements :meth:`Channel.send`. It gets a
+A channel plugin subclasses :class:`Channel`, declares which kind of family address it reaches
+(:attr:`Channel.address_kind`, an :class:`~gateway.addresses.AddressKind`: a built-in one such as
+``PHONE`` or its own), what it can show (:attr:`Channel.capabilities`) and implements
+:meth:`Channel.send`. It gets a
 :class:`ChannelContext` from the core: the only door back into the gateway (inbound replies,
 delivery status, endpoint state, public URLs, catalog strings).
 """
@@ -20,12 +22,14 @@ from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.addresses import BUILTIN_KINDS, AddressKind
 from gateway.errors import EndpointState
 
 __all__ = [
     "Attachment",
     "Button",
     "Channel",
+    "ChannelCapabilities",
     "ChannelContext",
     "ChannelSettings",
     "EndpointKind",
@@ -39,11 +43,13 @@ __all__ = [
     "WebhookHandler",
 ]
 
-EndpointKind = Literal["phone", "email", "telegram"]
-"""What a family endpoint address is: an E.164 number, an e-mail address or a Telegram chat id."""
+EndpointKind = str
+"""The name of an address kind (:class:`~gateway.addresses.AddressKind`): ``phone``, ``email``,
+``telegram`` or one a plugin declares."""
 
-#: Template variant a channel renders, by the endpoint kind it reaches.
-VARIANT_BY_KIND: dict[str, str] = {"phone": "sms", "email": "email", "telegram": "telegram"}
+#: Template variant a channel renders, by the built-in endpoint kind it reaches.
+VARIANT_BY_KIND: dict[str, str] = {k.name: k.variant for k in BUILTIN_KINDS}
+_BUILTIN_BY_NAME: dict[str, AddressKind] = {k.name: k for k in BUILTIN_KINDS}
 
 #: Delivery statuses in the order they progress; a status update never moves backwards.
 DELIVERY_STATUS_ORDER: dict[str, int] = {
@@ -61,6 +67,10 @@ WebhookHandler = Callable[[Any], Awaitable[Any]]
 """``async (aiohttp.web.Request) -> aiohttp.web.StreamResponse``."""
 
 
+#: Buttons a channel that only says ``supports_buttons = True`` is taken to show.
+MAX_LEGACY_BUTTONS = 10
+
+
 def utcnow() -> datetime:
     """The current time, timezone-aware, in UTC."""
     return datetime.now(UTC)
@@ -75,9 +85,10 @@ class ChannelSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     plugin: str = Field(description="Which plugin implements this channel.")
-    endpoint: EndpointKind | None = Field(
+    endpoint: str | None = Field(
         default=None,
-        description="Endpoint kind this channel reaches; plugins that know theirs ignore it.",
+        description="Address kind this channel reaches (a declared kind); plugins that know "
+        "theirs ignore it.",
     )
     enabled: bool = True
     rate_per_second: float | None = Field(
@@ -93,6 +104,35 @@ class ChannelSettings(BaseModel):
         description="Refuse broadcasts that would take longer than this at rate_per_second "
         "(Twilio's queue limit per sender is 10 hours).",
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelCapabilities:
+    """What a channel can show, read by the core when it renders and plans.
+
+    A channel declares it as :attr:`Channel.capabilities`; channels that do not are described
+    from the older attributes (``max_body_length``, ``supports_buttons``,
+    ``supports_attachments``).
+    """
+
+    subject: bool = False
+    """A subject or title line (e-mail subject, push notification title): rendered from the
+    template's ``<channel>_title``, ``<kind>_title`` or ``email_subject`` block."""
+    buttons: int = 0
+    """How many reply buttons one message may carry (0: none; choices are then written out)."""
+    max_length: int | None = None
+    """The longest body the channel takes, in characters: the planner refuses, before writing
+    anything, a broadcast with a longer message for this channel."""
+    markup: Literal["text", "html", "telegram_html", "markdown"] = "text"
+    """What the body is: plain text, an HTML part (e-mail), Telegram HTML or Markdown."""
+    media: bool = False
+    """Whether files travel with the message (others get a link in the text)."""
+
+    def __post_init__(self) -> None:
+        if self.buttons < 0:
+            raise ValueError("buttons: 0 or more")
+        if self.max_length is not None and self.max_length < 1:
+            raise ValueError("max_length: 1 or more, or None")
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +179,14 @@ class OutboundMessage:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     attachments: tuple[Attachment, ...] = ()
     """Files to send with the message (channels with ``supports_attachments``)."""
+
+    @property
+    def idempotency_key(self) -> str:
+        """``gw-<message_id>``: the same for every attempt of this message (and its redelivery
+        after a passing failure), different for every other message. Send it to providers that
+        deduplicate on a key, or store it with the message where the provider keeps metadata,
+        so :meth:`Channel.reconcile` can find the message when its fate is unknown."""
+        return f"gw-{self.message_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,7 +323,9 @@ class ChannelContext(Protocol):
         """
 
     async def set_endpoint_state(self, address: str, state: EndpointState | None, reason: str) -> int:
-        """Mark every endpoint with this address of this channel's kind; returns how many."""
+        """Mark ``address`` opted out or invalid (``None``: usable again) on this channel only:
+        the family's other channels, even on the same address, are not affected. Every
+        endpoint behind the address (guardians may share one) is marked; returns how many."""
 
     async def link_endpoint(self, token: str, address: str) -> EndpointLink | None:
         """Redeem an onboarding token for ``address``; None when bad, revoked or used."""
@@ -312,11 +362,19 @@ class Channel(abc.ABC):
     """Base class of every channel plugin.
 
     Subclasses set :attr:`plugin` (the name used as ``plugin:`` in config) and, when they
-    know it, :attr:`endpoint_kind`; they may declare :attr:`Settings` for their own keys.
+    know it, :attr:`address_kind` (or, as older plugins do, :attr:`endpoint_kind`, the name of a
+    built-in kind); they may declare :attr:`Settings` for their own keys and
+    :attr:`capabilities`.
     """
 
     plugin: ClassVar[str]
-    endpoint_kind: ClassVar[EndpointKind | None] = None
+    address_kind: ClassVar[AddressKind | None] = None
+    """The kind of address this channel reaches, declared with the channel (its own or a
+    built-in one: ``gateway.PHONE``, ``gateway.EMAIL``, ``gateway.TELEGRAM``)."""
+    endpoint_kind: ClassVar[str | None] = None
+    """Older form of :attr:`address_kind`: the name of a declared kind."""
+    capabilities: ClassVar[ChannelCapabilities | None] = None
+    """What the channel can show; None: described from the attributes below."""
     Settings: ClassVar[type[ChannelSettings]] = ChannelSettings
     max_body_length: ClassVar[int | None] = None
     supports_buttons: ClassVar[bool] = False
@@ -330,19 +388,57 @@ class Channel(abc.ABC):
         self.settings = settings
         self.context = context
         self.log = context.logger
+        self._address_kind: AddressKind | None = None
+
+    @classmethod
+    def declared_kind(cls) -> str | None:
+        """The name of the address kind the class declares (None: the config says)."""
+        if cls.address_kind is not None:
+            return cls.address_kind.name
+        return cls.endpoint_kind
+
+    def bind_address_kind(self, kind: AddressKind) -> None:
+        """Called by the core once the channel's kind is resolved against the declared kinds."""
+        self._address_kind = kind
 
     @property
     def kind(self) -> EndpointKind:
-        """The endpoint kind this channel reaches."""
-        kind = self.endpoint_kind or self.settings.endpoint
+        """The name of the address kind this channel reaches."""
+        kind = self.declared_kind() or self.settings.endpoint
         if kind is None:  # pragma: no cover - validated when the channel is built
             raise ValueError(f"channel {self.name!r} does not say which endpoint kind it reaches")
         return kind
 
     @property
+    def kind_info(self) -> AddressKind | None:
+        """The :class:`AddressKind` this channel reaches, once resolved."""
+        return self._address_kind or self.address_kind or _BUILTIN_BY_NAME.get(self.kind)
+
+    @property
     def variant(self) -> str:
-        """The template block family this channel renders (``sms``, ``email``, ``telegram``)."""
-        return VARIANT_BY_KIND[self.kind]
+        """The built-in template form this channel renders (``sms``, ``email``, ``telegram``)."""
+        info = self.kind_info
+        return info.variant if info is not None else VARIANT_BY_KIND.get(self.kind, "sms")
+
+    @property
+    def template_blocks(self) -> tuple[str, ...]:
+        """Template blocks tried before the variant's own: the channel's name, then its kind's."""
+        return tuple(dict.fromkeys((self.name, self.kind)))
+
+    @property
+    def features(self) -> ChannelCapabilities:
+        """The capabilities the core reads: :attr:`capabilities`, or a description from
+        ``max_body_length``, ``supports_buttons`` and ``supports_attachments``."""
+        if self.capabilities is not None:
+            return self.capabilities
+        variant = self.variant
+        return ChannelCapabilities(
+            subject=variant == "email",
+            buttons=MAX_LEGACY_BUTTONS if self.supports_buttons else 0,
+            max_length=self.max_body_length,
+            markup="html" if variant == "email" else "telegram_html" if variant == "telegram" else "text",
+            media=bool(self.supports_attachments),
+        )
 
     @property
     def rate_per_second(self) -> float | None:
@@ -377,5 +473,18 @@ class Channel(abc.ABC):
         return 1
 
     async def reconcile(self, message: OutboundMessage, provider_message_id: str | None) -> str | None:
-        """For a message whose fate is unknown: the provider's status if it can tell, else None."""
+        """For a message whose fate is unknown, ask the provider whether it has it.
+
+        Called by the outbox (never concurrently for one message) for a message left
+        ``unknown``: :meth:`send` raised :class:`~gateway.errors.DeliveryUnknownError`, or the
+        worker died mid-send and its lease expired. ``provider_message_id`` is the id if one
+        was recorded, else None: look the message up by what the channel sent with it (the
+        idempotency key ``gw-<message_id>``, a custom header, the reply token).
+
+        Return the provider's status (``queued``, ``sent``, ``delivered``, ``failed``...) when
+        it can tell — the outbox records it and never resends — or None when it cannot (the
+        outbox re-queues the message once the lease period has passed: a possible duplicate,
+        counted as ``requeued_unknown``). Only channels that override this method get this
+        treatment; the others are resent when their lease expires. See docs/plugin_hooks.md.
+        """
         return None

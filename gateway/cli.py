@@ -248,12 +248,14 @@ def families_list(
     config: ConfigOpt = None,
 ) -> None:
     """List families with guardians, endpoints and students."""
+    from gateway.families import endpoint_details
     from gateway.storage.families import FamilyRepository, family_as_dict
 
     async def go(gw: Any) -> list[dict[str, Any]]:
         async with gw.db.session() as session:
             families = await FamilyRepository(session).list(school=school, language=language)
-            return [family_as_dict(f, gw.channel_name_for_kind) for f in families]
+            extra = await endpoint_details(gw, session, [g for f in families for g in f.guardians])
+            return [family_as_dict(f, gw.channel_name_for_kind, extra) for f in families]
 
     rows = with_gateway(config, go)
     if as_json:
@@ -263,7 +265,14 @@ def families_list(
     for row in rows:
         guardians = "\n".join(
             f"{g['name']} ({g['language']}) "
-            + ", ".join(f"{e['channel']}{' [opted out]' if e['opted_out'] else ''}" for e in g["endpoints"])
+            + ", ".join(
+                f"{e['label']} {e['masked']}: "
+                + ", ".join(
+                    c["channel"] + ("" if c["state"] == "subscribed" else f" [{c['state']}]")
+                    for c in e["channels"]
+                )
+                for e in g["endpoints"]
+            )
             for g in row["guardians"]
         )
         students = "\n".join(f"{s['name']} — {s['school']} {s['grade'] or ''}" for s in row["students"])
@@ -960,20 +969,23 @@ def plugins_list(as_json: JsonOpt = False) -> None:
             "module": i.module,
             "distribution": i.distribution,
             "channels": list(i.channels),
+            "address_kinds": list(i.address_kinds),
             "engines": list(i.engines),
             "hooks": list(i.hooks),
+            "contract": i.contract,
         }
         for i in infos
     ]
     if as_json:
         emit_json(data)
         return
-    table = Table("plugin", "module", "channels", "engines", "hooks")
+    table = Table("plugin", "module", "channels", "address kinds", "engines", "hooks")
     for item in data:
         table.add_row(
             item["name"],
             item["module"],
             ", ".join(item["channels"]),
+            ", ".join(item["address_kinds"]),
             ", ".join(item["engines"]),
             ", ".join(item["hooks"]),
         )

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from gateway.app import Gateway
 from gateway.broadcasts import send_broadcast
@@ -25,7 +25,7 @@ from gateway.families import import_families
 from gateway.inbox import list_inbox
 from gateway.resources import EXAMPLE_CONFIG, SHIPPED_EXAMPLES
 from gateway.sandbox_tools import inject_reply
-from gateway.storage.models import Endpoint, OutboxMessage
+from gateway.storage.models import Endpoint, EndpointConsent, OutboxMessage
 
 __all__ = ["DEMO_REPLIES", "run_demo"]
 
@@ -151,7 +151,15 @@ async def _summary(gw: Gateway, console: Console, broadcast_id: int, event_id: s
                 .group_by(OutboxMessage.language, OutboxMessage.channel)
             )
         )
-        opted_out = await session.scalar(select(func.count(Endpoint.id)).where(Endpoint.opted_out))
+        # Addresses opted out of at least one channel (or of every channel).
+        opted_out = await session.scalar(
+            select(func.count(Endpoint.id)).where(
+                or_(
+                    Endpoint.opted_out,
+                    Endpoint.id.in_(select(EndpointConsent.endpoint_id).where(EndpointConsent.opted_out)),
+                )
+            )
+        )
     table = Table("language", "channel", "messages", title="Invitation messages")
     for language, channel, count in sorted(by):
         table.add_row(language, channel, str(count))

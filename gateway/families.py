@@ -9,18 +9,32 @@ from typing import TYPE_CHECKING, Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.domain.family_csv import parse_families_csv
 from gateway.errors import GatewayError
 from gateway.staff_text import S_, english
-from gateway.storage.endpoints import create_link_token
+from gateway.storage.endpoints import (
+    channel_states,
+    create_link_token,
+    effective_state,
+    opt_in_on_channel,
+    set_channel_state,
+)
 from gateway.storage.families import FamilyRepository
-from gateway.storage.models import Family, Guardian
+from gateway.storage.models import Endpoint, EndpointConsent, Family, Guardian, utcnow
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
-__all__ = ["audience_problems", "import_families", "onboarding_links"]
+__all__ = [
+    "audience_problems",
+    "endpoint_details",
+    "import_families",
+    "legacy_preferred_channels",
+    "onboarding_links",
+    "set_consent",
+]
 
 PROGRESS_THRESHOLD = 2000
 
@@ -35,7 +49,9 @@ async def import_families(
         default_region=cfg.default_region,
         default_language=cfg.default_language,
         default_timezone=cfg.default_timezone,
-        channels=frozenset(gw.channels) | frozenset({"sms", "email", "telegram", "phone"}),
+        channels=frozenset(gw.channels),
+        kinds=gw.address_kinds,
+        legacy_preferred=legacy_preferred_channels(gw),
     )
     records = list(parsed.families.values())
     bar = None
@@ -66,6 +82,101 @@ async def import_families(
         "errors": [p.as_dict() for p in parsed.errors],
         "warnings": [p.as_dict() for p in parsed.warnings],
     }
+
+
+def legacy_preferred_channels(gw: Gateway) -> dict[str, str | None]:
+    """Older ``preferred_channel`` values (an address kind, ``sms``) that are not channel names,
+    and the channel each now means: the first configured channel of the kind (None: none is
+    configured)."""
+    found: dict[str, str | None] = {}
+    for value in (*gw.address_kinds, "sms"):
+        if value in gw.channels:
+            continue
+        channel = gw.resolve_preferred(value)
+        found[value] = channel if channel in gw.channels else None
+    return found
+
+
+async def endpoint_details(
+    gw: Gateway, session: AsyncSession, guardians: list[Guardian]
+) -> dict[int, dict[str, Any]]:
+    """Per endpoint id: ``opted_out`` / ``invalid`` on the channel the listing names (the first
+    of the endpoint's kind), ``masked`` (the address as its kind shows it), ``label`` (the kind) and
+    ``channels``: for every configured channel that reaches the endpoint, its consent there
+    (``state``: ``subscribed`` | ``opted_out`` | ``invalid``, ``everywhere`` when the mark is
+    on every channel, ``since``)."""
+    endpoints = [e for g in guardians for e in g.endpoints]
+    own = await channel_states(session, [e.id for e in endpoints])
+    since = {
+        (row.endpoint_id, row.channel): row.opted_out_at
+        for row in await session.scalars(
+            select(EndpointConsent).where(EndpointConsent.endpoint_id.in_([e.id for e in endpoints]))
+        )
+    }
+    details: dict[int, dict[str, Any]] = {}
+    for guardian in guardians:
+        kinds_held = {e.kind for e in guardian.endpoints}
+        for endpoint in guardian.endpoints:
+            kind = gw.address_kinds.get(endpoint.kind)
+            channels = []
+            for channel in gw.channels_for_endpoint(endpoint.kind):
+                if channel.kind != endpoint.kind and channel.kind in kinds_held:
+                    continue  # the guardian gave this channel an address of its own
+                state = effective_state(
+                    endpoint.opted_out,
+                    endpoint.invalid,
+                    endpoint.invalid_reason,
+                    own.get(endpoint.id),
+                    channel.name,
+                )
+                at = endpoint.opted_out_at if state.everywhere else since.get((endpoint.id, channel.name))
+                channels.append(
+                    {
+                        "channel": channel.name,
+                        "state": "opted_out"
+                        if state.opted_out
+                        else "invalid"
+                        if state.invalid
+                        else "subscribed",
+                        "everywhere": state.everywhere,
+                        "since": at.isoformat() if at and not state.usable else None,
+                    }
+                )
+            listed = gw.channel_name_for_kind(endpoint.kind)
+            on_listed = next((c for c in channels if c["channel"] == listed), None)
+            details[endpoint.id] = {
+                # The older keys read "on the listed channel" (the first of the endpoint's kind).
+                "opted_out": endpoint.opted_out or bool(on_listed and on_listed["state"] == "opted_out"),
+                "invalid": endpoint.invalid or bool(on_listed and on_listed["state"] == "invalid"),
+                "label": (kind.label or kind.name) if kind else endpoint.kind,
+                "masked": gw.address_kinds.mask(endpoint.kind, endpoint.address),
+                "channels": channels,
+            }
+    return details
+
+
+async def set_consent(
+    gw: Gateway, session: AsyncSession, endpoint: Endpoint, channel: str | None, opted_out: bool
+) -> None:
+    """Staff change a family's consent for them: on one channel, or (``channel`` None) on every
+    channel reaching the endpoint. Opting in on one channel leaves the others as they are."""
+    reaching = [c.name for c in gw.channels_for_endpoint(endpoint.kind)]
+    if channel is not None and channel not in reaching:
+        raise GatewayError(
+            f"channel {channel!r} does not reach this address (channels: {', '.join(reaching)})"
+        )
+    if channel is None:
+        if opted_out:
+            endpoint.opted_out, endpoint.opted_out_at = True, utcnow()
+        else:
+            endpoint.opted_out, endpoint.opted_out_at = False, None
+            for name in reaching:
+                await set_channel_state(session, [endpoint.id], name, None)
+    elif opted_out:
+        await set_channel_state(session, [endpoint.id], channel, "opted_out")
+    else:
+        await opt_in_on_channel(session, [endpoint.id], channel, reaching)
+    await session.flush()
 
 
 async def onboarding_links(

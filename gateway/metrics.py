@@ -157,6 +157,12 @@ class GatewayMetrics:
             ["channel", "code"],
             registry=registry,
         )
+        self.hook_failures = Counter(
+            "gateway_plugin_hook_failures",
+            "Observer hook implementations that raised (the others still ran)",
+            ["hook", "plugin"],
+            registry=registry,
+        )
         self._add_intake_metrics(registry)
         self._translation = _TranslationCollector()
         registry.register(self._translation)
@@ -228,6 +234,10 @@ class GatewayMetrics:
     def message(self, outcome: str, channel: str) -> None:
         """Count one message ``outcome`` (a key of :data:`MESSAGE_OUTCOMES`) on ``channel``."""
         self.messages[outcome].labels(channel=channel).inc()
+
+    def hook_failure(self, hook: str, plugin: str) -> None:
+        """Count an observer hook implementation that raised."""
+        self.hook_failures.labels(hook=hook, plugin=plugin).inc()
 
     def signature_failure(self, channel: str) -> None:
         """Count a webhook refused for its signature or secret."""

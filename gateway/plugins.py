@@ -17,9 +17,12 @@ from typing import Any
 import pluggy
 
 from gateway import hookspecs
+from gateway.contract import CONTRACT_VERSION, check_contract
 from gateway.errors import PluginError
 
 __all__ = ["DEFAULT_PLUGINS", "ENTRY_POINT_GROUP", "PluginInfo", "make_plugin_manager"]
+
+# A plugin's GATEWAY_CONTRACT is checked once every plugin is registered (gateway.contract).
 
 ENTRY_POINT_GROUP = "gateway"
 
@@ -37,6 +40,10 @@ class PluginInfo:
     hooks: tuple[str, ...]
     channels: tuple[str, ...]
     engines: tuple[str, ...]
+    address_kinds: tuple[str, ...] = ()
+    """Address kinds the plugin's channels declare (``address:<kind>`` columns)."""
+    contract: str | None = None
+    """The plugin contract it says it needs (``GATEWAY_CONTRACT``), if any."""
 
 
 def make_plugin_manager(extra: Iterable[ModuleType | object] = ()) -> pluggy.PluginManager:
@@ -55,8 +62,13 @@ def make_plugin_manager(extra: Iterable[ModuleType | object] = ()) -> pluggy.Plu
         if not pm.is_registered(module):
             pm.register(module, name=module_name.rsplit(".", 1)[-1])
     for obj in extra:
-        pm.register(obj)
+        # Named after its module or class, so a failing hook is logged with a readable name.
+        name = getattr(obj, "__name__", None) or type(obj).__name__
+        pm.register(obj, name=None if pm.has_plugin(name) else name)
     pm.check_pending()
+    for name, plugin in pm.list_name_plugin():
+        if plugin is not None:
+            check_contract(plugin, name, CONTRACT_VERSION)
     return pm
 
 
@@ -100,7 +112,11 @@ def describe_plugins(pm: pluggy.PluginManager) -> list[PluginInfo]:
         if plugin is None:
             continue
         hooks = tuple(sorted(h.name for h in pm.get_hookcallers(plugin) or ()))
-        channels = tuple(sorted(cls.plugin for cls in _call(plugin, "gateway_channel_types")))
+        channel_classes = _call(plugin, "gateway_channel_types")
+        channels = tuple(sorted(cls.plugin for cls in channel_classes))
+        kinds = tuple(
+            sorted({cls.address_kind.name for cls in channel_classes if getattr(cls, "address_kind", None)})
+        )
         engines = tuple(sorted(cls.name for cls in _call(plugin, "gateway_translation_engines")))
         infos.append(
             PluginInfo(
@@ -110,6 +126,8 @@ def describe_plugins(pm: pluggy.PluginManager) -> list[PluginInfo]:
                 hooks=hooks,
                 channels=channels,
                 engines=engines,
+                address_kinds=kinds,
+                contract=getattr(plugin, "GATEWAY_CONTRACT", None),
             )
         )
     return infos

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from gateway.channels import InboundMessage
-from gateway.domain.contacts import normalize_email, normalize_phone, normalize_telegram
 from gateway.errors import GatewayError
 from gateway.storage.models import OutboxMessage
 
@@ -41,12 +40,12 @@ async def inject_reply(
         if not found:
             raise GatewayError(f"no channel reaches {kind} addresses like {sender!r}")
         channel = found[0].name
-    if kind == "phone":
-        sender = normalize_phone(sender, gw.config.families.default_region)
-    elif kind == "email":
-        sender = normalize_email(sender)
-    else:
-        sender = normalize_telegram(sender)
+    try:
+        sender = gw.address_kinds.get_kind(kind, "sandbox reply").parse(
+            sender, region=gw.config.families.default_region
+        )
+    except ValueError as exc:
+        raise GatewayError(f"--from {sender!r}: {exc}") from None
     message = InboundMessage(
         channel=channel,
         provider_message_id=provider_id or f"sandbox-{uuid.uuid4().hex}",

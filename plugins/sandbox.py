@@ -23,6 +23,9 @@ from gateway.sms import count_segments
 
 __all__ = ["SandboxChannel", "SandboxSettings", "read_outbox"]
 
+#: The plugin contract this plugin is written against (gateway.contract).
+GATEWAY_CONTRACT = "2"
+
 
 class SandboxSettings(ChannelSettings):
     """``outbox_dir`` (default: the channel's data folder), ``echo`` to print messages."""

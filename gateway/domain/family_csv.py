@@ -1,9 +1,13 @@
 """Parse a families CSV into households: validation per row, merging per ``family_id``.
 
 Columns (PRODUCT.md): ``family_id, guardian_name, language, phone, email, telegram_chat_id,
-preferred_channel, school, grade, student_name, timezone, tags``. Unknown columns are ignored.
-``line`` in errors is the physical line of the file (the header is line 1). A bad row is
-reported and skipped; the rest are imported.
+preferred_channel, school, grade, student_name, timezone, tags``, and ``address:<kind>`` for any
+declared address kind (``address:whatsapp``, ``address:app``: see :mod:`gateway.addresses`;
+``phone``, ``email`` and ``telegram_chat_id`` are the older names of ``address:phone``,
+``address:email`` and ``address:telegram``). An ``address:`` column of a kind no plugin declares
+is an error naming it; other unknown columns are ignored. ``line`` in errors is the physical
+line of the file (the header is line 1). A bad row is reported and skipped; the rest are
+imported.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from gateway.domain.contacts import normalize_email, normalize_phone, normalize_telegram
+from gateway.addresses import AddressKind, AddressKinds
 from gateway.domain.languages import LanguageError, normalize_language
 from gateway.rendering.bidi import BIDI_CONTROLS, strip_bidi_controls
 
@@ -44,6 +48,8 @@ COLUMNS = (
     "tags",
 )
 REQUIRED = ("family_id", "guardian_name", "language")
+#: Column prefix of an address of a declared kind.
+ADDRESS_PREFIX = "address:"
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -129,6 +135,13 @@ class _Row:
     bidi_stripped: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _Header:
+    """The file's address columns: column name → kind, in file order."""
+
+    addresses: dict[str, AddressKind]
+
+
 def _decoded_lines(data: bytes, errors: list[CsvProblem]) -> str:
     """UTF-8 (BOM or not); undecodable lines are reported and dropped, never guessed."""
     if data.startswith(b"\xef\xbb\xbf"):
@@ -149,7 +162,49 @@ def _decoded_lines(data: bytes, errors: list[CsvProblem]) -> str:
     return "\n".join(good)
 
 
-def _rows(text: str, errors: list[CsvProblem]) -> Iterator[_Row]:
+def _header_columns(
+    columns: list[str], kinds: AddressKinds, errors: list[CsvProblem]
+) -> _Header | None:
+    """The address columns of the header; None (with errors) when one names an unknown kind or
+    there is none."""
+    addresses: dict[str, AddressKind] = {}
+    for column in columns:
+        kind = kinds.for_column(column)
+        if kind is not None:
+            addresses[column] = kind
+        elif column.startswith(ADDRESS_PREFIX):
+            name = column.removeprefix(ADDRESS_PREFIX)
+            errors.append(
+                CsvProblem(
+                    1,
+                    None,
+                    column,
+                    None,
+                    f"unknown address kind {name!r} (declared: {', '.join(kinds)}; a channel plugin "
+                    "declares its kind)",
+                )
+            )
+    if any(e.line == 1 for e in errors):
+        return None
+    if not addresses:
+        legacy = [c for k in kinds.values() for c in k.columns]
+        errors.append(
+            CsvProblem(
+                1,
+                None,
+                "phone",
+                None,
+                f"needs at least one address column: {', '.join(legacy)} or address:<kind> "
+                f"(declared kinds: {', '.join(kinds)})",
+            )
+        )
+        return None
+    return _Header(addresses)
+
+
+def _rows(
+    text: str, errors: list[CsvProblem], kinds: AddressKinds, header_out: list[_Header]
+) -> Iterator[_Row]:
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)
@@ -163,11 +218,10 @@ def _rows(text: str, errors: list[CsvProblem]) -> Iterator[_Row]:
             CsvProblem(1, None, ",".join(missing), None, f"missing required column(s): {', '.join(missing)}")
         )
         return
-    if not any(c in columns for c in ("phone", "email", "telegram_chat_id")):
-        errors.append(
-            CsvProblem(1, None, "phone", None, "needs at least one of phone, email, telegram_chat_id")
-        )
+    parsed = _header_columns(columns, kinds, errors)
+    if parsed is None:
         return
+    header_out.append(parsed)
     start = reader.line_num + 1
     for record in reader:
         line = start
@@ -177,7 +231,7 @@ def _rows(text: str, errors: list[CsvProblem]) -> Iterator[_Row]:
         values = {
             col: record[i].strip() if i < len(record) else ""
             for i, col in enumerate(columns)
-            if col in COLUMNS
+            if col in COLUMNS or col in parsed.addresses
         }
         # Text-direction controls (an override such as U+202E reverses what follows it) never
         # reach a message, a page or a log: removed here, and the row says so.
@@ -194,17 +248,26 @@ def parse_families_csv(
     default_language: str = "en",
     default_timezone: str = "America/Chicago",
     channels: frozenset[str] | None = None,
+    kinds: AddressKinds | None = None,
+    legacy_preferred: dict[str, str | None] | None = None,
 ) -> ParsedFamilies:
-    """Parse and merge a families CSV; never raises for bad rows (they become errors)."""
+    """Parse and merge a families CSV; never raises for bad rows (they become errors).
+
+    ``kinds``: the declared address kinds (default: the built-in ones). ``channels``: the
+    configured channel names ``preferred_channel`` may name; ``legacy_preferred`` maps the
+    older values (an address kind, ``sms``) to the channel they now mean (a warning says so).
+    """
     errors: list[CsvProblem] = []
     warnings: list[CsvProblem] = []
+    kinds = kinds if kinds is not None else AddressKinds()
     text = _decoded_lines(data, errors)
     families: dict[str, FamilyRecord] = {}
-    seen_rows: dict[tuple[str, ...], int] = {}
+    seen_rows: dict[tuple[tuple[str, str], ...], int] = {}
     count = 0
-    for row in _rows(text, errors):
+    headers: list[_Header] = []
+    for row in _rows(text, errors, kinds, headers):
         count += 1
-        signature = tuple(row.values.get(c, "") for c in COLUMNS)
+        signature = tuple(sorted(row.values.items()))
         if signature in seen_rows:
             warnings.append(
                 CsvProblem(
@@ -225,6 +288,8 @@ def parse_families_csv(
             default_language=default_language,
             default_timezone=default_timezone,
             channels=channels,
+            addresses=headers[0].addresses,
+            legacy_preferred=legacy_preferred or {},
         )
         if problem:
             errors.append(problem)
@@ -237,7 +302,7 @@ def parse_families_csv(
                         family.family_id,
                         "phone",
                         None,
-                        f"guardian {guardian.name!r} has no phone, email or Telegram chat id",
+                        f"guardian {guardian.name!r} has no address (phone, e-mail, chat id...)",
                     )
                 )
     errors.sort(key=lambda p: p.line)
@@ -254,6 +319,8 @@ def _apply_row(
     default_language: str,
     default_timezone: str,
     channels: frozenset[str] | None,
+    addresses: dict[str, AddressKind],
+    legacy_preferred: dict[str, str | None],
 ) -> CsvProblem | None:
     v = row.values
     family_id = v.get("family_id", "")
@@ -285,27 +352,40 @@ def _apply_row(
     except (ZoneInfoNotFoundError, ValueError):
         return problem("timezone", "unknown time zone (use an IANA name like America/Chicago)")
     endpoints: list[tuple[str, str]] = []
-    if v.get("phone"):
+    for column, kind in addresses.items():
+        raw = v.get(column)
+        if not raw:
+            continue
         try:
-            endpoints.append(("phone", normalize_phone(v["phone"], default_region)))
+            endpoints.append((kind.name, kind.parse(raw, region=default_region)))
         except ValueError as exc:
-            return problem("phone", str(exc))
-    if v.get("email"):
-        try:
-            endpoints.append(("email", normalize_email(v["email"])))
-        except ValueError as exc:
-            return problem("email", str(exc))
-    if v.get("telegram_chat_id"):
-        try:
-            endpoints.append(("telegram", normalize_telegram(v["telegram_chat_id"])))
-        except ValueError as exc:
-            return problem("telegram_chat_id", str(exc))
+            return problem(column, str(exc))
     preferred = (v.get("preferred_channel") or "").strip().lower() or None
     if preferred and channels is not None and preferred not in channels:
-        return problem(
-            "preferred_channel",
-            f"unknown channel (configured: {', '.join(sorted(channels)) or 'none'})",
-        )
+        if preferred in legacy_preferred:
+            channel = legacy_preferred[preferred]
+            if channel is None:
+                warnings.append(
+                    problem(
+                        "preferred_channel",
+                        f"{preferred!r} is an address kind, not a channel, and no configured "
+                        "channel reaches it: kept, used once such a channel is configured",
+                    )
+                )
+            else:
+                warnings.append(
+                    problem(
+                        "preferred_channel",
+                        f"{preferred!r} is an address kind, not a channel: stored as channel "
+                        f"{channel!r} (the first channel of that kind)",
+                    )
+                )
+                preferred = channel
+        else:
+            return problem(
+                "preferred_channel",
+                f"unknown channel (configured: {', '.join(sorted(channels)) or 'none'})",
+            )
     student_name = v.get("student_name", "")
     if (v.get("school") or v.get("grade")) and not student_name:
         return problem("student_name", "required when school or grade is given")

@@ -1,8 +1,10 @@
 """Compliance keywords: opt-out, opt-in and HELP, in English and every language of
 ``locales/keywords.yaml`` plus config.
 
-``STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT`` opt out; ``START, UNSTOP`` opt in (``YES``
-only while the endpoint is opted out); ``HELP, INFO`` get the help text. Keywords count as the
+``STOP, UNSUBSCRIBE, CANCEL, END, QUIT`` opt out of the channel the reply came on; ``STOP ALL,
+STOPALL, UNSUBSCRIBE ALL`` (and their equivalents in ``locales/keywords.yaml``: ``opt_out_all``)
+opt out of every channel; ``START, UNSTOP`` opt in (``YES`` only while the endpoint is opted
+out); ``HELP, INFO`` get the help text. Keywords count as the
 whole message; an opt-out keyword or phrase of any language also counts at the start or the end
 of a short message whose other words only say "please", "me", "messages"...
 (``locales/fillers.yaml``: ``politeness`` and ``opt_out_context``): ``STOP PLEASE``,
@@ -24,10 +26,11 @@ from gateway.inbound.normalize import normalize_reply, tokens
 
 __all__ = ["KeywordTable", "Keyword"]
 
-Keyword = Literal["opt_out", "opt_in", "help"]
+Keyword = Literal["opt_out", "opt_out_all", "opt_in", "help"]
 
 ENGLISH: dict[str, list[str]] = {
-    "opt_out": ["stop", "stopall", "unsubscribe", "cancel", "end", "quit"],
+    "opt_out": ["stop", "unsubscribe", "cancel", "end", "quit"],
+    "opt_out_all": ["stop all", "stopall", "unsubscribe all", "stop everything", "cancel all"],
     "opt_in": ["start", "unstop"],
     "help": ["help", "info"],
     "opt_out_phrases": [
@@ -45,7 +48,7 @@ ENGLISH: dict[str, list[str]] = {
         "no more messages",
     ],
 }
-KINDS = ("opt_out", "opt_in", "help", "opt_out_phrases")
+KINDS = ("opt_out", "opt_out_all", "opt_in", "help", "opt_out_phrases")
 
 
 @dataclass
@@ -53,6 +56,8 @@ class KeywordTable:
     """Normalised keyword sets."""
 
     opt_out: set[str] = field(default_factory=set)
+    opt_out_all: set[str] = field(default_factory=set)
+    """Opt out of every channel, not only the one the reply came on."""
     opt_in: set[str] = field(default_factory=set)
     help: set[str] = field(default_factory=set)
     opt_out_phrases: set[str] = field(default_factory=set)
@@ -102,6 +107,10 @@ class KeywordTable:
         reply = normalize_reply(text)
         if not reply:
             return None
+        if reply in self.opt_out_all or " ".join(tokens(reply)) in self.opt_out_all:
+            return "opt_out_all"
+        if self._short_opt_out(reply, self.opt_out_all):
+            return "opt_out_all"
         if reply in self.opt_out or self._has_opt_out_phrase(reply) or self._short_opt_out(reply):
             return "opt_out"
         if reply in self.opt_in or (opted_out and reply == "yes"):
@@ -113,13 +122,14 @@ class KeywordTable:
     #: At most this many words for a keyword at the start or end of a message to count.
     SHORT_MESSAGE_WORDS = 6
 
-    def _short_opt_out(self, reply: str) -> bool:
-        """An opt-out keyword or phrase opening or closing a short message whose other words are
-        all context words ("please", "me", "messages", "now")."""
+    def _short_opt_out(self, reply: str, entries: set[str] | None = None) -> bool:
+        """An opt-out keyword or phrase (of ``entries``; default: the one-channel opt-outs)
+        opening or closing a short message whose other words are all context words ("please",
+        "me", "messages", "now")."""
         words = tokens(reply)
         if not words or len(words) > self.SHORT_MESSAGE_WORDS:
             return False
-        for entry in self.opt_out | self.opt_out_phrases:
+        for entry in self.opt_out | self.opt_out_phrases if entries is None else entries:
             keyword = entry.split(" ")
             n = len(keyword)
             if n >= len(words):
@@ -137,7 +147,7 @@ class KeywordTable:
         """Whether a message that is not an opt-out still mentions one (a word or phrase of the
         opt-out lists anywhere in it): staff see it flagged as a possible opt-out."""
         words = " " + " ".join(tokens(normalize_reply(text))) + " "
-        entries = self.opt_out | self.opt_out_phrases
+        entries = self.opt_out | self.opt_out_all | self.opt_out_phrases
         return any(f" {entry} " in words for entry in entries if len(entry) > 2)
 
     def _has_opt_out_phrase(self, reply: str) -> bool:

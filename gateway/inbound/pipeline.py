@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.channels import InboundMessage, InboundOutcome
@@ -33,6 +33,15 @@ from gateway.outbox.conversation import queue_conversation
 from gateway.privacy import mask_address
 from gateway.staff_text import StaffNote
 from gateway.storage.db import database_unavailable
+from gateway.storage.endpoints import (
+    ChannelState,
+    channel_states,
+    effective_state,
+    find_endpoints,
+    opt_in_on_channel,
+    opt_out_everywhere,
+    set_channel_state,
+)
 from gateway.storage.models import (
     Endpoint,
     Family,
@@ -390,10 +399,9 @@ class InboundPipeline:
     async def _best_effort_family(self, session: AsyncSession, record: InboundRecord) -> None:
         """Attach the sender's family to a failed reply, so staff scoped to schools see it."""
         try:
-            kind = self.gateway.channel(record.channel).kind
-            endpoint = await session.scalar(
-                select(Endpoint).where(Endpoint.kind == kind, Endpoint.address == record.sender).limit(1)
-            )
+            kind = self.gateway.address_kinds[self.gateway.channel(record.channel).kind]
+            found = await find_endpoints(session, kind, record.sender)
+            endpoint = found[0] if found else None
             if endpoint is not None:
                 guardian = await session.get(Guardian, endpoint.guardian_id)
                 if guardian is not None:
@@ -440,7 +448,7 @@ class InboundPipeline:
             mask_address(message.sender),
             outcome.classification,
         )
-        await gw.call_hook("gateway_inbound_processed", gateway=gw, inbound=message, outcome=outcome)
+        await gw.call_hook("gateway_inbound_processed", inbound=message, outcome=outcome)
 
     # -- matching -----------------------------------------------------------------------
     async def _match(self, session: AsyncSession, message: InboundMessage) -> _Match:
@@ -466,19 +474,28 @@ class InboundPipeline:
             endpoint = await session.get(Endpoint, related.endpoint_id)
         if endpoint is None:
             try:
-                kind = gw.channel(message.channel).kind
+                kind = gw.address_kinds[gw.channel(message.channel).kind]
             except Exception:
                 kind = None
             if kind is not None:
-                candidates = list(
-                    await session.scalars(
-                        select(Endpoint).where(Endpoint.kind == kind, Endpoint.address == message.sender)
-                    )
-                )
+                candidates = await find_endpoints(session, kind, message.sender)
                 endpoint = await self._most_recent(session, candidates)
         guardian = await session.get(Guardian, endpoint.guardian_id) if endpoint else None
         family = await session.get(Family, guardian.family_id) if guardian else None
         return _Match(endpoint, guardian, family, related)
+
+    async def _channel_state(self, session: AsyncSession, endpoint: Endpoint, channel: str) -> ChannelState:
+        """``endpoint``'s consent on ``channel`` (its every-channel marks included)."""
+        own = (await channel_states(session, [endpoint.id])).get(endpoint.id)
+        return effective_state(endpoint.opted_out, endpoint.invalid, endpoint.invalid_reason, own, channel)
+
+    async def _same_address(self, session: AsyncSession, endpoint: Endpoint) -> list[Endpoint]:
+        """Every endpoint with ``endpoint``'s kind and address (guardians sharing a phone)."""
+        return list(
+            await session.scalars(
+                select(Endpoint).where(Endpoint.kind == endpoint.kind, Endpoint.address == endpoint.address)
+            )
+        )
 
     async def _most_recent(self, session: AsyncSession, endpoints: list[Endpoint]) -> Endpoint | None:
         """Of several guardians sharing an address, the one we wrote to last."""
@@ -522,14 +539,20 @@ class InboundPipeline:
         language = guardian.language
         record.language = language
         tapped = message.choice is not None or message.raw.get("button_index") is not None
-        keyword = None if tapped else self.keywords.classify(message.text, opted_out=endpoint.opted_out)
-        if keyword == "opt_out":
-            already = endpoint.opted_out
-            await session.execute(
-                update(Endpoint)
-                .where(Endpoint.kind == endpoint.kind, Endpoint.address == endpoint.address)
-                .values(opted_out=True, opted_out_at=utcnow())
-            )
+        state = await self._channel_state(session, endpoint, message.channel)
+        keyword = None if tapped else self.keywords.classify(message.text, opted_out=state.opted_out)
+        if keyword in ("opt_out", "opt_out_all"):
+            already = state.opted_out
+            same_address = await self._same_address(session, endpoint)
+            if keyword == "opt_out_all":
+                # Every channel and every address of the guardian (and of guardians sharing
+                # this address): the family said "all".
+                guardians = {e.guardian_id for e in same_address}
+                await opt_out_everywhere(session, guardians)
+                action = "opted out of every channel"
+            else:
+                await set_channel_state(session, [e.id for e in same_address], message.channel, "opted_out")
+                action = f"opted out on {message.channel}"
             if not already:
                 await queue_conversation(
                     gw,
@@ -543,15 +566,13 @@ class InboundPipeline:
                     endpoint=endpoint,
                     compliance=True,
                 )
-            record.action = "opted out" + ("" if not already else " (already)")
+            record.action = action + ("" if not already else " (already)")
             return outcome("opt_out")
         if keyword == "opt_in":
-            was_out = endpoint.opted_out
-            await session.execute(
-                update(Endpoint)
-                .where(Endpoint.kind == endpoint.kind, Endpoint.address == endpoint.address)
-                .values(opted_out=False, opted_out_at=None)
-            )
+            same_address = await self._same_address(session, endpoint)
+            others = [c.name for c in gw.channels_for_endpoint(endpoint.kind)]
+            was_out = await opt_in_on_channel(session, [e.id for e in same_address], message.channel, others)
+            was_out = was_out or state.opted_out
             if was_out:
                 await queue_conversation(
                     gw,
@@ -565,7 +586,7 @@ class InboundPipeline:
                     endpoint=endpoint,
                     compliance=True,
                 )
-            record.action = "opted in" if was_out else "already subscribed"
+            record.action = f"opted in on {message.channel}" if was_out else "already subscribed"
             return outcome("opt_in")
         if keyword == "help":
             resources = [r.model_dump() for r in gw.config.district.resources]
@@ -598,7 +619,7 @@ class InboundPipeline:
             guardian.language = new
             record.action = f"language set to {new} ({display_name(new)})"
             return outcome("language_change")
-        if endpoint.opted_out:
+        if state.opted_out:
             await self._file(session, message, record, match, language, "from an opted-out endpoint")
             return outcome("free_text")
         answered = await self.surveys.handle_reply(session, message, record, match)
@@ -640,7 +661,9 @@ class InboundPipeline:
         )
         if record.urgent:
             await self._notify_on_call(session, record, match)
-            if match.endpoint is not None and not match.endpoint.opted_out:
+            if match.endpoint is not None and (
+                await self._channel_state(session, match.endpoint, message.channel)
+            ).usable:
                 await self._send_crisis_resources(session, message, match, language)
 
     async def _send_crisis_resources(

@@ -50,7 +50,7 @@ async def queue_conversation(
     ctx: dict[str, Any] = {
         "guardian": {"name": guardian.name if guardian is not None else "", "language": language},
         "family": {"family_id": family.external_id if family else ""},
-        "buttons": channel.supports_buttons,
+        "buttons": channel.features.buttons > 0,
     }
     ctx.update(context or {})
     composed = gw.composer.render(template, channel, strings, ctx)

@@ -41,10 +41,12 @@ from gateway.channels import (
     StatusOutcome,
     StatusUpdate,
 )
+from gateway.contract import MessageStatusEvent
 from gateway.errors import DeliveryUnknownError, SendError
 from gateway.outbox.rate_limit import RateLimiter, make_rate_limiter
 from gateway.privacy import mask_address
-from gateway.storage.models import Endpoint, OutboxMessage, PendingStatusReport, StatusEvent, utcnow
+from gateway.storage.endpoints import blocked_pairs, set_channel_state
+from gateway.storage.models import OutboxMessage, PendingStatusReport, StatusEvent, utcnow
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -314,15 +316,18 @@ class OutboxDispatcher:
             await task
         return summary
 
-    async def _opted_out_endpoints(self, batch: list[ClaimedMessage]) -> set[int]:
-        ids = {r.endpoint_id for r in batch if r.endpoint_id and not (r.payload or {}).get("compliance")}
-        if not ids:
+    async def _opted_out_endpoints(self, batch: list[ClaimedMessage]) -> set[tuple[int, str]]:
+        """``(endpoint id, channel)`` of the batch whose endpoint is opted out or invalid on
+        that channel (or everywhere)."""
+        pairs = {
+            (r.endpoint_id, r.channel)
+            for r in batch
+            if r.endpoint_id and not (r.payload or {}).get("compliance")
+        }
+        if not pairs:
             return set()
         async with self.gateway.db.session() as session:
-            rows = await session.scalars(
-                select(Endpoint.id).where(Endpoint.id.in_(ids), or_(Endpoint.opted_out, Endpoint.invalid))
-            )
-            return set(rows)
+            return await blocked_pairs(session, pairs)
 
     def _semaphore(self, channel: Channel) -> asyncio.Semaphore:
         sem = self._semaphores.get(channel.name)
@@ -372,7 +377,7 @@ class OutboxDispatcher:
                 return True
             self.metrics.late_slots.labels(channel=channel.name).inc()
 
-    async def _send(self, row: ClaimedMessage, opted_out: set[int]) -> _Outcome:
+    async def _send(self, row: ClaimedMessage, opted_out: set[tuple[int, str]]) -> _Outcome:
         channel = self.gateway.channels.get(row.channel)
         if channel is None:
             return _Outcome(
@@ -382,7 +387,7 @@ class OutboxDispatcher:
                 code="no-channel",
                 reason=f"channel {row.channel!r} is not configured",
             )
-        if row.endpoint_id in opted_out and not (row.payload or {}).get("compliance"):
+        if (row.endpoint_id, row.channel) in opted_out and not (row.payload or {}).get("compliance"):
             # Compliance replies (the STOP confirmation) go even to an opted-out endpoint.
             return _Outcome(row, "cancelled", "cancelled", reason="endpoint opted out or invalid")
         message = to_outbound(row)
@@ -584,13 +589,9 @@ class OutboxDispatcher:
             if events:
                 await session.execute(insert(STATUS_EVENTS), events)
             for o in endpoint_states:
-                values = (
-                    {"opted_out": True, "opted_out_at": now}
-                    if o.endpoint_state == "opted_out"
-                    else {"invalid": True, "invalid_reason": (o.reason or "")[:200]}
-                )
-                await session.execute(
-                    update(Endpoint).where(Endpoint.id == o.row.endpoint_id).values(**values)
+                # On the channel that said so only (gateway.storage.endpoints).
+                await set_channel_state(
+                    session, [o.row.endpoint_id], o.row.channel, o.endpoint_state, o.reason or ""
                 )
             for o in fallbacks:
                 await self._fall_back(session, o.row)
@@ -598,13 +599,7 @@ class OutboxDispatcher:
         for o in outcomes:
             if o.kind == "released" or o.retry_reconcile:
                 continue
-            await self.gateway.call_hook(
-                "gateway_message_status",
-                gateway=self.gateway,
-                message_id=o.row.id,
-                status=o.status,
-                detail=o.reason,
-            )
+            await self.gateway.message_status(_status_event(o))
         stored_ids = [
             (o.row.channel, o.provider_id)
             for o in outcomes
@@ -720,25 +715,16 @@ class OutboxDispatcher:
             )
         )
         if report.endpoint_state and endpoint_id:
-            state = (
-                {"opted_out": True, "opted_out_at": utcnow()}
-                if report.endpoint_state == "opted_out"
-                else {"invalid": True, "invalid_reason": (report.error_reason or "")[:200]}
+            await set_channel_state(
+                session, [endpoint_id], report.channel, report.endpoint_state, report.error_reason or ""
             )
-            await session.execute(update(Endpoint).where(Endpoint.id == endpoint_id).values(**state))
         if report.status in ("failed", "undelivered") and (payload or {}).get("fallback"):
             await session.refresh(row)
             await self._fall_back(session, row)
         return report.status
 
     async def _status_hook(self, message_id: int, report: StatusUpdate, status: str | None = None) -> None:
-        await self.gateway.call_hook(
-            "gateway_message_status",
-            gateway=self.gateway,
-            message_id=message_id,
-            status=status or report.status,
-            detail=report,
-        )
+        await self.gateway.message_status(MessageStatusEvent.from_report(message_id, report, status))
 
     async def apply_pending_reports(self, keys: list[tuple[str, str]]) -> int:
         """Apply the kept reports for these ``(channel, provider id)`` pairs, oldest status
@@ -934,6 +920,20 @@ class _Outcome:
     units: int | None = None
     reconciled: bool = False
     retry_reconcile: bool = False
+
+
+def _status_event(outcome: _Outcome) -> MessageStatusEvent:
+    """The ``gateway_message_status`` event of one send outcome."""
+    return MessageStatusEvent(
+        message_id=outcome.row.id,
+        channel=outcome.row.channel,
+        status=outcome.status,
+        occurred_at=utcnow(),
+        provider_message_id=outcome.provider_id,
+        error_code=outcome.code,
+        reason=outcome.reason,
+        source="dispatch",
+    )
 
 
 def to_outbound(row: OutboxMessage | ClaimedMessage) -> OutboundMessage:

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.outbox.planner import Rerenderer
+from gateway.outbox.routing import address_for_channel, parse_fallback
+from gateway.storage.endpoints import blocked_pairs
 from gateway.storage.models import Broadcast, Endpoint, OutboxMessage, utcnow
 
 if TYPE_CHECKING:
@@ -22,18 +24,28 @@ async def requeue_on_next_endpoint(gateway: Gateway, session: AsyncSession, row:
     queued. A broadcast message is rendered again for that channel (its variant, reply token and
     unsubscribe link); a conversation message is copied."""
     payload: dict[str, Any] = dict(row.payload or {})
-    remaining: list[int] = list(payload.get("fallback", []))
+    remaining = parse_fallback(payload.get("fallback"))
     broadcast = await session.get(Broadcast, row.broadcast_id) if row.broadcast_id else None
     rerender = Rerenderer(gateway.planner, session, broadcast) if broadcast is not None else None
     while remaining:
-        endpoint_id = remaining.pop(0)
+        channel_name, endpoint_id = remaining.pop(0)
         endpoint = await session.get(Endpoint, endpoint_id)
-        if endpoint is None or endpoint.opted_out or endpoint.invalid:
+        if endpoint is None:
             continue
-        channels = gateway.channels_for_kind(endpoint.kind)
-        if not channels:
+        if channel_name is None:  # planned before routing by channel
+            channels = gateway.channels_for_kind(endpoint.kind)
+            if not channels:
+                continue
+            channel = channels[0]
+        elif channel_name in gateway.channels:
+            channel = gateway.channels[channel_name]
+        else:
             continue
-        channel = channels[0]
+        if (endpoint.id, channel.name) in await blocked_pairs(session, [(endpoint.id, channel.name)]):
+            continue
+        address = address_for_channel(gateway, channel, endpoint.kind, endpoint.address)
+        if address is None:
+            continue
         if rerender is not None:
             values = await rerender.row(row, channel.name, endpoint.id)
             if values is None:
@@ -44,7 +56,7 @@ async def requeue_on_next_endpoint(gateway: Gateway, session: AsyncSession, row:
                 "guardian_id": row.guardian_id,
                 "endpoint_id": endpoint.id,
                 "channel": channel.name,
-                "address": endpoint.address,
+                "address": address,
                 "language": row.language,
                 "subject": row.subject,
                 "body": row.body,
@@ -55,7 +67,11 @@ async def requeue_on_next_endpoint(gateway: Gateway, session: AsyncSession, row:
                 "due_at": utcnow(),
                 "reply_token": secrets.token_urlsafe(16),
             }
-        values["payload"] = {**values["payload"], "fallback": remaining, "fallback_from": row.id}
+        values["payload"] = {
+            **values["payload"],
+            "fallback": [[c, e] for c, e in remaining],
+            "fallback_from": row.id,
+        }
         session.add(OutboxMessage(**values))
         return True
     return False

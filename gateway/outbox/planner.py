@@ -25,12 +25,14 @@ from gateway.domain.statuses import overall_status
 from gateway.domain.surveys import SurveySpec
 from gateway.errors import GatewayError
 from gateway.outbox.quiet_hours import (
-    QUIET_KINDS,
     defer_for_quiet_hours,
     defer_for_quiet_hours_everywhere,
+    quiet_hours_apply,
 )
-from gateway.rendering.composer import ComposedMessage, localize_event, what_families_got
+from gateway.outbox.routing import check_max_length, endpoint_for_channel, parse_fallback, route
+from gateway.rendering.composer import ComposedMessage, localize_event, shows_buttons, what_families_got
 from gateway.rendering.formatting import format_names
+from gateway.storage.endpoints import ChannelState, channel_states
 from gateway.storage.models import (
     Broadcast,
     Endpoint,
@@ -162,6 +164,8 @@ class AudienceEndpoint:
     address: str
     opted_out: bool
     invalid: bool
+    channel_states: dict[str, ChannelState] = field(default_factory=dict)
+    """Marks of this endpoint on single channels (its own ``opted_out``/``invalid``: all)."""
 
 
 @dataclass(slots=True)
@@ -236,6 +240,7 @@ async def _load_audience_chunk(session: AsyncSession, family_ids: list[int]) -> 
             .order_by(Endpoint.id)
         ):
             guardians[gid].endpoints.append(AudienceEndpoint(eid, kind, address, opted_out, invalid))
+        await _load_channel_states(session, guardians.values())
     for fid, name, school, grade, tags in await session.execute(
         select(Student.family_id, Student.name, Student.school, Student.grade, Student.tags)
         .where(Student.family_id.in_(family_ids))
@@ -243,6 +248,14 @@ async def _load_audience_chunk(session: AsyncSession, family_ids: list[int]) -> 
     ):
         families[fid].students.append(AudienceStudent(name, school, grade, list(tags or [])))
     return list(families.values())
+
+
+async def _load_channel_states(session: AsyncSession, guardians: Any) -> None:
+    """Attach per-channel consent to the endpoints of ``guardians``."""
+    endpoints = {e.id: e for g in guardians for e in g.endpoints}
+    if endpoints:
+        for endpoint_id, states in (await channel_states(session, endpoints)).items():
+            endpoints[endpoint_id].channel_states = states
 
 
 class Rerenderer:
@@ -276,14 +289,20 @@ class Rerenderer:
         endpoint = next((e for e in guardian.endpoints if e.id == endpoint_id), None) if guardian else None
         if family is None or guardian is None or endpoint is None:
             return None
-        remaining = [e for e in (row.payload or {}).get("fallback", []) if e != endpoint_id]
+        channel = gw.channel(channel_name)
+        reached = endpoint_for_channel(gw, channel, [endpoint])
+        if not reached:
+            return None
+        endpoint = reached[0]
+        steps = parse_fallback((row.payload or {}).get("fallback"))
+        remaining = [[c, e] for c, e in steps if (c, e) != (channel_name, endpoint_id)]
         fresh = self.planner._render_row(
             request,
             pack,
             family,
             guardian,
             family.students,
-            gw.channel(channel_name),
+            channel,
             endpoint,
             self.state.now,
             self.broadcast.id,
@@ -382,7 +401,9 @@ class BroadcastPlanner:
                             request, guardian.language, None if dry_run else session
                         )
                         packs[guardian.language] = pack
-                    fallback_ids = [e.id for _, e in targets[1:]] if request.policy == "preferred" else []
+                    fallback_ids = (
+                        [[c.name, e.id] for c, e in targets[1:]] if request.policy == "preferred" else []
+                    )
                     chosen = targets[:1] if request.policy == "preferred" else targets
                     for channel, endpoint in chosen:
                         row = self._render_row(
@@ -398,6 +419,7 @@ class BroadcastPlanner:
                             fallback_ids,
                             state,
                         )
+                        check_max_length(channel, guardian.language, row["body"])
                         if row["due_at"] != send_at:
                             summary.deferred_quiet_hours += 1
                         rows.append(row)
@@ -679,39 +701,11 @@ class BroadcastPlanner:
         return [c for c in gw.channels.values() if c.settings.enabled]
 
     def _targets(
-        self, guardian: Guardian, channels: list[Channel], policy: str
-    ) -> tuple[list[tuple[Channel, Endpoint]], str]:
-        """Usable (channel, endpoint) pairs in preference order, or the reason there are none."""
-        by_kind: dict[str, Channel] = {}
-        for channel in channels:
-            by_kind.setdefault(channel.kind, channel)
-        preferred_kind = None
-        if guardian.preferred_channel:
-            pref = guardian.preferred_channel
-            if pref in self.gateway.channels:
-                preferred_kind = self.gateway.channels[pref].kind
-            elif pref in ("phone", "email", "telegram"):
-                preferred_kind = pref
-            elif pref == "sms":
-                preferred_kind = "phone"
-        order = {c.kind: i for i, c in enumerate(channels)}
-        endpoints = sorted(
-            guardian.endpoints,
-            key=lambda e: (0 if e.kind == preferred_kind else 1, order.get(e.kind, 99), e.id),
-        )
-        usable = [
-            (by_kind[e.kind], e) for e in endpoints if e.kind in by_kind and not e.opted_out and not e.invalid
-        ]
-        if usable:
-            return usable, ""
-        if not guardian.endpoints:
-            return [], "no endpoint"
-        reachable = [e for e in guardian.endpoints if e.kind in by_kind]
-        if not reachable:
-            return [], f"no endpoint on channels {', '.join(c.name for c in channels)}"
-        if all(e.opted_out for e in reachable):
-            return [], "opted out"
-        return [], "invalid address"
+        self, guardian: AudienceGuardian, channels: list[Channel], policy: str
+    ) -> tuple[list[tuple[Channel, AudienceEndpoint]], str]:
+        """Usable (channel, endpoint) pairs in preference order, or the reason there are none
+        (:func:`gateway.outbox.routing.route`)."""
+        return route(self.gateway, guardian, channels, policy)
 
     # -- translation and rendering --------------------------------------------------------
     async def _language_pack(
@@ -763,9 +757,9 @@ class BroadcastPlanner:
         state = state or _RenderState(now=utcnow(), zones=self.configured_zones())
         language = guardian.language
         token = secrets.token_urlsafe(16)
-        wants_unsubscribe = channel.kind == "email" and bool(gw.config.http.public_base_url)
-        buttons = channel.supports_buttons and pack.question is not None
-        names = gw.renderer.referenced_names(request.template, channel.variant)
+        wants_unsubscribe = channel.variant == "email" and bool(gw.config.http.public_base_url)
+        buttons = pack.question is not None and shows_buttons(channel, pack.question)
+        names = gw.renderer.referenced_names(request.template, channel.variant, channel.template_blocks)
         shared = names is not None and not (names & PERSONAL)
         key = (request.template, channel.name, language, guardian.timezone, buttons, wants_unsubscribe)
         composed: ComposedMessage | None = state.cache.get(key) if shared else None
@@ -802,7 +796,7 @@ class BroadcastPlanner:
             html = html.replace(TOKEN_SENTINEL, token) if html else html
             subject = subject.replace(TOKEN_SENTINEL, token) if subject else subject
         due = send_at
-        if not request.urgent and gw.config.quiet_hours.enabled and channel.kind in QUIET_KINDS:
+        if not request.urgent and gw.config.quiet_hours.enabled and quiet_hours_apply(channel):
             quiet = gw.config.quiet_hours
             if guardian.timezone_assumed:
                 due = defer_for_quiet_hours_everywhere(send_at, state.zones, quiet.start, quiet.end)
@@ -818,7 +812,7 @@ class BroadcastPlanner:
         if fallback_ids:
             payload["fallback"] = fallback_ids
         attachment = request.context.get("attachment")
-        if isinstance(attachment, dict) and channel.supports_attachments:
+        if isinstance(attachment, dict) and channel.features.media:
             payload["attachments"] = [
                 {**attachment, "path": str(gw.data_dir / "attachments" / attachment["token"])}
             ]

@@ -6,12 +6,25 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime, time, timedelta
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
-__all__ = ["QUIET_KINDS", "defer_for_quiet_hours", "defer_for_quiet_hours_everywhere", "in_quiet_hours"]
+__all__ = [
+    "QUIET_KINDS",
+    "defer_for_quiet_hours",
+    "defer_for_quiet_hours_everywhere",
+    "in_quiet_hours",
+    "quiet_hours_apply",
+]
 
-#: Endpoint kinds quiet hours apply to (e-mail waits in the inbox anyway).
+#: Built-in endpoint kinds quiet hours apply to (e-mail waits in the inbox anyway).
 QUIET_KINDS = frozenset({"phone", "telegram"})
+
+
+def quiet_hours_apply(channel: Any) -> bool:
+    """Whether quiet hours hold back ``channel``'s messages: every channel that rings a phone
+    (SMS, Telegram, WhatsApp, app push), not e-mail."""
+    return channel.kind in QUIET_KINDS or channel.variant != "email"
 
 
 @lru_cache(maxsize=256)

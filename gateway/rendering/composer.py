@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RECEIVED_LABELS",
+    "shows_buttons",
     "ComposedMessage",
     "MessageComposer",
     "describe_sources",
@@ -51,6 +52,16 @@ __all__ = [
     "localize_event",
     "what_families_got",
 ]
+
+def shows_buttons(channel: Channel, question: Mapping[str, Any] | None) -> bool:
+    """Whether ``channel`` shows ``question``'s choices as buttons: it has buttons, and enough
+    of them (:attr:`ChannelCapabilities.buttons`); otherwise the choices are written out."""
+    limit = channel.features.buttons
+    if limit <= 0:
+        return False
+    choices = (question or {}).get("choices") or []
+    return len(choices) <= limit
+
 
 #: Catalog labels of the canonical answers.
 YESNO_LABELS = {"yes": msg.YES, "no": msg.NO, "maybe": msg.MAYBE}
@@ -309,15 +320,21 @@ class MessageComposer:
         language = strings.language
         ctx = self.base_context(language)
         ctx.update(context)
-        rendered = self.renderer.render(template, channel.variant, language, ctx, strings)
+        blocks = channel.template_blocks
+        rendered = self.renderer.render(template, channel.variant, language, ctx, strings, blocks)
         rendered = self._with_notes(rendered, channel.variant, strings)
         buttons: tuple[Button, ...] = ()
         question = ctx.get("question")
-        if channel.supports_buttons and question and question.get("choices"):
+        if question and question.get("choices") and shows_buttons(channel, question):
             buttons = tuple(Button(str(c["value"]), str(c["label"])) for c in question["choices"])
+        subject = rendered.subject
+        if subject is None and channel.features.subject:
+            subject = self.renderer.render_title(template, blocks, language, ctx, strings)
+        elif subject is not None and not channel.features.subject:
+            subject = None
         return ComposedMessage(
             body=rendered.body,
-            subject=rendered.subject,
+            subject=subject,
             html=rendered.html,
             direction=rendered.direction,
             language=language,

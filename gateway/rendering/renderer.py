@@ -60,6 +60,8 @@ VARIANT_BLOCKS = {
     "telegram": ("telegram",),
 }
 FALLBACK = {"telegram": "sms", "email_text": "sms"}
+#: Block names of the built-in forms: never taken as a channel's or kind's own block.
+RESERVED_BLOCKS = frozenset({"email_subject", "email_text", "email_html"})
 SUFFIX = ".j2"
 
 
@@ -191,7 +193,9 @@ class TemplateRenderer:
         except TemplateSyntaxError as exc:
             raise TemplateError(name, exc.lineno, exc.message or str(exc)) from None
 
-    def referenced_names(self, name: str, variant: str) -> frozenset[str] | None:
+    def referenced_names(
+        self, name: str, variant: str, blocks: tuple[str, ...] = ()
+    ) -> frozenset[str] | None:
         """Top-level context names the blocks of ``variant`` read (fallbacks included).
 
         None when the template includes or imports others, so the answer cannot be known. The
@@ -199,7 +203,7 @@ class TemplateRenderer:
         are the same (an SMS invitation that never names the guardian renders once per
         language and time zone, not once per family).
         """
-        key = (name, variant)
+        key = (name, variant, *blocks)
         if key in self._names:
             return self._names[key]
         env = self.environment("en", False)
@@ -211,7 +215,8 @@ class TemplateRenderer:
         else:
             blocks = {b.name: b for b in tree.find_all(nodes.Block)}
             wanted: set[str] = set()
-            for block in VARIANT_BLOCKS.get(variant, (variant,)):
+            own = self._own_block(name, variant, blocks)
+            for block in (own,) if own else VARIANT_BLOCKS.get(variant, (variant,)):
                 while block and block not in blocks:
                     block = FALLBACK.get(block, "")
                 if block:
@@ -266,6 +271,30 @@ class TemplateRenderer:
         except Exception as exc:  # every failure of template code, MemoryError included
             raise TemplateError(name, _template_line(exc, template), _reason(exc)) from None
 
+    def _own_block(self, name: str, variant: str, blocks: tuple[str, ...]) -> str | None:
+        """The first of ``blocks`` (a channel's name, then its address kind's) the template has,
+        for the text forms (``sms``, ``telegram``); None when it has none, or for e-mail."""
+        if variant == "email":
+            return None
+        return next((b for b in blocks if b not in RESERVED_BLOCKS and self._has_block(name, b)), None)
+
+    def render_title(
+        self,
+        name: str,
+        blocks: tuple[str, ...],
+        language: str,
+        context: Mapping[str, Any],
+        strings: LanguageStrings | None = None,
+    ) -> str | None:
+        """A title line for a channel that shows one (push notification, WhatsApp header): the
+        template's ``<channel>_title`` or ``<kind>_title`` block, else its ``email_subject``."""
+        ctx = {"lang": language, **context, "_strings": strings or self.strings(language), "_record": {}}
+        for block in (*(f"{b}_title" for b in blocks), "email_subject"):
+            if self._has_block(name, block):
+                title = self.render_block(name, block, language, ctx)
+                return " ".join(_apply_isolation(title, "text").split()) or None if title else None
+        return None
+
     def render(
         self,
         name: str,
@@ -273,11 +302,14 @@ class TemplateRenderer:
         language: str,
         context: Mapping[str, Any],
         strings: LanguageStrings | None = None,
+        blocks: tuple[str, ...] = (),
     ) -> RenderedMessage:
         """Render the ``sms``, ``email`` or ``telegram`` variant for one family.
 
-        ``strings`` resolves template strings and records their origins; without it, the
-        reviewed catalog of ``language`` (or the English source) is used.
+        ``blocks`` are blocks tried first for the text forms: a channel's own name and its
+        address kind's (a ``whatsapp`` block), falling back to the variant's. ``strings``
+        resolves template strings and records their origins; without it, the reviewed catalog
+        of ``language`` (or the English source) is used.
         """
         direction = "rtl" if is_rtl(language) else "ltr"
         record: dict[tuple[str, str], Piece] = {}
@@ -309,7 +341,11 @@ class TemplateRenderer:
                 direction=direction,
                 pieces=tuple(record.values()),
             )
-        if variant == "telegram":
+        own = self._own_block(name, variant, blocks)
+        if own is not None:
+            body = self.render_block(name, own, language, ctx)
+            mode = "telegram" if variant == "telegram" else "text"
+        elif variant == "telegram":
             body = self.render_block(name, "telegram", language, ctx)
             mode = "telegram"
         else:
@@ -317,7 +353,7 @@ class TemplateRenderer:
             mode = "text"
         if body is None:
             raise TemplateError(name, None, f"no block for the {variant} variant")
-        if variant == "telegram" and not self._has_block(name, "telegram"):
+        if own is None and variant == "telegram" and not self._has_block(name, "telegram"):
             mode = "text"  # the SMS block stood in: plain text, no tags
         return RenderedMessage(
             body=_apply_isolation(body, mode), direction=direction, pieces=tuple(record.values())

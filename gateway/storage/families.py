@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -203,8 +203,13 @@ def _merge(family: Family, record: FamilyRecord) -> bool:
     return changed
 
 
-def family_as_dict(family: Family, channel_for_kind: Callable[[str], str]) -> dict[str, Any]:
-    """The ``families list --json`` shape."""
+def family_as_dict(
+    family: Family,
+    channel_for_kind: Callable[[str], str],
+    extra: Mapping[int, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The ``families list --json`` shape; ``extra`` adds keys to endpoints by id (the masked
+    address, the consent per channel: :func:`gateway.families.endpoint_details`)."""
     tags: list[str] = []
     for student in family.students:
         for tag in student.tags or []:
@@ -226,6 +231,7 @@ def family_as_dict(family: Family, channel_for_kind: Callable[[str], str]) -> di
                         "address": e.address,
                         "opted_out": e.opted_out,
                         "invalid": e.invalid,
+                        **(extra or {}).get(e.id, {}),
                     }
                     for e in g.endpoints
                 ],

@@ -1,7 +1,7 @@
 """SQLAlchemy models: the gateway's whole state, one table per concept.
 
 ```
-families ─┬─ guardians ── endpoints (kind, address, opted_out, invalid)
+families ─┬─ guardians ── endpoints (kind, address, opted_out, invalid) ── endpoint_consents (per channel)
           └─ students (school, grade, tags)
 events ── broadcasts ── outbox_messages ── message_status_events
 surveys ── survey_sessions ── survey_answers
@@ -41,6 +41,7 @@ __all__ = [
     "Base",
     "Broadcast",
     "Endpoint",
+    "EndpointConsent",
     "Event",
     "Family",
     "Guardian",
@@ -143,7 +144,13 @@ class Guardian(Base):
 
 
 class Endpoint(Base):
-    """One address of a guardian on one kind of channel, with its opt-in/opt-out state."""
+    """One address of a guardian of one address kind.
+
+    ``opted_out`` / ``invalid`` here apply to every channel reaching the address (the family
+    said STOP ALL, staff opted them out everywhere, or the state predates per-channel consent);
+    what one channel learns (STOP by SMS, a blocked bot, a bounce) is kept per channel in
+    :class:`EndpointConsent`.
+    """
 
     __tablename__ = "endpoints"
     __table_args__ = (
@@ -159,6 +166,23 @@ class Endpoint(Base):
     invalid: Mapped[bool] = mapped_column(Boolean, default=False)
     invalid_reason: Mapped[str | None] = mapped_column(String(200))
     guardian: Mapped[Guardian] = relationship(back_populates="endpoints")
+
+
+class EndpointConsent(Base):
+    """The state of one endpoint on one channel: opted out there (STOP sent on that channel, a
+    bot blocked) or invalid there (a provider said the address does not exist for it). Other
+    channels reaching the same address are not affected."""
+
+    __tablename__ = "endpoint_consents"
+    __table_args__ = (UniqueConstraint("endpoint_id", "channel"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoints.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    opted_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    opted_out_at: Mapped[datetime | None]
+    invalid: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    invalid_reason: Mapped[str | None] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class Student(Base):

@@ -395,6 +395,33 @@ async def flag_for_interpreter(gw: Gateway, staff: StaffIdentity, inbound_id: in
     await audit(gw, staff.email, "inbox.interpreter", str(inbound_id), {"needed": needed})
 
 
+async def set_endpoint_consent(
+    gw: Gateway, staff: StaffIdentity, family_id: str, endpoint_id: int, channel: str | None, opted_out: bool
+) -> None:
+    """Staff opt a family's address out (or back in) on one channel, or on every channel
+    (``channel`` None), for the family; audited."""
+    from gateway.families import set_consent
+    from gateway.storage.models import Endpoint
+
+    family = await family_detail(gw, family_id, staff.scope)
+    known = {e["id"] for g in (family or {}).get("guardians", []) for e in g["endpoints"]}
+    if family is None or endpoint_id not in known:
+        raise NotFoundError(f"no family {family_id!r}")
+    async with gw.db.session() as session:
+        endpoint = await session.get(Endpoint, endpoint_id)
+        if endpoint is None:
+            raise NotFoundError(f"no family {family_id!r}")
+        await set_consent(gw, session, endpoint, channel, opted_out)
+        await record_audit(
+            session,
+            staff.email,
+            "endpoint.opt_out" if opted_out else "endpoint.opt_in",
+            family_id,
+            {"endpoint_id": endpoint_id, "channel": channel or "*"},
+        )
+        await session.commit()
+
+
 async def set_guardian_language(
     gw: Gateway, staff: StaffIdentity, family_id: str, guardian_id: int, language: str
 ) -> str:

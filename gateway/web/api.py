@@ -175,6 +175,29 @@ async def family_get(request: web.Request, staff: StaffIdentity) -> web.Response
 
 
 @api
+async def family_consent(request: web.Request, staff: StaffIdentity) -> web.Response:
+    """``{"endpoint_id": 12, "channel": "sms" | null, "opted_out": true}``: staff change a
+    family's consent for them, on one channel or (``channel`` null) on every channel."""
+    body = await read_object(request)
+    endpoint_id, channel, opted_out = body.get("endpoint_id"), body.get("channel"), body.get("opted_out")
+    if not isinstance(endpoint_id, int):
+        return error(400, "endpoint_id: required (a number)")
+    if channel is not None and not isinstance(channel, str):
+        return error(400, "channel: a channel name or null (every channel)")
+    if not isinstance(opted_out, bool):
+        return error(400, "opted_out: true or false")
+    family_id = request.match_info["family_id"]
+    try:
+        await actions.set_endpoint_consent(_gw(request), staff, family_id, endpoint_id, channel, opted_out)
+    except GatewayError as exc:
+        return error(400, str(exc))
+    family = await queries.family_detail(_gw(request), family_id, staff.scope)
+    assert family is not None
+    family.pop("id", None)
+    return json_response(family)
+
+
+@api
 async def families_import(request: web.Request, staff: StaffIdentity) -> web.Response:
     """A families CSV as the body → the ``families import --json`` report."""
     body = await request.read()
@@ -447,6 +470,7 @@ def add_api_routes(app: web.Application) -> None:
     r.add_get("/api/families", families_list)
     r.add_post("/api/families/import", families_import)
     r.add_get("/api/families/{family_id}", family_get)
+    r.add_post("/api/families/{family_id}/consent", family_consent)
     r.add_get("/api/events", events_list)
     r.add_post("/api/events", events_create)
     r.add_get("/api/audience", audience_count)

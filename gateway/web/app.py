@@ -16,7 +16,8 @@ from aiohttp import web
 from sqlalchemy import func, select
 
 from gateway.storage.db import database_unavailable
-from gateway.storage.models import Endpoint, OutboxMessage, utcnow
+from gateway.storage.endpoints import set_channel_state
+from gateway.storage.models import Endpoint, OutboxMessage
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -41,7 +42,7 @@ def create_app(gw: Gateway) -> web.Application:
     app.router.add_get("/unsubscribe/{token}", unsubscribe_get)
     app.router.add_get("/files/{token}/{filename}", attachment_file)
     app.router.add_post("/webhooks/{channel}/{action}", _unknown_webhook)
-    gw.pm.hook.gateway_web_routes(gateway=gw, app=app)
+    gw.pm.hook.gateway_web_routes(context=gw.plugin_context, gateway=gw, app=app)
     from gateway.web.routes import register
 
     register(app, gw)
@@ -155,8 +156,8 @@ async def unsubscribe_post(request: web.Request) -> web.Response:
         endpoint = await session.get(Endpoint, row.endpoint_id)
         if endpoint is None:
             return _invalid_link()
-        endpoint.opted_out = True
-        endpoint.opted_out_at = utcnow()
+        # The channel the e-mail came on; the family's other channels are theirs to keep.
+        await set_channel_state(session, [endpoint.id], row.channel, "opted_out", "one-click unsubscribe")
         await session.commit()
     log.info("one-click unsubscribe for message %s", row.id)
     return web.Response(text="You are unsubscribed. You will not receive more e-mails from us.\n")

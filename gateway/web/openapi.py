@@ -57,9 +57,35 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "properties": {
             "channel": {"type": "string"},
+            "kind": {"type": "string", "description": "The address kind (phone, email, whatsapp...)"},
+            "label": {"type": "string"},
             "address": {"type": "string"},
+            "masked": {"type": "string", "description": "The address as its kind shows it masked"},
+            "opted_out": {"type": "boolean", "description": "Opted out on every channel"},
+            "invalid": {"type": "boolean", "description": "Invalid on every channel"},
+            "channels": {
+                "type": "array",
+                "description": "Consent on each channel reaching the address",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "channel": {"type": "string"},
+                        "state": {"type": "string", "enum": ["subscribed", "opted_out", "invalid"]},
+                        "everywhere": {"type": "boolean"},
+                        "since": {"type": "string", "format": "date-time", "nullable": True},
+                    },
+                },
+            },
+        },
+    },
+    "ConsentChange": {
+        "type": "object",
+        "properties": {
+            "endpoint_id": {"type": "integer"},
+            "channel": {"type": "string", "nullable": True, "description": "null: every channel"},
             "opted_out": {"type": "boolean"},
         },
+        "required": ["endpoint_id", "opted_out"],
     },
     "Family": {
         "type": "object",
@@ -258,6 +284,14 @@ def _paths() -> dict[str, Any]:
         },
         "/api/families/{family_id}": {
             "get": _op("One family", _json(_ref("Family")), parameters=[_param("family_id", "path")])
+        },
+        "/api/families/{family_id}/consent": {
+            "post": _op(
+                "Opt a family's address out (or back in) on one channel or every channel, for them",
+                _json(_ref("Family")),
+                body={"application/json": {"schema": _ref("ConsentChange")}},
+                parameters=[_param("family_id", "path")],
+            )
         },
         "/api/events": {
             "get": _op("Events", _json({"type": "array", "items": _ref("Event")})),

@@ -991,6 +991,28 @@ async def family_language(request: web.Request, staff: StaffIdentity) -> web.Str
     raise web.HTTPSeeOther(f"/families/{family_id}?saved=1")
 
 
+@page
+async def family_consent(request: web.Request, staff: StaffIdentity) -> web.StreamResponse:
+    """Opt a family's address out, or back in, on one channel or on every channel, for them."""
+    gw = _gw(request)
+    family_id = request.match_info["family_id"]
+    form = request[FORM_KEY]
+    channel = str(form.get("channel", "")) or None
+    try:
+        endpoint_id = int(str(form.get("endpoint_id", "")))
+        await actions.set_endpoint_consent(
+            gw,
+            staff,
+            family_id,
+            endpoint_id,
+            None if channel == "*" else channel,
+            str(form.get("action", "")) == "opt_out",
+        )
+    except (ValueError, actions.NotFoundError, GatewayError):
+        return not_found(request, staff)
+    raise web.HTTPSeeOther(f"/families/{family_id}?saved=1")
+
+
 def add_page_routes(app: web.Application) -> None:
     """Mount the pages and their static files."""
     app[ENV_KEY] = make_environment()
@@ -1023,4 +1045,5 @@ def add_page_routes(app: web.Application) -> None:
     r.add_get("/families/export.csv", families_export)
     r.add_get("/families/{family_id}", family_page)
     r.add_post("/families/{family_id}/language", family_language)
+    r.add_post("/families/{family_id}/consent", family_consent)
     r.add_static("/static/", STATIC, append_version=True)

@@ -16,8 +16,10 @@ from sqlalchemy import Select, func, select
 
 from gateway.domain.audience import parse_audience
 from gateway.domain.statuses import overall_status
+from gateway.families import endpoint_details
 from gateway.outbox.planner import BroadcastRequest, BroadcastSummary
 from gateway.rendering.composer import what_families_got
+from gateway.storage.endpoints import channel_states
 from gateway.storage.families import FamilyRepository, family_as_dict
 from gateway.storage.models import (
     Broadcast,
@@ -86,7 +88,8 @@ async def list_families(
         families = await FamilyRepository(session).list(
             school=school, language=language, schools_scope=scope, search=search or None, limit=limit
         )
-        return [family_as_dict(f, gw.channel_name_for_kind) for f in families]
+        extra = await endpoint_details(gw, session, [g for f in families for g in f.guardians])
+        return [family_as_dict(f, gw.channel_name_for_kind, extra) for f in families]
 
 
 async def families_in_scope(gw: Gateway, scope: list[str] | None) -> int:
@@ -108,7 +111,8 @@ async def family_detail(gw: Gateway, family_id: str, scope: list[str] | None) ->
             allowed = {s.casefold() for s in scope}
             if not any((s.school or "").casefold() in allowed for s in family.students):
                 return None
-        data = family_as_dict(family, gw.channel_name_for_kind)
+        extra = await endpoint_details(gw, session, list(family.guardians))
+        data = family_as_dict(family, gw.channel_name_for_kind, extra)
         for guardian, row in zip(family.guardians, data["guardians"], strict=True):
             row["id"] = guardian.id
             for endpoint, item in zip(guardian.endpoints, row["endpoints"], strict=True):
@@ -547,11 +551,12 @@ async def reach_report(gw: Gateway, scope: list[str] | None, last: int = 5) -> d
             )
         endpoints = (
             await session.execute(
-                select(Guardian.family_id, Guardian.language, Endpoint.kind, Endpoint.opted_out)
+                select(Guardian.family_id, Guardian.language, Endpoint.id, Endpoint.kind, Endpoint.opted_out)
                 .join(Endpoint, Endpoint.guardian_id == Guardian.id)
                 .where(Guardian.family_id.in_(list(families)))
             )
         ).all()
+        own_states = await channel_states(session, [row[2] for row in endpoints])
     groups: dict[str, dict[str, dict[str, Any]]] = {"language": {}, "channel": {}, "school": {}}
 
     def bucket(kind: str, key: str) -> dict[str, Any]:
@@ -583,14 +588,20 @@ async def reach_report(gw: Gateway, scope: list[str] | None, last: int = 5) -> d
         if status in REACHED:
             reached_families.add(family_pk)
     endpoint_state: dict[int, list[bool]] = defaultdict(list)
-    for family_pk, language, kind_name, opted_out in endpoints:
-        keys = [("language", language), ("channel", gw.channel_name_for_kind(kind_name))]
-        keys += [("school", s) for s in schools.get(family_pk, set())]
-        for kind, key in keys:
-            b = bucket(kind, key)
-            b["endpoints"] += 1
-            b["opted_out"] += bool(opted_out)
-        endpoint_state[family_pk].append(bool(opted_out))
+    for family_pk, language, endpoint_id, kind_name, everywhere in endpoints:
+        # One count per address and channel reaching it: consent is kept per channel.
+        names = [c.name for c in gw.channels_for_endpoint(kind_name)] or [gw.channel_name_for_kind(kind_name)]
+        for name in names:
+            opted_out = bool(everywhere) or (
+                name in own_states.get(endpoint_id, {}) and own_states[endpoint_id][name].opted_out
+            )
+            keys = [("language", language), ("channel", name)]
+            keys += [("school", s) for s in schools.get(family_pk, set())]
+            for kind, key in keys:
+                b = bucket(kind, key)
+                b["endpoints"] += 1
+                b["opted_out"] += opted_out
+            endpoint_state[family_pk].append(opted_out)
     report: dict[str, Any] = {"broadcasts": ids, "last": last}
     for kind, rows in groups.items():
         report[f"by_{kind}"] = [

@@ -30,6 +30,8 @@ UI_WORDS = (
     N_("rsvp"), N_("survey_answer"), N_("survey_unmatched"), N_("free_text"), N_("opt_out"), N_("opt_in"),
     N_("help"), N_("unknown_sender"), N_("late_answer"), N_("acknowledgement"), N_("language_change"),
     N_("duplicate"),
+    # kinds of address (built-in; a plugin's own kind shows its label as it declared it)
+    N_("phone"), N_("e-mail"), N_("Telegram"),
     # kinds of broadcast
     N_("invitation"), N_("message"), N_("survey"), N_("survey-reminder"), N_("reminder"),
     # roles and reach tables

@@ -15,6 +15,9 @@ __all__ = [
     "gateway_channel_types",
 ]
 
+#: The plugin contract this plugin is written against (gateway.contract).
+GATEWAY_CONTRACT = "2"
+
 
 @hookimpl
 def gateway_channel_types() -> list[type]:

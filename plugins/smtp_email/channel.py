@@ -6,7 +6,15 @@ import asyncio
 import contextlib
 from typing import Any, ClassVar
 
-from gateway import Channel, ChannelContext, OutboundMessage, SendResult, mask_address
+from gateway import (
+    EMAIL,
+    Channel,
+    ChannelCapabilities,
+    ChannelContext,
+    OutboundMessage,
+    SendResult,
+    mask_address,
+)
 
 from .composer import build_email, email_bytes
 from .imap_reader import ImapMailboxReader
@@ -31,8 +39,9 @@ class SmtpEmailChannel(Channel):
     """
 
     plugin: ClassVar[str] = "smtp_email"
-    endpoint_kind = "email"
+    address_kind = EMAIL
     supports_attachments = True
+    capabilities = ChannelCapabilities(subject=True, markup="html", media=True)
     Settings = SmtpEmailSettings
 
     def __init__(self, name: str, settings: SmtpEmailSettings, context: ChannelContext) -> None:

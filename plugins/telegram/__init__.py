@@ -13,6 +13,9 @@ from .settings import TelegramSettings
 
 __all__ = ["TelegramChannel", "TelegramSettings", "gateway_channel_types"]
 
+#: The plugin contract this plugin is written against (gateway.contract).
+GATEWAY_CONTRACT = "2"
+
 
 @hookimpl
 def gateway_channel_types() -> list[type]:

@@ -12,7 +12,9 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from gateway import (
+    TELEGRAM,
     Channel,
+    ChannelCapabilities,
     ChannelContext,
     OutboundMessage,
     PermanentSendError,
@@ -38,6 +40,10 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 _PROGRESS_MEMORY = 1024
 
 
+#: Buttons one message carries at most (Telegram's own limit for an inline keyboard).
+MAX_BUTTONS = 100
+
+
 class TelegramChannel(Channel):
     """A Telegram bot (aiogram 3): HTML messages, inline answer buttons, deep-link onboarding.
 
@@ -47,9 +53,11 @@ class TelegramChannel(Channel):
     """
 
     plugin: ClassVar[str] = "telegram"
-    endpoint_kind = "telegram"
+    address_kind = TELEGRAM
     Settings = TelegramSettings
     supports_buttons = True
+    #: Long bodies are split into several messages, so there is no maximum length.
+    capabilities = ChannelCapabilities(buttons=MAX_BUTTONS, markup="telegram_html")
     default_rate_per_second = 30
     default_rate_per_recipient_per_second = 1
 

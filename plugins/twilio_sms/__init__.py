@@ -12,6 +12,9 @@ from .channel import TwilioSmsChannel, TwilioSmsSettings
 
 __all__ = ["TwilioSmsChannel", "TwilioSmsSettings", "gateway_channel_types"]
 
+#: The plugin contract this plugin is written against (gateway.contract).
+GATEWAY_CONTRACT = "2"
+
 
 @hookimpl
 def gateway_channel_types() -> list[type]:

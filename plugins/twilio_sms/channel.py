@@ -17,7 +17,9 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from twilio.rest import Client
 
 from gateway import (
+    PHONE,
     Channel,
+    ChannelCapabilities,
     ChannelContext,
     ChannelSettings,
     OutboundMessage,
@@ -121,9 +123,10 @@ class TwilioSmsChannel(Channel):
     """SMS to phone endpoints through Twilio, with status callbacks and signed webhooks."""
 
     plugin: ClassVar[str] = "twilio_sms"
-    endpoint_kind = "phone"
+    address_kind = PHONE
     Settings: ClassVar[type[ChannelSettings]] = TwilioSmsSettings
     max_body_length: ClassVar[int | None] = MAX_SMS_CHARACTERS
+    capabilities = ChannelCapabilities(max_length=MAX_SMS_CHARACTERS, markup="text")
     #: How far back ``reconcile`` looks for a message whose SID never came back.
     reconcile_window: ClassVar[timedelta] = timedelta(hours=6)
 

@@ -45,7 +45,16 @@ def test_import_merges_rows_normalises_and_lists(tmp_path: Path, cli, config_pat
     maria = f1["guardians"][0]
     assert maria["language"] == "es-MX"
     assert maria["endpoints"] == [
-        {"channel": "sms", "kind": "phone", "address": "+19135550101", "opted_out": False, "invalid": False}
+        {
+            "channel": "sms",
+            "kind": "phone",
+            "label": "phone",
+            "address": "+19135550101",
+            "masked": "+1******0101",
+            "opted_out": False,
+            "invalid": False,
+            "channels": [{"channel": "sms", "state": "subscribed", "everywhere": False, "since": None}],
+        }
     ]
     assert sorted(s["name"] for s in f1["students"]) == ["Ana Lopez", "Luis Lopez"]
     assert f1["tags"] == ["newcomer"]

@@ -12,6 +12,7 @@ from dispatch_support import TimedTwilioServer, phone, seed_outbox, status_count
 from sqlalchemy import select
 
 from gateway.outbox.planner import BroadcastRequest
+from gateway.storage.endpoints import endpoint_state
 from gateway.storage.models import Endpoint, Family, Guardian, OutboxMessage
 from gateway.testing.harness import open_gateway, write_config
 
@@ -106,7 +107,10 @@ async def test_permanent_errors_not_retried_and_fall_back(
         await gw.dispatcher.run_until_idle()  # the fallbacks queued by the first pass
         async with gw.db.session() as session:
             rows = list(await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
-            endpoints = {e.address: e for e in await session.scalars(select(Endpoint))}
+            endpoints = {
+                e.address: await endpoint_state(session, e.id, "sms")
+                for e in await session.scalars(select(Endpoint))
+            }
     requests = [a.to for a in twilio.arrivals]
     assert requests.count(invalid) == 1 and requests.count(opted_out) == 1, "a permanent error was retried"
     sms = {r.address: r for r in rows if r.channel == "sms"}

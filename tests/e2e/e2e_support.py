@@ -25,6 +25,7 @@ import yaml
 from aiohttp import web
 from sqlalchemy import func, select
 
+from gateway.storage.endpoints import ChannelState, endpoint_state
 from gateway.storage.models import Endpoint, InboundRecord, OutboxMessage
 from gateway.testing.fakes import free_port
 from gateway.testing.harness import open_gateway, write_config
@@ -169,6 +170,14 @@ class LiveGateway:
             return await session.scalar(
                 select(Endpoint).where(Endpoint.kind == kind, Endpoint.address == address)
             )
+
+    async def state(self, kind: str, address: str, channel: str | None = None) -> ChannelState:
+        """The consent of the endpoint of ``kind`` with ``address`` on ``channel`` (default: the
+        first channel of the kind): opted out or invalid there, or everywhere."""
+        endpoint = await self.endpoint(kind, address)
+        assert endpoint is not None, f"no {kind} endpoint {address}"
+        async with self.gw.db.session() as session:
+            return await endpoint_state(session, endpoint.id, channel or self.gw.channel_name_for_kind(kind))
 
     async def endpoints(self, kind: str) -> list[Endpoint]:
         """Every endpoint of ``kind``."""

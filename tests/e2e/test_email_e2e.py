@@ -222,8 +222,8 @@ async def test_invitation_replies_unsubscribe_and_bounces(
         )
         rows = {r.address: r for r in await live.outbox(broadcast_id=sent["broadcast_id"])}
         assert rows[REFUSED].status == "failed" and rows[REFUSED].error_code == "550"
-        refused = await live.endpoint("email", REFUSED)
-        assert refused is not None and refused.invalid
+        refused = await live.state("email", REFUSED, "email")
+        assert refused.invalid
         assert {rows[a].status for a in (MARIA, TOM, CLAIRE, FATIMA, GONE)} == {"sent"}
 
         # What Maria received: multipart text + HTML, reply token, one-click unsubscribe, lang/dir.
@@ -276,8 +276,7 @@ async def test_invitation_replies_unsubscribe_and_bounces(
         # The bounce: message failed, address invalid.
         rows = {r.address: r for r in await live.outbox(broadcast_id=sent["broadcast_id"])}
         assert rows[GONE].status == "failed" and rows[GONE].error_code == "5.1.1"
-        gone_endpoint = await live.endpoint("email", GONE)
-        assert gone_endpoint is not None and gone_endpoint.invalid
+        assert (await live.state("email", GONE, "email")).invalid
 
         # RFC 8058: a prefetching GET changes nothing, a forged token is refused, the POST opts out.
         claire_token = rows[CLAIRE].reply_token
@@ -290,8 +289,7 @@ async def test_invitation_replies_unsubscribe_and_bounces(
         assert forged[0] == malformed[0] == 404 and forged[1] == malformed[1]
         status, _ = await _http(live, "POST", f"/unsubscribe/{claire_token}")
         assert status == 200
-        endpoint = await live.endpoint("email", CLAIRE)
-        assert endpoint is not None and endpoint.opted_out
+        assert (await live.state("email", CLAIRE, "email")).opted_out
 
         # After the RSVP confirmations, a new survey reaches Maria, Tom and Fatima only.
         await live.drain()

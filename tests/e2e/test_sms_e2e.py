@@ -134,10 +134,10 @@ async def test_invitation_statuses_replies_and_provider_errors(
         assert rows[MARIA].status == "sent" and rows[MARIA].attempts in (1, 2)
         assert rows[OPTED_OUT].status == "failed" and rows[OPTED_OUT].error_code == "21610"
         assert rows[BAD_NUMBER].status == "failed" and rows[BAD_NUMBER].error_code == "21211"
-        opted_out = await live.endpoint("phone", OPTED_OUT)
-        invalid = await live.endpoint("phone", BAD_NUMBER)
-        assert opted_out is not None and opted_out.opted_out and not opted_out.invalid
-        assert invalid is not None and invalid.invalid and not invalid.opted_out
+        opted_out = await live.state("phone", OPTED_OUT, "sms")
+        invalid = await live.state("phone", BAD_NUMBER, "sms")
+        assert opted_out.opted_out and not opted_out.invalid and not opted_out.everywhere
+        assert invalid.invalid and not invalid.opted_out and not invalid.everywhere
 
         # Status callbacks, signed by the fake Twilio against the public URL.
         assert await twilio.post_status_callbacks(maria_sms.sid, ["queued", "sent", "delivered"]) == [

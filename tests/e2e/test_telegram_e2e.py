@@ -155,8 +155,8 @@ async def test_onboarding_survey_buttons_typed_answers_and_blocking(
         survey = (await live.run("survey", "send", str(_survey(tmp_path)), "--json")).json()
         assert survey["messages"] == 3 and survey["by_channel"] == {"telegram": 3}
         await live.drain()
-        dil = await live.endpoint("telegram", str(DIL_CHAT))
-        assert dil is not None and dil.opted_out
+        dil = await live.state("telegram", str(DIL_CHAT), "telegram")
+        assert dil.opted_out
         [dil_row] = await live.outbox(address=str(DIL_CHAT))
         assert dil_row.status == "failed" and dil_row.error_code == "403" and dil_row.attempts == 1
 

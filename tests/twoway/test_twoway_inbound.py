@@ -12,6 +12,7 @@ from twoway_support import EXAMPLES, ON_CALL, jcall, reply, sent_to, text_call, 
 
 from gateway.families import import_families
 from gateway.sandbox_tools import inject_reply
+from gateway.storage.endpoints import endpoint_state
 from gateway.storage.models import Endpoint, InboundRecord, OutboxMessage
 from gateway.testing.harness import open_gateway
 
@@ -63,8 +64,9 @@ async def test_same_inbound_twice_is_stored_and_processed_once(db_url: str, tmp_
         other = await inject_reply(gw, BARAKA_MAIL, "HELP", provider_id="SM0001")
         assert other["duplicate"] is False and other["classification"] == "help"
         async with gw.db.session() as session:
-            opted = await session.scalar(select(Endpoint.opted_out).where(Endpoint.address == MARIA))
-        assert opted is True
+            maria = await session.scalar(select(Endpoint.id).where(Endpoint.address == MARIA))
+            on_sms = await endpoint_state(session, maria, "sms")
+        assert on_sms.opted_out is True and not on_sms.everywhere
 
 
 def test_urgent_reply_tops_the_inbox_and_alerts_on_call(cli: Any, families: Path) -> None:

@@ -641,7 +641,7 @@ def test_keywords_cover_every_language_and_never_swallow_an_answer() -> None:
     answers = _load_yaml("answers.yaml")
     assert set(REQUIRED_LANGUAGES) <= set(keywords)
     for language, lists in keywords.items():
-        assert set(lists) == {"opt_out", "opt_in", "help", "opt_out_phrases"}, language
+        assert set(lists) == {"opt_out", "opt_out_all", "opt_in", "help", "opt_out_phrases"}, language
         for kind, words in lists.items():
             assert _all_strings(words, lambda s: s == s.lower() and s == s.strip()), (
                 language,
@@ -650,7 +650,7 @@ def test_keywords_cover_every_language_and_never_swallow_an_answer() -> None:
         answer_words = {
             normalise(word) for synonyms in answers.get(language, {}).values() for word in synonyms
         }
-        by_kind = {k: {normalise(w) for w in lists[k]} for k in ("opt_out", "opt_in", "help")}
+        by_kind = {k: {normalise(w) for w in lists[k]} for k in ("opt_out", "opt_out_all", "opt_in", "help")}
         whole_words = set().union(*by_kind.values())
         assert not whole_words & answer_words, (language, whole_words & answer_words)
         # One word, one meaning: the unaccented spelling may repeat a word, never cross kinds.

@@ -258,3 +258,56 @@ async def test_survey_page_filters_and_csv(web: Any) -> None:
     page = await (await web.client.get("/surveys/bus?school=Lincoln")).text()
     assert 'data-answer="no"' in page and 'data-answer="yes"' not in page
     assert (await web.client.get("/surveys/nope")).status == 404
+
+
+async def test_family_page_shows_and_changes_consent_per_channel(web: Any) -> None:
+    # STOP by SMS: the page shows SMS opted out, on that channel only.
+    await inject_reply(web.gw, "+19135550111", "STOP", "sms")
+    await web.login("roosevelt@district.example")
+    page = await (await web.client.get("/families/F011")).text()
+    assert re.search(r'data-channel="sms" data-state="opted_out"', page)
+    endpoint_id = re.search(r'data-endpoint="(\d+)"', page).group(1)
+    token = csrf_from(page)
+    # Staff opt the family back in on SMS for them, then out of every channel: audited.
+    for channel, action in (("sms", "opt_in"), ("*", "opt_out")):
+        done = await web.client.post(
+            "/families/F011/consent",
+            data={"csrf_token": token, "endpoint_id": endpoint_id, "channel": channel, "action": action},
+            allow_redirects=False,
+        )
+        assert done.status == 303
+        page = await (await web.client.get("/families/F011")).text()
+        state = "subscribed" if action == "opt_in" else "opted_out"
+        assert re.search(rf'data-channel="sms" data-state="{state}"', page)
+    assert "every channel" in page
+    async with web.gw.db.session() as session:
+        actions = [e.action for e in await session.scalars(select(AuditEntry).order_by(AuditEntry.id))]
+    assert actions[-2:] == ["endpoint.opt_in", "endpoint.opt_out"]
+    # Another school's family is the same 404 as a missing one.
+    other = await web.client.post(
+        "/families/F002/consent",
+        data={"csrf_token": token, "endpoint_id": "1", "channel": "sms", "action": "opt_out"},
+    )
+    assert other.status == 404
+
+    # The API: the same change in JSON, answered with the family as the page shows it.
+    headers = web.auth("roosevelt")
+    response = await web.client.post(
+        "/api/families/F011/consent",
+        json={"endpoint_id": int(endpoint_id), "channel": "sms", "opted_out": False},
+        headers=headers,
+    )
+    assert response.status == 200
+    family = await response.json()
+    [endpoint] = family["guardians"][0]["endpoints"]
+    assert endpoint["channels"] == [
+        {"channel": "sms", "state": "subscribed", "everywhere": False, "since": None}
+    ]
+    assert endpoint["masked"] == "+1******0111"
+    refused = await web.client.post(
+        "/api/families/F011/consent",
+        json={"endpoint_id": int(endpoint_id), "channel": "fax", "opted_out": True},
+        headers=headers,
+    )
+    assert refused.status == 400
+    assert "channel 'fax' does not reach this address" in (await refused.json())["error"]

@@ -8,7 +8,7 @@ import pytest
 from email_helpers import FROM_ADDRESS, REPLY_DOMAIN, outbound
 from gateway_plugins.smtp_email import SmtpEmailChannel, gateway_channel_types
 
-from gateway import DeliveryUnknownError, PermanentSendError, RetryableSendError
+from gateway import EMAIL, DeliveryUnknownError, PermanentSendError, RetryableSendError
 from gateway.testing import FakeChannelContext, free_port
 from gateway.testing.smtp_server import RecordingSmtpServer
 
@@ -235,7 +235,7 @@ async def test_stop_quits_every_connection(make_channel, smtp_server) -> None:
 def test_plugin_hook_offers_the_channel() -> None:
     assert gateway_channel_types() == [SmtpEmailChannel]
     assert SmtpEmailChannel.plugin == "smtp_email"
-    assert SmtpEmailChannel.endpoint_kind == "email"
+    assert SmtpEmailChannel.declared_kind() == "email" and SmtpEmailChannel.address_kind is EMAIL
 
 
 def test_recording_server_can_be_restarted_cleanly() -> None:

@@ -19,7 +19,7 @@ from gateway_plugins.telegram.errors import send_error_from
 from gateway_plugins.telegram.keyboards import encode_answer, parse_answer, parse_language
 from pydantic import ValidationError
 
-from gateway import Button, DeliveryUnknownError, PermanentSendError, RetryableSendError
+from gateway import TELEGRAM, Button, DeliveryUnknownError, PermanentSendError, RetryableSendError
 
 TOKEN = "123456:ABC-def_ghi"
 METHOD = SendMessage(chat_id=1, text="x")
@@ -33,7 +33,7 @@ def test_plugin_provides_the_channel_type_through_the_hook():
     pm.register(telegram_plugin)
     assert [TelegramChannel] in pm.hook.gateway_channel_types()
     assert TelegramChannel.plugin == "telegram"
-    assert TelegramChannel.endpoint_kind == "telegram"
+    assert TelegramChannel.declared_kind() == "telegram" and TelegramChannel.address_kind is TELEGRAM
     assert TelegramChannel.supports_buttons is True
     assert TelegramChannel.default_rate_per_second == 30
     assert TelegramChannel.default_rate_per_recipient_per_second == 1

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from twilio_sms_support import FROM_NUMBER, PUBLIC_BASE_URL, SERVICE_SID, ChannelFactory
 
 from gateway import (
+    PHONE,
     ConfigError,
     DeliveryUnknownError,
     OutboundMessage,
@@ -326,5 +327,5 @@ def test_plugin_registration() -> None:
 
     assert twilio_sms.gateway_channel_types() == [TwilioSmsChannel]
     assert TwilioSmsChannel.plugin == "twilio_sms"
-    assert TwilioSmsChannel.endpoint_kind == "phone"
+    assert TwilioSmsChannel.declared_kind() == "phone" and TwilioSmsChannel.address_kind is PHONE
     assert TwilioSmsChannel.Settings is TwilioSmsSettings
