@@ -955,7 +955,7 @@ def to_outbound(row: OutboxMessage | ClaimedMessage) -> OutboundMessage:
         family_id=payload.get("family_id"),
         broadcast_id=row.broadcast_id,
         attempt=row.attempts,
-        metadata={k: v for k, v in payload.items() if k in ("survey_id", "question_id")},
+        metadata={k: v for k, v in payload.items() if k in ("survey_id", "question_id", "template")},
         attachments=tuple(
             Attachment(
                 filename=str(a["name"]),

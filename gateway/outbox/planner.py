@@ -806,6 +806,8 @@ class BroadcastPlanner:
             "direction": composed.direction,
             "family_id": family.external_id,
             "sources": composed.origins(),
+            # which template wrote it: a channel may need it (WhatsApp's approved templates)
+            "template": request.template,
         }
         if unsubscribe_url:
             payload["unsubscribe_url"] = unsubscribe_url

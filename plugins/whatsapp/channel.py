@@ -46,20 +46,31 @@ from gateway_plugins.twilio_sms.webhooks import TWILIO_STATUS_MAP
 from twilio.rest import Client
 
 from gateway import (
+    AddressKind,
     Button,
     Channel,
+    ChannelCapabilities,
     ChannelContext,
     ChannelSettings,
     OutboundMessage,
     PermanentSendError,
     SendResult,
     WebhookHandler,
+    current_region,
 )
 
 from . import addresses
 from .errors import NO_TEMPLATE_CODE, OUTSIDE_WINDOW, describe_whatsapp_error
 from .settings import MAX_QUICK_REPLY_BUTTONS, TemplateRef, WhatsAppSettings
 from .webhooks import WhatsAppWebhooks
+
+#: The ``whatsapp`` address kind (national numbers read in ``families.default_region``).
+WHATSAPP = AddressKind(
+    **{  # type: ignore[arg-type]
+        **addresses.address_kind_fields(),
+        "normalise": lambda raw: addresses.normalise(raw, current_region() or "US"),
+    }
+)
 
 __all__ = [
     "MAX_BODY_CHARACTERS",
@@ -103,9 +114,10 @@ class WhatsAppChannel(Channel):
     """WhatsApp to a guardian's number through Twilio, window-aware (see the module doc)."""
 
     plugin: ClassVar[str] = "whatsapp"
-    #: Today's core reaches WhatsApp users on their phone endpoint; with open address kinds
-    #: this becomes :data:`addresses.KIND` (the ``whatsapp:+E164`` form).
-    endpoint_kind = "phone"
+    #: ``whatsapp:+E164`` addresses: a guardian's own ``address:whatsapp``, else their phone
+    #: number (``defaults_from="phone"``), so SMS and WhatsApp share one number and each family
+    #: gets the channel it chose.
+    address_kind = WHATSAPP
     Settings: ClassVar[type[ChannelSettings]] = WhatsAppSettings
     max_body_length: ClassVar[int | None] = MAX_BODY_CHARACTERS
     #: Twilio's default text throughput of one WhatsApp sender (10 messages/s; up to 50 on
@@ -135,6 +147,18 @@ class WhatsAppChannel(Channel):
     def supports_buttons(self) -> bool:  # type: ignore[override]
         """Buttons are shown when a quick-reply content template is configured."""
         return bool(self.config.quick_replies)
+
+    @property
+    def features(self) -> ChannelCapabilities:
+        """No subject; as many buttons as the largest quick-reply template configured (Twilio
+        allows 3 without approval), Twilio's 1,600-character body, plain text, no media."""
+        return ChannelCapabilities(
+            subject=False,
+            buttons=max(self.config.quick_replies, default=0),
+            max_length=MAX_BODY_CHARACTERS,
+            markup="text",
+            media=False,
+        )
 
     # -- lifecycle ---------------------------------------------------------------------
 
