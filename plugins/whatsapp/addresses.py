@@ -2,9 +2,11 @@
 
 The address kind is declared here as plain data and functions (:data:`KIND`,
 :data:`DEFAULTS_FROM`, :func:`normalise`, :func:`mask`) so the core can register it as an
-address kind of its own. Until the core has open address kinds, the channel reaches ``phone``
-endpoints: their E.164 number is the guardian's WhatsApp number, and :func:`to_provider` /
-:func:`endpoint_form` convert between the two forms at the channel's edge.
+address kind of its own. A guardian without a ``whatsapp`` address is reached on their phone
+number (``defaults_from``): the core hands the channel that number as ``whatsapp:+E164`` and
+finds the family of a ``whatsapp:+E164`` sender through :func:`to_default`. :func:`to_provider`
+and :func:`endpoint_form` convert between the two forms (inbound messages stored before the
+kind existed are under the bare ``+E164``).
 """
 
 from __future__ import annotations

@@ -133,7 +133,6 @@ class WhatsAppChannel(Channel):
             name,
             context,
             self.config.auth_token.get_secret_value(),
-            kind=lambda: self.kind,
             on_inbound=self.note_inbound,
             on_window_closed=self.note_window_closed,
         )

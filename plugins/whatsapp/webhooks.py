@@ -1,7 +1,8 @@
 """Twilio's WhatsApp webhooks: the SMS plugin's signed handlers (same ``X-Twilio-Signature``
 check against the public URL), reading WhatsApp's extra fields.
 
-* incoming: ``From`` is ``whatsapp:+E164`` (turned into the endpoint's form), a tapped
+* incoming: ``From`` is ``whatsapp:+E164``, the channel's address form (the core finds the
+  family by its ``whatsapp`` address, else by its phone number), a tapped
   quick-reply button adds ``ButtonPayload`` (the button's id: our choice value) and
   ``ButtonText``; ``OriginalRepliedMessageSid`` names the message a reply quotes; ``WaId``
   and ``ProfileName`` stay in ``raw``. Every incoming message restarts the 24-hour window.
@@ -19,7 +20,7 @@ from gateway_plugins.twilio_sms.webhooks import TwilioWebhooks
 
 from gateway import ChannelContext, InboundMessage, StatusUpdate
 
-from .addresses import endpoint_form
+from .addresses import to_provider
 from .errors import OUTSIDE_WINDOW, describe_whatsapp_error
 
 __all__ = ["WhatsAppWebhooks"]
@@ -32,9 +33,9 @@ RESEND_AS_TEMPLATE_AFTER = 0.0
 class WhatsAppWebhooks(TwilioWebhooks):
     """``inbound`` and ``status`` of one WhatsApp channel.
 
-    ``kind`` says which form addresses take in the core (``phone`` or ``whatsapp``);
-    ``on_inbound(address, at)`` and ``on_window_closed(address)`` tell the channel what the
-    webhooks learnt about a recipient's window.
+    Addresses are in the ``whatsapp:+E164`` form both ways; ``on_inbound(address, at)`` and
+    ``on_window_closed(address)`` tell the channel what the webhooks learnt about a
+    recipient's window.
     """
 
     def __init__(
@@ -43,19 +44,17 @@ class WhatsAppWebhooks(TwilioWebhooks):
         context: ChannelContext,
         auth_token: str,
         *,
-        kind: Callable[[], str],
         on_inbound: Callable[[str, datetime], None],
         on_window_closed: Callable[[str], None],
     ) -> None:
         super().__init__(channel_name, context, auth_token, describe=describe_whatsapp_error)
-        self._kind = kind
         self._on_inbound = on_inbound
         self._on_window_closed = on_window_closed
 
     def inbound_message(self, form: Mapping[str, str]) -> InboundMessage:
         """A WhatsApp message or button tap as an :class:`gateway.InboundMessage`."""
         message = super().inbound_message(form)
-        sender = endpoint_form(message.sender, self._kind())
+        sender = to_provider(message.sender)
         payload = (form.get("ButtonPayload") or "").strip() or None
         text = message.text or form.get("ButtonText", "")
         quoted = (form.get("OriginalRepliedMessageSid") or "").strip()
@@ -69,8 +68,9 @@ class WhatsAppWebhooks(TwilioWebhooks):
         )
 
     def recipient_address(self, form: Mapping[str, str]) -> str:
-        """``To`` in the endpoint's form."""
-        return endpoint_form(super().recipient_address(form), self._kind())
+        """``To`` as ``whatsapp:+E164`` (the core marks the family's number on this channel)."""
+        recipient = super().recipient_address(form)
+        return to_provider(recipient) if recipient else ""
 
     def status_update(self, form: Mapping[str, str]) -> StatusUpdate | None:
         """A status callback (``read`` included); a 63016 failure closes the window and asks

@@ -19,6 +19,7 @@ from gateway.testing.twilio_server import FakeTwilioServer
 SENDER = "+18165550100"
 MARIA = "+19135550101"  # Spanish: an approved Spanish template exists
 AMINA = "+19135550177"  # Somali: no approved Somali template
+WA_MARIA, WA_AMINA = "whatsapp:" + MARIA, "whatsapp:" + AMINA
 
 
 @pytest.fixture
@@ -85,27 +86,34 @@ async def test_window_templates_fallback_buttons_and_read(
                                 str(write_event(tmp_path)), "--channels", "whatsapp,email",
                                 "--json")).json()
         await live.drain()
+        # The families have no WhatsApp address of their own: their phone numbers, in the
+        # whatsapp kind's form.
         rows = {r.address: r for r in await live.outbox(broadcast_id=first["broadcast_id"])}
         # Maria: the approved Spanish template, by Content SID, never free-form.
         [to_maria] = twilio.messages
-        assert to_maria.to == "whatsapp:" + MARIA and to_maria.content_sid == template
+        assert to_maria.to == WA_MARIA and to_maria.content_sid == template
         assert to_maria.pending_error is None and "Body" not in to_maria.form
-        assert rows[MARIA].status == "sent" and rows[MARIA].provider_message_id == to_maria.sid
+        assert rows[WA_MARIA].channel == "whatsapp" and rows[WA_MARIA].status == "sent"
+        assert rows[WA_MARIA].provider_message_id == to_maria.sid
         # Amina: no Somali template → a clear skip, and the message falls back to e-mail.
-        assert rows[AMINA].status == "failed" and rows[AMINA].error_code == NO_TEMPLATE_CODE
-        assert "'so'" in (rows[AMINA].error_reason or "")
+        assert rows[WA_AMINA].status == "failed" and rows[WA_AMINA].error_code == NO_TEMPLATE_CODE
+        assert "'so'" in (rows[WA_AMINA].error_reason or "")
         fallback = await live.outbox(address="amina@families.example")
         assert [(r.channel, r.status) for r in fallback] == [("email", "delivered")]
         mails = read_outbox(live.gw.data_dir / "channels" / "email" / "outbox")
         assert [m["address"] for m in mails] == ["amina@families.example"]
 
-        # 2. Maria writes on WhatsApp: the core stores it, and her window is open.
+        # 2. Maria writes on WhatsApp: the core stores it under the WhatsApp sender, binds it
+        # to her family through her phone endpoint, and her window is open.
         await _family_writes(live, twilio, MARIA, body="Hola, ¿a qué hora es?")
         [record] = await live.inbound()
-        assert record.channel == "whatsapp" and record.sender == MARIA
-        context = live.gw.channels["whatsapp"].context
-        assert await context.last_inbound_at(MARIA) == record.received_at
-        assert await context.last_inbound_at(AMINA) is None
+        assert record.channel == "whatsapp" and record.sender == WA_MARIA
+        phone = await live.endpoint("phone", MARIA)
+        assert phone is not None and record.endpoint_id == phone.id
+        channel = live.gw.channels["whatsapp"]
+        assert await channel.context.last_inbound_at(WA_MARIA) == record.received_at
+        assert await channel.context.last_inbound_at(WA_AMINA) is None
+        assert await channel.window_open(WA_MARIA) and not await channel.window_open(WA_AMINA)
 
         # 3. The next invitation goes free-form, its RSVP as three quick-reply buttons.
         before = len(twilio.messages)
@@ -113,7 +121,7 @@ async def test_window_templates_fallback_buttons_and_read(
                                  str(write_event(tmp_path, event_id="reading-night")),
                                  "--channels", "whatsapp,email", "--json")).json()
         await live.drain()
-        [invitation] = [m for m in twilio.messages[before:] if m.to == "whatsapp:" + MARIA]
+        [invitation] = [m for m in twilio.messages[before:] if m.to == WA_MARIA]
         assert invitation.content_sid == quick and invitation.pending_error is None
         assert [ident for _, ident in invitation.buttons] == ["yes", "no", "maybe"]
 
@@ -129,5 +137,5 @@ async def test_window_templates_fallback_buttons_and_read(
         assert await twilio.post_status_callbacks(
             invitation.sid, ("sent", "delivered", "read")) == [204, 204, 204]
         [row] = [r for r in await live.outbox(broadcast_id=second["broadcast_id"])
-                 if r.address == MARIA]
+                 if r.address == WA_MARIA]
         assert row.status == "read"

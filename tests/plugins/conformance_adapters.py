@@ -191,6 +191,8 @@ class TwilioSmsAdapter(_TwilioAdapter):
 class WhatsAppAdapter(_TwilioAdapter):
     """``whatsapp`` against the local Twilio server's WhatsApp sender, inside the window."""
 
+    #: The ``whatsapp`` kind's form: what the core hands the channel and gets back.
+    address = "whatsapp:" + PHONE
     inbound_path = "/webhooks/whatsapp/inbound"
 
     def __init__(self, twilio: FakeTwilioServer) -> None:
@@ -208,13 +210,13 @@ class WhatsAppAdapter(_TwilioAdapter):
         self.context.inbound_times[self.address] = datetime.now(UTC)
 
     async def provider_texts(self) -> list[str]:
-        return [m.body for m in self.twilio.messages if m.to == "whatsapp:" + self.address]
+        return [m.body for m in self.twilio.messages if m.to == self.address]
 
     async def refuse_recipient(self) -> None:
-        self.twilio.fail_for("whatsapp:" + self.address, 400, 63024)
+        self.twilio.fail_for(self.address, 400, 63024)
 
     def inbound_form(self, text: str, provider_id: str, **extra: Any) -> dict[str, str]:
-        return whatsapp_inbound_form(from_=self.address, to=SENDER, body=text,
+        return whatsapp_inbound_form(from_=PHONE, to=SENDER, body=text,
                                      account_sid=self.twilio.account_sid,
                                      message_sid=provider_id, **extra)
 

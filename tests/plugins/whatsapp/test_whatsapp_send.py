@@ -39,7 +39,8 @@ def template_settings(twilio: FakeTwilioServer) -> dict:
 async def test_inside_the_window_the_text_goes_free_form(make_channel, twilio, mount, context):
     channel = await make_channel()
     await family_writes(twilio, await mount(channel))
-    assert context.inbound_times[PARENT] is not None
+    # The core keeps the reply under the sender in the channel's form, and finds it there.
+    assert set(context.inbound_times) == {WA_PARENT}
 
     result = await channel.send(outbound())
 
@@ -113,7 +114,7 @@ async def test_63016_at_creation_sends_the_template_never_the_same_text(
     twilio.refuse_outside_window_at_once = True
     channel = await make_channel(**template_settings(twilio))
     # The gateway believes the window is open (a reply it stored), Twilio does not.
-    context.inbound_times[PARENT] = datetime.now(UTC) - timedelta(hours=1)
+    context.inbound_times[WA_PARENT] = datetime.now(UTC) - timedelta(hours=1)
 
     result = await channel.send(outbound())
 
@@ -131,7 +132,7 @@ async def test_63016_at_creation_without_a_template_is_a_skip_not_a_retry(
 ):
     twilio.refuse_outside_window_at_once = True
     channel = await make_channel()
-    context.inbound_times[PARENT] = datetime.now(UTC) - timedelta(hours=1)
+    context.inbound_times[WA_PARENT] = datetime.now(UTC) - timedelta(hours=1)
 
     with pytest.raises(PermanentSendError) as caught:
         await channel.send(outbound())
@@ -145,7 +146,7 @@ async def test_63016_in_a_status_callback_closes_the_window_and_the_resend_is_th
 ):
     channel = await make_channel(**template_settings(twilio))
     client = await mount(channel)
-    context.inbound_times[PARENT] = datetime.now(UTC) - timedelta(hours=2)
+    context.inbound_times[WA_PARENT] = datetime.now(UTC) - timedelta(hours=2)
 
     first = await channel.send(outbound())
     assert twilio.messages[0].pending_error == 63016  # accepted, then failed by Twilio
@@ -165,11 +166,11 @@ async def test_63016_in_a_status_callback_closes_the_window_and_the_resend_is_th
 async def test_the_window_closes_after_24_hours_minus_the_margin(make_channel, context):
     channel: WhatsAppChannel = await make_channel(window_margin_minutes=10)
     wrote = datetime(2027, 3, 1, 12, 0, tzinfo=UTC)
-    context.inbound_times[PARENT] = wrote
+    context.inbound_times[WA_PARENT] = wrote
 
-    assert await channel.window_open(PARENT, now=wrote + timedelta(hours=23, minutes=49))
-    assert not await channel.window_open(PARENT, now=wrote + timedelta(hours=23, minutes=51))
-    assert not await channel.window_open("+18165550111", now=wrote)
+    assert await channel.window_open(WA_PARENT, now=wrote + timedelta(hours=23, minutes=49))
+    assert not await channel.window_open(WA_PARENT, now=wrote + timedelta(hours=23, minutes=51))
+    assert not await channel.window_open("whatsapp:+18165550111", now=wrote)
 
 
 async def test_quick_reply_buttons_inside_the_window_through_a_content_template(
@@ -283,8 +284,9 @@ async def test_empty_body_is_refused_before_twilio(make_channel, twilio):
 async def test_the_window_is_found_whichever_form_the_core_keeps(
     make_channel, context, stored_as, endpoint_address
 ):
-    """Today's core keeps the phone endpoint's +E164; with a whatsapp address kind it keeps
-    whatsapp:+E164. The window is the same either way."""
+    """The core keeps replies under the sender as the channel gave it: whatsapp:+E164 now,
+    the bare +E164 for replies stored before the whatsapp address kind. The window is the same
+    either way, whichever form the address comes in."""
     channel = await make_channel()
     context.inbound_times[stored_as] = datetime.now(UTC) - timedelta(minutes=5)
     assert await channel.window_open(endpoint_address)

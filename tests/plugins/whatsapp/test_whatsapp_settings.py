@@ -46,8 +46,10 @@ def test_valid_settings_build_the_channel(tmp_path: Path) -> None:
     channel = gw.channels["whatsapp"]
     assert isinstance(channel, WhatsAppChannel)
     assert channel.config.from_number == "whatsapp:+18165550100"
-    assert channel.kind == "phone"
-    assert channel.supports_buttons
+    assert channel.kind == "whatsapp"
+    assert channel.kind_info is not None and channel.kind_info.defaults_from == "phone"
+    assert channel.supports_buttons and channel.features.buttons == 3
+    assert not channel.features.subject and channel.features.max_length == 1600
 
 
 @pytest.mark.parametrize(

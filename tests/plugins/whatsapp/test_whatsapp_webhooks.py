@@ -46,13 +46,15 @@ async def test_incoming_messages_reach_the_core(
     assert "<Response></Response>" in await response.text()
     [message] = context.received
     assert message.channel == "whatsapp"
-    assert message.sender == PARENT  # the phone endpoint's form in today's core
+    # The whatsapp kind's form: the core finds the family by it (or by the phone number).
+    assert message.sender == WA_PARENT
     assert message.provider_message_id == form["MessageSid"]
     assert message.raw["WaId"] == PARENT.removeprefix("+")
     for key, value in expected.items():
         assert getattr(message, key) == value, (case, key)
     # The reply (re)opened the window for free-form messages.
-    assert await channel.window_open(PARENT)
+    assert set(context.inbound_times) == {WA_PARENT}
+    assert await channel.window_open(WA_PARENT)
 
 
 async def test_a_duplicate_delivery_is_answered_and_handed_in_once(make_channel, mount, twilio,
@@ -88,7 +90,7 @@ async def test_unsigned_or_forged_webhooks_are_refused(make_channel, mount, twil
     assert response.status == 403
     assert context.received == [] and context.statuses == []
     assert context.signature_failures == 1
-    assert not await channel.window_open(PARENT)  # a forged message opens nothing
+    assert not await channel.window_open(WA_PARENT)  # a forged message opens nothing
 
 
 async def test_status_callbacks_map_read_and_whatsapp_errors(make_channel, mount, twilio, context):
@@ -106,13 +108,13 @@ async def test_status_callbacks_map_read_and_whatsapp_errors(make_channel, mount
     assert read.status == "read" and read.error_code is None
     assert invalid.endpoint_state == "invalid" and invalid.error_reason == "invalid WhatsApp recipient"
     assert meta.endpoint_state is None and meta.retry_after is None
-    # The endpoint is marked in the endpoint's form, without the whatsapp: prefix.
+    # The address is marked in the channel's form; the core marks it on WhatsApp only.
     assert [(address, state) for address, state, _ in context.endpoint_states] == [
-        (PARENT, "invalid")
+        (WA_PARENT, "invalid")
     ]
 
 
 async def test_an_old_reply_leaves_the_window_closed(make_channel, context):
     channel = await make_channel()
-    context.inbound_times[PARENT] = datetime.now(UTC) - timedelta(hours=25)
-    assert not await channel.window_open(PARENT)
+    context.inbound_times[WA_PARENT] = datetime.now(UTC) - timedelta(hours=25)
+    assert not await channel.window_open(WA_PARENT)

@@ -26,11 +26,12 @@ def outbound(
     buttons: tuple[Button, ...] = (),
     metadata: dict[str, Any] | None = None,
 ) -> OutboundMessage:
-    """An outbox message for the parent's phone endpoint, as the core hands it over."""
+    """An outbox message for the parent, as the core hands it over: the address in the
+    ``whatsapp`` kind's form (their phone number, prefixed)."""
     return OutboundMessage(
         message_id=message_id,
         channel="whatsapp",
-        address=PARENT,
+        address=WA_PARENT,
         language=language,
         body=body,
         buttons=buttons,
