@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.channels import Button, Channel, OutboundMessage
@@ -57,8 +57,13 @@ __all__ = [
 ]
 
 log = logging.getLogger("gateway.planner")
+#: Families read per query (keyset pagination), and outbox rows / survey sessions written per
+#: statement: what bounds the planner's memory and every query's parameter count.
 FAMILY_CHUNK = 1000
 INSERT_CHUNK = 2000
+#: Listed families or guardians up to this many are matched in SQL; more are matched chunk by
+#: chunk in Python (a parameter list as long as the audience fails on SQLite and PostgreSQL).
+LISTED_IN_QUERY = 1000
 
 
 @dataclass
@@ -232,7 +237,8 @@ async def _load_audience_chunk(session: AsyncSession, family_ids: list[int]) -> 
                 Endpoint.opted_out,
                 Endpoint.invalid,
             )
-            .where(Endpoint.guardian_id.in_(list(guardians)))
+            # By family, not by guardian id: as many parameters as families in the chunk.
+            .where(Endpoint.guardian_id.in_(select(Guardian.id).where(Guardian.family_id.in_(family_ids))))
             .order_by(Endpoint.id)
         ):
             guardians[gid].endpoints.append(AudienceEndpoint(eid, kind, address, opted_out, invalid))
@@ -431,14 +437,10 @@ class BroadcastPlanner:
                 if planned_family:
                     summary.families += 1
                 if len(rows) >= INSERT_CHUNK and not dry_run:
-                    await session.execute(OutboxMessage.__table__.insert(), rows)
-                    rows.clear()
+                    await self._write_chunk(session, rows, sessions)
             self._check_queue_time(queue_units)
             if not dry_run:
-                if rows:
-                    await session.execute(OutboxMessage.__table__.insert(), rows)
-                if sessions:
-                    await self._upsert_sessions(session, sessions)
+                await self._write_chunk(session, rows, sessions)
             for language, pack in packs.items():
                 summary.translation[language] = translation_summary(gw, language, pack.pieces, pack.strings)
                 reviewed = sum(1 for kind, _, o in pack.pieces if kind == "template" and o is Origin.REVIEWED)
@@ -633,27 +635,10 @@ class BroadcastPlanner:
     ) -> AsyncIterator[tuple[AudienceFamily, list[AudienceGuardian], list[AudienceStudent]]]:
         """Families in the audience, in chunks, with their matching guardians and students.
 
-        Plain rows, not ORM entities: a broadcast to 100,000 families reads them once, in
-        chunks, without the identity map (memory stays flat).
+        Plain rows, not ORM entities, read chunk by chunk (:meth:`_family_id_chunks`): a
+        broadcast to 1,000,000 families holds one chunk at a time (memory stays flat).
         """
-        query = select(Family.id).order_by(Family.id)
-        if audience.families:
-            query = query.where(Family.external_id.in_(sorted(audience.families)))
-        if audience.schools:
-            query = query.where(
-                Family.id.in_(
-                    select(Student.family_id).where(func.lower(Student.school).in_(sorted(audience.schools)))
-                )
-            )
-        if request.only_guardians is not None:
-            query = query.where(
-                Family.id.in_(
-                    select(Guardian.family_id).where(Guardian.id.in_(sorted(request.only_guardians)))
-                )
-            )
-        ids = list(await session.scalars(query))
-        for start in range(0, len(ids), FAMILY_CHUNK):
-            chunk = ids[start : start + FAMILY_CHUNK]
+        async for chunk in self._family_id_chunks(session, audience, request):
             for family in await _load_audience_chunk(session, chunk):
                 students = family.students
                 if audience.filters_students:
@@ -671,6 +656,44 @@ class BroadcastPlanner:
                 ]
                 if guardians:
                     yield family, guardians, students
+
+    async def _family_id_chunks(
+        self, session: AsyncSession, audience: Audience, request: BroadcastRequest
+    ) -> AsyncIterator[list[int]]:
+        """Ids of the audience's families, ascending, :data:`FAMILY_CHUNK` at a time (keyset
+        pagination on ``families.id``), so no query's parameter count grows with the audience.
+
+        A listed set of families (``family:``) or guardians (``only_guardians``, e.g. a
+        reminder's non-respondents) goes into the query while it is small; a longer one is
+        matched here against each chunk instead (the chunk is then the whole district's).
+        """
+        query = select(Family.id, Family.external_id).order_by(Family.id)
+        if audience.schools:
+            query = query.where(
+                Family.id.in_(
+                    select(Student.family_id).where(func.lower(Student.school).in_(sorted(audience.schools)))
+                )
+            )
+        listed = audience.families
+        if listed and len(listed) <= LISTED_IN_QUERY:
+            query = query.where(Family.external_id.in_(sorted(listed)))
+            listed = frozenset()
+        only = request.only_guardians
+        if only is not None and len(only) <= LISTED_IN_QUERY:
+            query = query.where(
+                Family.id.in_(select(Guardian.family_id).where(Guardian.id.in_(sorted(only))))
+            )
+        last: int | None = None
+        while True:
+            page = query if last is None else query.where(Family.id > last)
+            rows = (await session.execute(page.limit(FAMILY_CHUNK))).all()
+            if not rows:
+                return
+            last = rows[-1][0]
+            # A long ``only_guardians`` is matched guardian by guardian in :meth:`_audience`.
+            ids = [fid for fid, ext in rows if not listed or ext in listed]
+            if ids:
+                yield ids
 
     def _allowed_channels(self, names: Sequence[str] | None) -> list[Channel]:
         gw = self.gateway
@@ -850,26 +873,48 @@ class BroadcastPlanner:
             "updated_at": state.now,
         }
 
+    async def _write_chunk(
+        self, session: AsyncSession, rows: list[dict[str, Any]], sessions: list[dict[str, Any]]
+    ) -> None:
+        """Write the outbox rows and survey sessions planned so far, and forget them."""
+        if rows:
+            await session.execute(OutboxMessage.__table__.insert(), rows)
+            rows.clear()
+        if sessions:
+            await self._upsert_sessions(session, sessions)
+            sessions.clear()
+
     async def _upsert_sessions(self, session: AsyncSession, sessions: list[dict[str, Any]]) -> None:
-        survey_ids = {s["survey_id"] for s in sessions}
-        existing = {
-            (row.survey_id, row.guardian_id): row
-            for row in await session.scalars(
-                select(SurveySession).where(
-                    SurveySession.survey_id.in_(survey_ids),
-                    SurveySession.guardian_id.in_([s["guardian_id"] for s in sessions]),
+        """Open a survey session per guardian; one still open gets the new channel and address,
+        one already finished stays as it is. Called per chunk (at most about
+        :data:`INSERT_CHUNK` sessions), so the look-up's parameters stay bounded."""
+        table = SurveySession.__table__
+        t = table.c
+        by_survey: dict[int, dict[int, dict[str, Any]]] = defaultdict(dict)
+        for data in sessions:
+            by_survey[data["survey_id"]][data["guardian_id"]] = data
+        for survey_id, wanted in by_survey.items():
+            existing = await session.execute(
+                select(t.id, t.guardian_id, t.status).where(
+                    t.survey_id == survey_id, t.guardian_id.in_(list(wanted))
                 )
             )
-        }
-        new = []
-        for data in sessions:
-            row = existing.get((data["survey_id"], data["guardian_id"]))
-            if row is None:
-                new.append(data)
-            elif row.status == "open":
-                row.channel, row.address = data["channel"], data["address"]
-        if new:
-            await session.execute(SurveySession.__table__.insert(), new)
+            reopened = []
+            for session_id, guardian_id, status in existing:
+                data = wanted.pop(guardian_id)
+                if status == "open":
+                    reopened.append(
+                        {"b_id": session_id, "b_channel": data["channel"], "b_address": data["address"]}
+                    )
+            if reopened:
+                await session.execute(
+                    update(table)
+                    .where(t.id == bindparam("b_id"))
+                    .values(channel=bindparam("b_channel"), address=bindparam("b_address")),
+                    reopened,
+                )
+            if wanted:
+                await session.execute(table.insert(), list(wanted.values()))
 
 
 def shown_choices(question: dict[str, Any]) -> list[list[Any]]:
