@@ -436,11 +436,10 @@ class BroadcastPlanner:
                     planned_family = True
                 if planned_family:
                     summary.families += 1
-                if len(rows) >= INSERT_CHUNK and not dry_run:
-                    await self._write_chunk(session, rows, sessions)
+                if len(rows) >= INSERT_CHUNK:
+                    await self._write_chunk(session, rows, sessions, dry_run)
             self._check_queue_time(queue_units)
-            if not dry_run:
-                await self._write_chunk(session, rows, sessions)
+            await self._write_chunk(session, rows, sessions, dry_run)
             for language, pack in packs.items():
                 summary.translation[language] = translation_summary(gw, language, pack.pieces, pack.strings)
                 reviewed = sum(1 for kind, _, o in pack.pieces if kind == "template" and o is Origin.REVIEWED)
@@ -874,15 +873,16 @@ class BroadcastPlanner:
         }
 
     async def _write_chunk(
-        self, session: AsyncSession, rows: list[dict[str, Any]], sessions: list[dict[str, Any]]
+        self, session: AsyncSession, rows: list[dict[str, Any]], sessions: list[dict[str, Any]], dry_run: bool
     ) -> None:
-        """Write the outbox rows and survey sessions planned so far, and forget them."""
-        if rows:
+        """Write the outbox rows and survey sessions planned so far (not in a dry run), and
+        forget them: what the planner holds stays one chunk."""
+        if rows and not dry_run:
             await session.execute(OutboxMessage.__table__.insert(), rows)
-            rows.clear()
-        if sessions:
+        if sessions and not dry_run:
             await self._upsert_sessions(session, sessions)
-            sessions.clear()
+        rows.clear()
+        sessions.clear()
 
     async def _upsert_sessions(self, session: AsyncSession, sessions: list[dict[str, Any]]) -> None:
         """Open a survey session per guardian; one still open gets the new channel and address,
