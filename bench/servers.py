@@ -117,7 +117,7 @@ async def _serve(kind: str, options: dict[str, Any], conn: Connection) -> None:
         conn.send({"url": twilio.url, "account_sid": twilio.account_sid, "auth_token": twilio.auth_token})
 
         def stats() -> dict[str, Any]:
-            bodies = Counter(m.body for m in twilio.messages)
+            bodies = Counter((m.to, m.body) for m in twilio.messages)
             return {
                 "messages": len(twilio.messages),
                 "requests": twilio.requests,

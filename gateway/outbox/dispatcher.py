@@ -9,7 +9,9 @@ for channels that can :meth:`~gateway.channels.Channel.reconcile`, such messages
 through reconciliation (the provider may have them already). Outcomes are recorded as they
 come in, in groups of up to the channel's ``concurrency`` (or what arrived within
 ``RECORD_LINGER_SECONDS``) per transaction, so a killed worker leaves at most about twice
-``concurrency`` messages sent but not recorded: the only possible duplicates.
+``concurrency`` messages sent but not recorded: the only possible duplicates. (Channels that
+can reconcile record what arrived within ``RECORD_LINGER_SECONDS``: their unrecorded sends
+are reconciled with the provider, not resent.)
 
 ``unknown`` messages (a timeout after the request left) are reconciled before any resend:
 the channel asks its provider; "it has it" → that status; "cannot tell" → re-queued once the
@@ -332,8 +334,12 @@ class OutboxDispatcher:
 
     def _record_group_size(self, batch: list[ClaimedMessage]) -> int:
         """Outcomes recorded per transaction: the sends that can be in flight at once for the
-        batch's channels (so at most about that many are sent but not yet recorded)."""
+        batch's channels (so at most about that many are sent but not yet recorded). When
+        every channel of the batch can reconcile (a killed worker's unrecorded sends are asked
+        about before any resend: no duplicate), groups are bounded by the linger alone."""
         names = {row.channel for row in batch}
+        if names <= set(self._reconciling_channels(list(names))):
+            return len(batch)
         in_flight = sum(c.settings.concurrency for n, c in self.gateway.channels.items() if n in names)
         return max(1, min(len(batch), in_flight))
 
