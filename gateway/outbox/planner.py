@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.channels import Button, Channel, OutboundMessage
@@ -886,35 +886,22 @@ class BroadcastPlanner:
 
     async def _upsert_sessions(self, session: AsyncSession, sessions: list[dict[str, Any]]) -> None:
         """Open a survey session per guardian; one still open gets the new channel and address,
-        one already finished stays as it is. Called per chunk (at most about
-        :data:`INSERT_CHUNK` sessions), so the look-up's parameters stay bounded."""
+        one already finished stays as it is. One ``INSERT ... ON CONFLICT DO UPDATE`` per chunk
+        (at most about :data:`INSERT_CHUNK` sessions): no look-up whose cost grows with the
+        sessions written so far (PostgreSQL has no statistics for rows of this transaction)."""
+        if self.gateway.db.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
         table = SurveySession.__table__
-        t = table.c
-        by_survey: dict[int, dict[int, dict[str, Any]]] = defaultdict(dict)
-        for data in sessions:
-            by_survey[data["survey_id"]][data["guardian_id"]] = data
-        for survey_id, wanted in by_survey.items():
-            existing = await session.execute(
-                select(t.id, t.guardian_id, t.status).where(
-                    t.survey_id == survey_id, t.guardian_id.in_(list(wanted))
-                )
-            )
-            reopened = []
-            for session_id, guardian_id, status in existing:
-                data = wanted.pop(guardian_id)
-                if status == "open":
-                    reopened.append(
-                        {"b_id": session_id, "b_channel": data["channel"], "b_address": data["address"]}
-                    )
-            if reopened:
-                await session.execute(
-                    update(table)
-                    .where(t.id == bindparam("b_id"))
-                    .values(channel=bindparam("b_channel"), address=bindparam("b_address")),
-                    reopened,
-                )
-            if wanted:
-                await session.execute(table.insert(), list(wanted.values()))
+        unique = {(data["survey_id"], data["guardian_id"]): data for data in sessions}
+        statement = dialect_insert(table)
+        statement = statement.on_conflict_do_update(
+            index_elements=["survey_id", "guardian_id"],
+            set_={"channel": statement.excluded.channel, "address": statement.excluded.address},
+            where=table.c.status == "open",
+        )
+        await session.execute(statement, list(unique.values()))
 
 
 def shown_choices(question: dict[str, Any]) -> list[list[Any]]:
