@@ -9,7 +9,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from dispatch_support import max_in_window
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from gateway import Channel, OutboundMessage, SendResult, hookimpl
 from gateway.outbox.rate_limit import LocalRateLimiter
@@ -105,3 +105,51 @@ async def test_bursts_to_one_chat_keep_both_limits_and_waste_no_channel_slot(tmp
     assert max_in_window([at for _, at in StampingChannel.sent]) <= RATE
     # Every message waited for its chat before taking a channel slot: none was refused one.
     assert limiter.refused == 0
+
+
+async def test_a_turn_beyond_the_lease_horizon_is_deferred_not_held(tmp_path: Path) -> None:
+    """Five messages to one chat at 1/s with a 2-second lease: the first goes, the others are
+    put back in the queue due when their chat is free (no attempt counted), not held past the
+    lease."""
+    StampingChannel.sent = []
+    config = write_config(
+        tmp_path / "gw",
+        channels={
+            "telegram": {"plugin": "stamping", "endpoint": "telegram", "rate_per_recipient_per_second": 1}
+        },
+        dispatch={"lease_seconds": 2},
+    )
+    async with open_gateway(config, extra_plugins=(StampingPlugin(),)) as gw:
+        now = utcnow()
+        async with gw.db.session() as session:
+            await session.execute(
+                insert(OutboxMessage),
+                [
+                    {
+                        "channel": "telegram",
+                        "address": "4242",
+                        "language": "en",
+                        "body": f"message {i}",
+                        "payload": {},
+                        "status": "queued",
+                        "due_at": now,
+                        "reply_token": f"defer{i}",
+                    }
+                    for i in range(5)
+                ],
+            )
+            await session.commit()
+        result = await gw.dispatcher.run_until_idle()
+        async with gw.db.session() as session:
+            rows = list(
+                await session.execute(
+                    select(OutboxMessage.status, OutboxMessage.attempts, OutboxMessage.due_at).order_by(
+                        OutboxMessage.id
+                    )
+                )
+            )
+    assert (result.sent, result.released) == (1, 4)
+    assert len(StampingChannel.sent) == 1
+    waiting = [row for row in rows if row.status == "queued"]
+    assert len(waiting) == 4
+    assert all(row.attempts == 0 and row.due_at > now for row in waiting)
