@@ -86,7 +86,8 @@ catalogs: $(VENV)/.installed-test
 
 # Every benchmark in turn (figures in docs/benchmarks.md); scale_out needs PostgreSQL.
 BENCHMARKS := fanout.py "fanout.py --linearity" dispatch.py email_smtp.py "email_smtp.py --starttls" \
-	sms_twilio.py rate_limit.py inbound_webhooks.py scale_out.py translate.py
+	sms_twilio.py rate_limit.py "rate_limit.py --messages 150 --chats 50 --burst 3" inbound_webhooks.py \
+	scale_out.py translate.py peers.py startup.py
 bench: $(VENV)/.installed-test
 	@for b in $(BENCHMARKS); do echo "\$$ bench/$$b"; $(BIN)/python bench/$$b || exit 1; done
 

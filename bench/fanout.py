@@ -3,7 +3,7 @@
 outbox) and dispatch, through the deterministic table engine.
 
     .venv/bin/python bench/fanout.py [--families 30000] [--languages 12|60] [--database URL] [--json]
-    .venv/bin/python bench/fanout.py --linearity [--sizes 30000 100000]
+    .venv/bin/python bench/fanout.py --linearity [--sizes 30000 100000] [--postgres]
 
 Prints messages/s, engine calls, the strings the engine translated against the expected
 distinct strings × languages (template strings of the languages without a reviewed catalog,
@@ -11,7 +11,8 @@ plus the free text of every non-English language), the engine calls of a second,
 broadcast (target 0), translation-memory hits and peak RSS. Targets (docs/benchmarks.md):
 ≥ 2,000 messages/s, engine strings = distinct strings × languages, peak RSS ≤ 300 MB.
 ``--linearity`` runs each size in a fresh process (so peak RSS is per size) and prints the
-time per family of each and their ratio (target: within 20 %).
+time per family of each and their ratio (target: within 20 %). ``--postgres`` runs on a fresh
+database of the local PostgreSQL (cloned from a migrated template, dropped afterwards).
 """
 
 from __future__ import annotations
@@ -53,6 +54,19 @@ def expected_engine_strings(gw: object, languages: list[str], event_file: Path) 
             continue
         total += len(strings.missing(sorted(msgids))) + len(free_text)
     return total
+
+
+async def run_postgres(families: int, folder: Path, languages: list[str]) -> dict[str, object]:
+    """:func:`run` on a fresh PostgreSQL database of its own."""
+    from common import fresh_pg_database
+
+    from gateway.testing.harness import drop_pg_database
+
+    url = await fresh_pg_database("gwfanout")
+    try:
+        return await run(families, url, folder, languages)
+    finally:
+        await drop_pg_database(url)
 
 
 async def run(families: int, database: str | None, folder: Path, languages: list[str]) -> dict[str, object]:
@@ -100,13 +114,14 @@ async def run(families: int, database: str | None, folder: Path, languages: list
     }
 
 
-def linearity(sizes: list[int], languages: int) -> dict[str, object]:
+def linearity(sizes: list[int], languages: int, postgres: bool = False) -> dict[str, object]:
     """One fan-out per size, each in its own process; time per family and the ratio."""
     figures: dict[str, object] = {}
     per_family: list[float] = []
     for size in sizes:
         output = subprocess.run(
-            [sys.executable, __file__, "--families", str(size), "--languages", str(languages), "--json"],
+            [sys.executable, __file__, "--families", str(size), "--languages", str(languages), "--json"]
+            + (["--postgres"] if postgres else []),
             check=True,
             capture_output=True,
             text=True,
@@ -129,6 +144,7 @@ def main() -> None:
     parser.add_argument("--families", type=int, default=30_000)
     parser.add_argument("--database", default=None, help="database URL (default: SQLite in a temp folder)")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON line")
+    parser.add_argument("--postgres", action="store_true", help="a fresh database on the local PostgreSQL")
     parser.add_argument("--linearity", action="store_true", help="compare --sizes, one process each")
     parser.add_argument("--sizes", type=int, nargs="+", default=[30_000, 100_000])
     parser.add_argument("--languages", type=int, choices=(12, 60), default=12)
@@ -136,12 +152,16 @@ def main() -> None:
     languages = list(LANGUAGES if args.languages == 12 else LANGUAGES_60)
     if args.linearity:
         report(
-            f"fan-out linearity over {', '.join(map(str, args.sizes))} families",
-            linearity(args.sizes, args.languages),
+            f"fan-out linearity over {', '.join(map(str, args.sizes))} families"
+            + (" (PostgreSQL)" if args.postgres else " (SQLite)"),
+            linearity(args.sizes, args.languages, args.postgres),
         )
         return
     with tempfile.TemporaryDirectory() as tmp:
-        figures = asyncio.run(run(args.families, args.database, Path(tmp), languages))
+        if args.postgres:
+            figures = asyncio.run(run_postgres(args.families, Path(tmp), languages))
+        else:
+            figures = asyncio.run(run(args.families, args.database, Path(tmp), languages))
     if args.json:
         print(json.dumps(figures))
         return

@@ -39,9 +39,12 @@ def _twilio_class(latency: float) -> type:
         """Answers every message creation after ``latency`` seconds, recording arrival times."""
 
         arrivals: list[float]
+        peers: set[Any]
 
         async def _create_message(self, request: web.Request) -> web.StreamResponse:
             self.arrivals.append(time.monotonic())
+            if request.transport is not None:
+                self.peers.add(request.transport.get_extra_info("peername"))
             if latency:
                 await asyncio.sleep(latency)
             return await super()._create_message(request)
@@ -109,22 +112,25 @@ async def _serve(kind: str, options: dict[str, Any], conn: Connection) -> None:
     elif kind == "twilio":
         twilio = _twilio_class(float(options.get("latency", 0.0)))()
         twilio.arrivals = []
+        twilio.peers = set()
         await twilio.start()
         conn.send({"url": twilio.url, "account_sid": twilio.account_sid, "auth_token": twilio.auth_token})
 
         def stats() -> dict[str, Any]:
-            bodies = Counter(m.body for m in twilio.messages)
+            bodies = Counter((m.to, m.body) for m in twilio.messages)
             return {
                 "messages": len(twilio.messages),
                 "requests": twilio.requests,
                 "duplicates": sum(n - 1 for n in bodies.values()),
                 "arrivals": list(twilio.arrivals),
+                "connections": len(twilio.peers),
             }
 
         def reset() -> None:
             twilio.messages.clear()
             twilio.by_sid.clear()
             twilio.arrivals.clear()
+            twilio.peers.clear()
             twilio.requests = 0
 
         stop = twilio.stop

@@ -244,10 +244,11 @@ class Gateway:
 
     # -- lifecycle ------------------------------------------------------------------------
     async def migrate(self) -> None:
-        """Bring the schema up to date."""
-        from gateway.storage.migrate import upgrade_async
+        """Bring the schema up to date (Alembic is loaded only when it is not)."""
+        from gateway.storage.migrate import schema_is_current, upgrade_async
 
-        await upgrade_async(self.config.database_url)
+        if not await schema_is_current(self.db.engine):
+            await upgrade_async(self.config.database_url)
 
     async def start_channels(self, names: list[str] | None = None) -> None:
         """Start channels (open clients, pollers)."""

@@ -15,6 +15,7 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, or_, select
@@ -53,6 +54,7 @@ from gateway.storage.models import (
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
+    from gateway.inbound.surveys import SurveyRuntime
 
 __all__ = ["InboundPipeline"]
 
@@ -84,22 +86,44 @@ class InboundPipeline:
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
-        config = gateway.config.inbound
-        self.keywords = KeywordTable.load(
-            gateway.config.locales_dir,
-            {"opt_out": config.opt_out_words, "opt_in": config.opt_in_words, "help": config.help_words},
-        )
-        self.answers = AnswerMatcher.load(gateway.config.locales_dir)
-        self.detector = LanguageDetector()
-        self.urgency = UrgentWords.load(gateway.config.locales_dir, config.urgent_words)
-        from gateway.inbound.surveys import SurveyRuntime
-
-        self.surveys = SurveyRuntime(gateway, self.answers)
         self._accept_buffer: list[tuple[InboundMessage, asyncio.Future[bool]]] = []
         self._writer: asyncio.Task[None] | None = None
         self._pending = asyncio.Event()
         self._drain_lock = asyncio.Lock()
         self._last_accept = 0.0
+
+    # The word tables (dozens of YAML files, hundreds of patterns) are loaded on first use: a
+    # `gateway worker` that only sends never pays for them at start-up.
+    @cached_property
+    def keywords(self) -> KeywordTable:
+        """Opt-out, opt-in and help words of every language."""
+        config = self.gateway.config.inbound
+        return KeywordTable.load(
+            self.gateway.config.locales_dir,
+            {"opt_out": config.opt_out_words, "opt_in": config.opt_in_words, "help": config.help_words},
+        )
+
+    @cached_property
+    def answers(self) -> AnswerMatcher:
+        """Yes / no / maybe and choice words of every language."""
+        return AnswerMatcher.load(self.gateway.config.locales_dir)
+
+    @cached_property
+    def detector(self) -> LanguageDetector:
+        """The reply language detector."""
+        return LanguageDetector()
+
+    @cached_property
+    def urgency(self) -> UrgentWords:
+        """Words that flag a reply as urgent."""
+        return UrgentWords.load(self.gateway.config.locales_dir, self.gateway.config.inbound.urgent_words)
+
+    @cached_property
+    def surveys(self) -> SurveyRuntime:
+        """Survey sessions and answers."""
+        from gateway.inbound.surveys import SurveyRuntime
+
+        return SurveyRuntime(self.gateway, self.answers)
 
     async def handle(self, message: InboundMessage) -> InboundOutcome:
         """Store one reply, then process it now, exactly once (CLI, e-mail poller, Telegram).

@@ -7,8 +7,11 @@ PostgreSQL, so several workers share one outbox; on SQLite the single UPDATE is 
 single-writer path. A lease that expires (a worker died) puts its messages back in the queue;
 for channels that can :meth:`~gateway.channels.Channel.reconcile`, such messages first go
 through reconciliation (the provider may have them already). Outcomes are recorded as they
-come in (group commit), so a killed worker leaves at most about ``concurrency`` messages sent
-but not recorded: the only possible duplicates.
+come in, in groups of up to the channel's ``concurrency`` (or what arrived within
+``RECORD_LINGER_SECONDS``) per transaction, so a killed worker leaves at most about twice
+``concurrency`` messages sent but not recorded: the only possible duplicates. (Channels that
+can reconcile record what arrived within ``RECORD_LINGER_SECONDS``: their unrecorded sends
+are reconciled with the provider, not resent.)
 
 ``unknown`` messages (a timeout after the request left) are reconciled before any resend:
 the channel asks its provider; "it has it" → that status; "cannot tell" → re-queued once the
@@ -19,6 +22,7 @@ have accepted the first attempt: a possible duplicate that no protocol lets us r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -58,6 +62,8 @@ log = logging.getLogger("gateway.outbox")
 RECONCILED_AS_SENT = frozenset({"queued", "accepted", "scheduled", "sending", "sent"})
 #: Seconds between reconciliation attempts of one ``unknown`` message.
 RECONCILE_RETRY_SECONDS = 2.0
+#: Longest wait for a group of outcomes to fill before it is recorded anyway.
+RECORD_LINGER_SECONDS = 0.05
 #: The outbox table, used through SQLAlchemy Core on the hot path (claim, record): plain rows
 #: instead of ORM entities.
 OUTBOX = OutboxMessage.__table__
@@ -145,6 +151,7 @@ class OutboxDispatcher:
         self._semaphores: dict[str, asyncio.Semaphore] = {}
         self._stop: asyncio.Event | None = None
         self._last_reconcile = 0.0
+        self._turns: dict[str, _Turn] = {}
 
     # -- claiming -----------------------------------------------------------------------
     async def claim(self, limit: int, channels: list[str] | None = None) -> list[ClaimedMessage]:
@@ -288,18 +295,28 @@ class OutboxDispatcher:
         pending: list[_Outcome] = []
         summary = DispatchResult()
         wake = asyncio.Event()
+        full = asyncio.Event()
         done = False
+        group_size = self._record_group_size(batch)
 
         async def send(row: ClaimedMessage) -> None:
-            outcome = await self._send(row, opted_out)
+            outcome = await self._send_in_turn(row, opted_out)
             pending.append(outcome)
             setattr(summary, outcome.kind, getattr(summary, outcome.kind) + 1)
+            if len(pending) >= group_size:
+                full.set()
             wake.set()
 
         async def recorder() -> None:
             while True:
                 await wake.wait()
+                if not done and len(pending) < group_size:
+                    # Let a group gather (one transaction for it, not one per message): until
+                    # it is as large as the sends in flight, or RECORD_LINGER_SECONDS passed.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(full.wait(), RECORD_LINGER_SECONDS)
                 wake.clear()
+                full.clear()
                 if pending:
                     group = pending[:]
                     pending.clear()
@@ -313,8 +330,20 @@ class OutboxDispatcher:
         finally:
             done = True
             wake.set()
+            full.set()
             await task
         return summary
+
+    def _record_group_size(self, batch: list[ClaimedMessage]) -> int:
+        """Outcomes recorded per transaction: the sends that can be in flight at once for the
+        batch's channels (so at most about that many are sent but not yet recorded). When
+        every channel of the batch can reconcile (a killed worker's unrecorded sends are asked
+        about before any resend: no duplicate), groups are bounded by the linger alone."""
+        names = {row.channel for row in batch}
+        if names <= set(self._reconciling_channels(list(names))):
+            return len(batch)
+        in_flight = sum(c.settings.concurrency for n, c in self.gateway.channels.items() if n in names)
+        return max(1, min(len(batch), in_flight))
 
     async def _opted_out_endpoints(self, batch: list[ClaimedMessage]) -> set[tuple[int, str]]:
         """``(endpoint id, channel)`` of the batch whose endpoint is opted out or invalid on
@@ -352,9 +381,9 @@ class OutboxDispatcher:
     async def _pace(self, channel: Channel, row: ClaimedMessage, units: int) -> bool:
         """Wait for the channel's overall slot, then take the recipient's (when free now; else
         the channel slot is given up and both are tried again). A slot this process reaches
-        too late (the event loop stalled) is given up too: sending late would bunch this message
-        with the on-time ones after it. False when stopping."""
-        have_recipient = not channel.rate_per_recipient_per_second
+        too late (the event loop stalled) is given up too, before the recipient's is taken:
+        sending late would bunch this message with the on-time ones after it, and the
+        recipient's slot must be taken when the message really goes. False when stopping."""
         tolerance = self.limiter.margin / 2
         while True:
             target = time.monotonic()
@@ -364,7 +393,10 @@ class OutboxDispatcher:
                 target = (target + time.monotonic()) / 2 + wait
                 if wait > 0 and not await self._sleep(wait):
                     return False
-            if not have_recipient:
+                if time.monotonic() - target > tolerance:
+                    self.metrics.late_slots.labels(channel=channel.name).inc()
+                    continue
+            if channel.rate_per_recipient_per_second:
                 busy = await self.limiter.try_acquire(
                     f"recipient:{channel.name}:{row.address}", channel.rate_per_recipient_per_second
                 )
@@ -372,10 +404,38 @@ class OutboxDispatcher:
                     if not await self._sleep(busy):
                         return False
                     continue
-                have_recipient = True
-            if not channel.rate_per_second or time.monotonic() - target <= tolerance:
-                return True
-            self.metrics.late_slots.labels(channel=channel.name).inc()
+            return True
+
+    async def _send_in_turn(self, row: ClaimedMessage, opted_out: set[tuple[int, str]]) -> _Outcome:
+        """:meth:`_send`, but on a channel with a per-recipient limit, messages to one recipient
+        take turns, and each waits for its recipient to be free *before* it takes a concurrency
+        slot or a channel slot: a burst to one chat holds neither while it waits, so the
+        channel's other recipients keep its full rate. A message whose turn is further away than
+        a quarter of the lease is deferred (back in the queue, due then), not held."""
+        channel = self.gateway.channels.get(row.channel)
+        rate = channel.rate_per_recipient_per_second if channel is not None else None
+        if channel is None or not rate:
+            return await self._send(row, opted_out)
+        key = f"recipient:{channel.name}:{row.address}"
+        horizon = self.config.lease_seconds / 4
+        turn = self._turns.setdefault(key, _Turn())
+        ahead = turn.waiting * self.limiter.interval(rate, 1)
+        if ahead > horizon:
+            return _Outcome(row, "released", "queued", due_at=utcnow() + timedelta(seconds=ahead))
+        turn.waiting += 1
+        try:
+            async with turn.lock:
+                wait = await self.limiter.peek(key, rate)
+                if wait > horizon:
+                    return _Outcome(row, "released", "queued", due_at=utcnow() + timedelta(seconds=wait))
+                # A millisecond over: a timer may fire a hair early, and the slot must be free.
+                if wait > 0 and not await self._sleep(wait + 0.001):
+                    return _Outcome(row, "released", "queued")
+                return await self._send(row, opted_out)
+        finally:
+            turn.waiting -= 1
+            if not turn.waiting:
+                self._turns.pop(key, None)
 
     async def _send(self, row: ClaimedMessage, opted_out: set[tuple[int, str]]) -> _Outcome:
         channel = self.gateway.channels.get(row.channel)
@@ -532,7 +592,11 @@ class OutboxDispatcher:
         events: list[dict[str, Any]] = []
         endpoint_states: list[_Outcome] = []
         fallbacks: list[_Outcome] = []
+        deferred: list[dict[str, Any]] = []
         for o in outcomes:
+            if o.kind == "released" and o.due_at is not None:
+                deferred.append({"b_id": o.row.id, "b_due": o.due_at})
+                continue
             if o.kind == "released":
                 released.append(o.row.id)
                 continue
@@ -585,6 +649,20 @@ class OutboxDispatcher:
                     update(OUTBOX)
                     .where(c.id.in_(released), c.lease_owner == self.worker_id)
                     .values(status="queued", lease_owner=None, lease_until=None, attempts=c.attempts - 1)
+                )
+            if deferred:
+                # Back in the queue, due when the recipient's turn comes: not an attempt.
+                await session.execute(
+                    update(OUTBOX)
+                    .where(c.id == bindparam("b_id"), c.lease_owner == self.worker_id)
+                    .values(
+                        status="queued",
+                        lease_owner=None,
+                        lease_until=None,
+                        attempts=c.attempts - 1,
+                        due_at=bindparam("b_due"),
+                    ),
+                    deferred,
                 )
             if events:
                 await session.execute(insert(STATUS_EVENTS), events)
@@ -905,6 +983,16 @@ class OutboxDispatcher:
                 .group_by(OutboxMessage.channel)
             )
             return {channel: count for channel, count in rows}
+
+
+class _Turn:
+    """Messages to one recipient in this process, taking turns (see ``_send_in_turn``)."""
+
+    __slots__ = ("lock", "waiting")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.waiting = 0
 
 
 @dataclass

@@ -59,8 +59,13 @@ __all__ = [
 ]
 
 log = logging.getLogger("gateway.planner")
+#: Families read per query (keyset pagination), and outbox rows / survey sessions written per
+#: statement: what bounds the planner's memory and every query's parameter count.
 FAMILY_CHUNK = 1000
 INSERT_CHUNK = 2000
+#: Listed families or guardians up to this many are matched in SQL; more are matched chunk by
+#: chunk in Python (a parameter list as long as the audience fails on SQLite and PostgreSQL).
+LISTED_IN_QUERY = 1000
 
 
 @dataclass
@@ -236,7 +241,8 @@ async def _load_audience_chunk(session: AsyncSession, family_ids: list[int]) -> 
                 Endpoint.opted_out,
                 Endpoint.invalid,
             )
-            .where(Endpoint.guardian_id.in_(list(guardians)))
+            # By family, not by guardian id: as many parameters as families in the chunk.
+            .where(Endpoint.guardian_id.in_(select(Guardian.id).where(Guardian.family_id.in_(family_ids))))
             .order_by(Endpoint.id)
         ):
             guardians[gid].endpoints.append(AudienceEndpoint(eid, kind, address, opted_out, invalid))
@@ -452,15 +458,10 @@ class BroadcastPlanner:
                     planned_family = True
                 if planned_family:
                     summary.families += 1
-                if len(rows) >= INSERT_CHUNK and not dry_run:
-                    await session.execute(OutboxMessage.__table__.insert(), rows)
-                    rows.clear()
+                if len(rows) >= INSERT_CHUNK:
+                    await self._write_chunk(session, rows, sessions, dry_run)
             self._check_queue_time(queue_units)
-            if not dry_run:
-                if rows:
-                    await session.execute(OutboxMessage.__table__.insert(), rows)
-                if sessions:
-                    await self._upsert_sessions(session, sessions)
+            await self._write_chunk(session, rows, sessions, dry_run)
             for language, pack in packs.items():
                 summary.translation[language] = translation_summary(gw, language, pack.pieces, pack.strings)
                 reviewed = sum(1 for kind, _, o in pack.pieces if kind == "template" and o is Origin.REVIEWED)
@@ -655,27 +656,10 @@ class BroadcastPlanner:
     ) -> AsyncIterator[tuple[AudienceFamily, list[AudienceGuardian], list[AudienceStudent]]]:
         """Families in the audience, in chunks, with their matching guardians and students.
 
-        Plain rows, not ORM entities: a broadcast to 100,000 families reads them once, in
-        chunks, without the identity map (memory stays flat).
+        Plain rows, not ORM entities, read chunk by chunk (:meth:`_family_id_chunks`): a
+        broadcast to 1,000,000 families holds one chunk at a time (memory stays flat).
         """
-        query = select(Family.id).order_by(Family.id)
-        if audience.families:
-            query = query.where(Family.external_id.in_(sorted(audience.families)))
-        if audience.schools:
-            query = query.where(
-                Family.id.in_(
-                    select(Student.family_id).where(func.lower(Student.school).in_(sorted(audience.schools)))
-                )
-            )
-        if request.only_guardians is not None:
-            query = query.where(
-                Family.id.in_(
-                    select(Guardian.family_id).where(Guardian.id.in_(sorted(request.only_guardians)))
-                )
-            )
-        ids = list(await session.scalars(query))
-        for start in range(0, len(ids), FAMILY_CHUNK):
-            chunk = ids[start : start + FAMILY_CHUNK]
+        async for chunk in self._family_id_chunks(session, audience, request):
             for family in await _load_audience_chunk(session, chunk):
                 students = family.students
                 if audience.filters_students:
@@ -693,6 +677,44 @@ class BroadcastPlanner:
                 ]
                 if guardians:
                     yield family, guardians, students
+
+    async def _family_id_chunks(
+        self, session: AsyncSession, audience: Audience, request: BroadcastRequest
+    ) -> AsyncIterator[list[int]]:
+        """Ids of the audience's families, ascending, :data:`FAMILY_CHUNK` at a time (keyset
+        pagination on ``families.id``), so no query's parameter count grows with the audience.
+
+        A listed set of families (``family:``) or guardians (``only_guardians``, e.g. a
+        reminder's non-respondents) goes into the query while it is small; a longer one is
+        matched here against each chunk instead (the chunk is then the whole district's).
+        """
+        query = select(Family.id, Family.external_id).order_by(Family.id)
+        if audience.schools:
+            query = query.where(
+                Family.id.in_(
+                    select(Student.family_id).where(func.lower(Student.school).in_(sorted(audience.schools)))
+                )
+            )
+        listed = audience.families
+        if listed and len(listed) <= LISTED_IN_QUERY:
+            query = query.where(Family.external_id.in_(sorted(listed)))
+            listed = frozenset()
+        only = request.only_guardians
+        if only is not None and len(only) <= LISTED_IN_QUERY:
+            query = query.where(
+                Family.id.in_(select(Guardian.family_id).where(Guardian.id.in_(sorted(only))))
+            )
+        last: int | None = None
+        while True:
+            page = query if last is None else query.where(Family.id > last)
+            rows = (await session.execute(page.limit(FAMILY_CHUNK))).all()
+            if not rows:
+                return
+            last = rows[-1][0]
+            # A long ``only_guardians`` is matched guardian by guardian in :meth:`_audience`.
+            ids = [fid for fid, ext in rows if not listed or ext in listed]
+            if ids:
+                yield ids
 
     def _allowed_channels(self, names: Sequence[str] | None) -> list[Channel]:
         gw = self.gateway
@@ -846,26 +868,36 @@ class BroadcastPlanner:
             "updated_at": state.now,
         }
 
+    async def _write_chunk(
+        self, session: AsyncSession, rows: list[dict[str, Any]], sessions: list[dict[str, Any]], dry_run: bool
+    ) -> None:
+        """Write the outbox rows and survey sessions planned so far (not in a dry run), and
+        forget them: what the planner holds stays one chunk."""
+        if rows and not dry_run:
+            await session.execute(OutboxMessage.__table__.insert(), rows)
+        if sessions and not dry_run:
+            await self._upsert_sessions(session, sessions)
+        rows.clear()
+        sessions.clear()
+
     async def _upsert_sessions(self, session: AsyncSession, sessions: list[dict[str, Any]]) -> None:
-        survey_ids = {s["survey_id"] for s in sessions}
-        existing = {
-            (row.survey_id, row.guardian_id): row
-            for row in await session.scalars(
-                select(SurveySession).where(
-                    SurveySession.survey_id.in_(survey_ids),
-                    SurveySession.guardian_id.in_([s["guardian_id"] for s in sessions]),
-                )
-            )
-        }
-        new = []
-        for data in sessions:
-            row = existing.get((data["survey_id"], data["guardian_id"]))
-            if row is None:
-                new.append(data)
-            elif row.status == "open":
-                row.channel, row.address = data["channel"], data["address"]
-        if new:
-            await session.execute(SurveySession.__table__.insert(), new)
+        """Open a survey session per guardian; one still open gets the new channel and address,
+        one already finished stays as it is. One ``INSERT ... ON CONFLICT DO UPDATE`` per chunk
+        (at most about :data:`INSERT_CHUNK` sessions): no look-up whose cost grows with the
+        sessions written so far (PostgreSQL has no statistics for rows of this transaction)."""
+        if self.gateway.db.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        table = SurveySession.__table__
+        unique = {(data["survey_id"], data["guardian_id"]): data for data in sessions}
+        statement = dialect_insert(table)
+        statement = statement.on_conflict_do_update(
+            index_elements=["survey_id", "guardian_id"],
+            set_={"channel": statement.excluded.channel, "address": statement.excluded.address},
+            where=table.c.status == "open",
+        )
+        await session.execute(statement, list(unique.values()))
 
 
 def shown_choices(question: dict[str, Any]) -> list[list[Any]]:

@@ -28,8 +28,10 @@ unchanged (at most ``floor(R / k) * k`` units a second for uniform ``k``-unit se
 
 ``acquire`` reserves the next free slot and sleeps until it; ``try_acquire`` takes the slot
 only when it is free now (per-recipient limits, always one unit: a message to a busy recipient
-waits without blocking the channel's other sends). :func:`make_rate_limiter` picks one from
-``dispatch.rate_limiter`` (``auto`` = database on PostgreSQL, local on SQLite).
+waits without blocking the channel's other sends); ``peek`` says how long until a key is free,
+taking nothing (the dispatcher waits for a busy recipient before it takes a channel slot).
+:func:`make_rate_limiter` picks one from ``dispatch.rate_limiter`` (``auto`` = database on
+PostgreSQL, local on SQLite).
 """
 
 from __future__ import annotations
@@ -95,6 +97,11 @@ class RateLimiter:
         """Take a slot only if free now: 0.0 when taken, else seconds until one is free."""
         raise NotImplementedError
 
+    async def peek(self, key: str, rate: float) -> float:
+        """Seconds until ``key``'s next slot at ``rate`` is free (0.0 when free now), taking
+        nothing: lets a sender wait for a busy recipient without holding anything meanwhile."""
+        raise NotImplementedError
+
     def interval(self, rate: float, units: float) -> float:
         """Seconds ``units`` occupy at ``rate`` per second, margin included."""
         return units * (1.0 + self.margin) / rate
@@ -146,6 +153,11 @@ class LocalRateLimiter(RateLimiter):
             return tat - now
         self._tat[slot] = now + self.interval(rate, units)
         return 0.0
+
+    async def peek(self, key: str, rate: float) -> float:
+        """Seconds until the theoretical arrival time of ``key`` at ``rate`` passes."""
+        now = self._clock()
+        return max(0.0, self._tat.get((key, rate), now) - now)
 
 
 class DatabaseRateLimiter(RateLimiter):
@@ -241,6 +253,12 @@ class DatabaseRateLimiter(RateLimiter):
             wait = (await conn.execute(self._wait_sql, self._params(key=key))).scalar()
         return max(float(wait or 0.0), 1e-3)
 
+    async def peek(self, key: str, rate: float) -> float:
+        """Seconds until ``key``'s theoretical arrival time at the database's now (a read)."""
+        async with self.db.engine.connect() as conn:
+            wait = (await conn.execute(self._wait_sql, self._params(key=key))).scalar()
+        return max(0.0, float(wait or 0.0))
+
     async def _maybe_purge(self) -> None:
         mono = time.monotonic()
         if mono - self._last_purge < 60:
@@ -259,7 +277,7 @@ local mode = ARGV[2]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if mode == 'try' and tat > now then
+if mode == 'peek' or (mode == 'try' and tat > now) then
   return tostring(tat - now)
 end
 local start = math.max(tat, now)
@@ -315,6 +333,11 @@ class RedisRateLimiter(RateLimiter):
             keys=[self._key(key), self._key(key) + "#window"], args=[repr(self.interval(rate, units)), "try"]
         )
         return 0.0 if float(wait) <= 0 else max(float(wait), 1e-3)
+
+    async def peek(self, key: str, rate: float) -> float:
+        """Seconds until the key's theoretical arrival time on Redis's clock; nothing taken."""
+        wait = await self._script(keys=[self._key(key), self._key(key) + "#window"], args=["0", "peek"])
+        return max(0.0, float(wait))
 
     async def close(self) -> None:
         """Close the connection pool."""

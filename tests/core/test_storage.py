@@ -101,3 +101,20 @@ def test_sandbox_writes_one_file_per_message(tmp_path: Path, cli, sqlite_config:
         ("email", "lan@example.net", "vi"),
     }
     assert all(r["body"] for r in records)
+
+
+async def test_start_up_skips_alembic_only_when_the_schema_is_at_the_shipped_head(tmp_path: Path) -> None:
+    from gateway.storage.db import Database
+    from gateway.storage.migrate import schema_is_current, shipped_head, upgrade_async
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
+    assert shipped_head() == ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    db = Database(url)
+    try:
+        assert not await schema_is_current(db.engine)  # no alembic_version table yet
+        await upgrade_async(url, "0001")
+        assert not await schema_is_current(db.engine)  # behind: Alembic must run
+        await upgrade_async(url)
+        assert await schema_is_current(db.engine)
+    finally:
+        await db.close()

@@ -118,6 +118,11 @@ async def test_limiters_share_one_budget(kind: str, tmp_path: Path, pg_url: str)
         )
         assert sum(1 for r in results if r == 0.0) == 1
         assert all(0 < r <= 1.1 for r in results if r != 0.0)
+        # peek: how long until the recipient is free, seen by every worker, taking nothing.
+        waits = [await limiter.peek("recipient:test:42", 1.0) for limiter in limiters]
+        assert all(0 < w <= 1.1 for w in waits)
+        assert await limiters[0].peek("recipient:test:free", 1.0) == 0.0
+        assert await limiters[0].try_acquire("recipient:test:free", 1.0) == 0.0
     finally:
         for limiter in limiters:
             await limiter.close()
