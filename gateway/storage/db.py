@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,7 @@ class Database:
             milliseconds = int(busy_timeout * 1000)
 
             def pragmas(dbapi_connection: Any, _record: Any) -> None:
-                _sqlite_pragmas(dbapi_connection, milliseconds)
+                sqlite_pragmas(dbapi_connection, milliseconds)
 
             event.listen(self.engine.sync_engine, "connect", pragmas)
         self.session = async_sessionmaker(self.engine, expire_on_commit=False)
@@ -98,10 +99,36 @@ class Database:
         await self.engine.dispose()
 
 
-def _sqlite_pragmas(dbapi_connection: Any, busy_timeout_ms: int) -> None:
+def sqlite_pragmas(dbapi_connection: Any, busy_timeout_ms: int, *, foreign_keys: bool = True) -> None:
+    """Per-connection settings. The busy timeout comes first so that everything after it
+    waits for another connection's lock instead of failing; the journal mode is switched only
+    when it is not WAL yet (switching takes an exclusive lock that a busy database refuses
+    without waiting, so it is retried until the busy timeout). Migrations leave foreign keys
+    off: Alembic's batch mode rebuilds tables that others refer to."""
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-    cursor.close()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA journal_mode")
+        mode = str(cursor.fetchone()[0]).lower()
+        if mode not in ("wal", "memory"):
+            _switch_to_wal(cursor, busy_timeout_ms / 1000)
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        if foreign_keys:
+            cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+def _switch_to_wal(cursor: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.fetchall()
+            return
+        except Exception as exc:  # the DB-API's OperationalError, wrapped by the adapter
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)

@@ -118,3 +118,43 @@ async def test_start_up_skips_alembic_only_when_the_schema_is_at_the_shipped_hea
         assert await schema_is_current(db.engine)
     finally:
         await db.close()
+
+
+def test_sqlite_database_is_in_wal_mode_from_its_first_migration(tmp_path: Path) -> None:
+    """Switching the journal mode takes an exclusive lock that SQLite refuses at once, without
+    its busy timeout, while another connection writes: two limiters opening their first
+    connections together failed with "database is locked" (CI). Migrations switch it first."""
+    import sqlite3
+
+    from gateway.storage.migrate import upgrade
+
+    path = tmp_path / "fresh.db"
+    upgrade(f"sqlite:///{path}")
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_connection_waits_for_a_writer_to_switch_an_old_database_to_wal(tmp_path: Path) -> None:
+    """A database made before WAL (rollback journal) being written to while a new connection
+    opens: the new connection waits for the write instead of failing."""
+    import sqlite3
+    import threading
+
+    from gateway.storage.db import sqlite_pragmas
+
+    path = tmp_path / "old.db"
+    writer = sqlite3.connect(path, check_same_thread=False)
+    writer.execute("CREATE TABLE t (x INTEGER)")
+    writer.commit()
+    assert writer.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO t VALUES (1)")
+    threading.Timer(0.3, writer.commit).start()
+
+    newcomer = sqlite3.connect(path)
+    sqlite_pragmas(newcomer, 5_000)  # before: "database is locked" at once
+    assert newcomer.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert newcomer.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert newcomer.execute("SELECT count(*) FROM t").fetchone()[0] == 1
+    newcomer.close()
+    writer.close()
