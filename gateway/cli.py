@@ -24,7 +24,8 @@ __all__ = ["CliState", "app", "main"]
 
 T = TypeVar("T")
 console = Console()
-err_console = Console(stderr=True)
+# Errors and warnings are not wrapped: a path or a key in them stays whole, whatever the width.
+err_console = Console(stderr=True, soft_wrap=True)
 
 ConfigOpt = Annotated[
     Path | None,
