@@ -1,7 +1,7 @@
 """Worker start-up: from launching ``gateway worker`` to the first message arriving at the
 provider (a local aiosmtpd in its own process), with one e-mail queued beforehand.
 
-    .venv/bin/python bench/startup.py [--runs 5]
+    .venv/bin/python bench/startup.py [--runs 5] [--profile FILE]
 
 Prints, per run, the wall seconds from the process start to the message's arrival and the
 CPU seconds the worker had used by then (user + system, from /proc), and the same for a bare
@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import report, seed_outbox
+from common import process_env, report, seed_outbox
 from servers import ProviderProcess
 
 from gateway.testing.harness import open_gateway, write_config
@@ -60,13 +60,15 @@ async def prepare(folder: Path, info: dict[str, object]) -> Path:
     return config
 
 
-def one_run(config: Path, smtp: ProviderProcess) -> tuple[float, float]:
-    """Wall seconds to the first arrival and the worker's CPU seconds by then."""
+def one_run(config: Path, smtp: ProviderProcess, profile: Path | None = None) -> tuple[float, float]:
+    """Wall seconds to the first arrival and the worker's CPU seconds by then (under cProfile,
+    written to ``profile``, when given)."""
     smtp.ask("reset")
-    env = {**os.environ, "GATEWAY_CONFIG": str(config)}
+    env = process_env(GATEWAY_CONFIG=str(config))
     started = time.monotonic()
+    profiler = ["-m", "cProfile", "-o", str(profile)] if profile else []
     worker = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "worker"],
+        [sys.executable, *profiler, "-m", "gateway.cli", "worker"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -96,6 +98,7 @@ def main() -> None:
     """Command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--profile", type=Path, help="also run once under cProfile, stats written here")
     args = parser.parse_args()
     figures: dict[str, object] = {"load average": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory() as tmp, ProviderProcess("smtp") as smtp:
@@ -110,6 +113,10 @@ def main() -> None:
         figures["best / median wall s"] = f"{min(walls):.2f} / {sorted(walls)[len(walls) // 2]:.2f}"
         figures["bare `python -c pass` s"] = f"{bare_python():.2f}"
         figures["load average after"] = os.getloadavg()[0]
+        if args.profile:
+            config = asyncio.run(prepare(Path(tmp) / "profiled", smtp.info))
+            wall, _ = one_run(config, smtp, args.profile.resolve())
+            figures["profiled run (cProfile), s"] = f"{wall:.2f}; stats in {args.profile}"
     report("gateway worker start-up", figures)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import logging
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +31,6 @@ from gateway.logs import install_scrubbing
 from gateway.metrics import GatewayMetrics
 from gateway.plugins import channel_types, engine_types, make_plugin_manager
 from gateway.privacy import register_secret
-from gateway.rendering.renderer import RenderBudget, TemplateRenderer
 from gateway.storage.db import Database
 from gateway.translation.catalogs import UI_DOMAIN, CatalogSet
 from gateway.translation.engine import EngineContext, EngineSettings, TranslationEngine
@@ -38,6 +38,10 @@ from gateway.translation.glossary import Glossary
 from gateway.translation.service import TranslationService
 
 if TYPE_CHECKING:
+    from gateway.inbound.pipeline import InboundPipeline
+    from gateway.outbox.planner import BroadcastPlanner
+    from gateway.rendering.composer import MessageComposer
+    from gateway.rendering.renderer import TemplateRenderer
     from gateway.scheduling.scheduler import JobRunner
 
 __all__ = ["CoreChannelContext", "Gateway"]
@@ -63,14 +67,6 @@ class Gateway:
         )
         self.catalogs = CatalogSet(config.locales_dir)
         self.ui_catalogs = CatalogSet(config.locales_dir, domain=UI_DOMAIN)
-        filters: dict[str, Any] = {}
-        for extra in self.pm.hook.gateway_template_filters():
-            filters.update(extra or {})
-        budget = RenderBudget(
-            seconds=config.rendering.time_limit_seconds,
-            max_output=config.rendering.max_output_characters,
-        )
-        self.renderer = TemplateRenderer(config.templates_dir, self.catalogs, filters, budget)
         self.plugin_context = PluginContext(self)
         """What hooks receive (``context``)."""
         self.address_kinds: AddressKinds = address_kinds(self.pm)
@@ -87,20 +83,51 @@ class Gateway:
             glossary=Glossary.load(self._path(config.translation.glossary)),
             select_engine=self.pm.hook.gateway_select_translation_engine,
         )
-        from gateway.inbound.pipeline import InboundPipeline
         from gateway.intake import Intake
         from gateway.outbox.dispatcher import OutboxDispatcher
-        from gateway.outbox.planner import BroadcastPlanner
-        from gateway.rendering.composer import MessageComposer
 
-        self.composer = MessageComposer(self)
-        self.planner = BroadcastPlanner(self)
         self.dispatcher = OutboxDispatcher(self)
-        self.inbound = InboundPipeline(self)
         self.intake = Intake(self)
         self.scheduler: JobRunner | None = None
         """The job runner, in the process that leads scheduling (``gateway serve``)."""
         self._started: list[Channel] = []
+
+    # Built on first use: a worker that only sends (the outbox holds finished texts) does not
+    # load Jinja, Babel's locale data or the survey machinery before its first message.
+    @cached_property
+    def renderer(self) -> TemplateRenderer:
+        """Templates, their catalogs and the plugins' filters, under the render budget."""
+        from gateway.rendering.renderer import RenderBudget, TemplateRenderer
+
+        filters: dict[str, Any] = {}
+        for extra in self.pm.hook.gateway_template_filters():
+            filters.update(extra or {})
+        budget = RenderBudget(
+            seconds=self.config.rendering.time_limit_seconds,
+            max_output=self.config.rendering.max_output_characters,
+        )
+        return TemplateRenderer(self.config.templates_dir, self.catalogs, filters, budget)
+
+    @cached_property
+    def composer(self) -> MessageComposer:
+        """The one path from template + context + guardian + channel to the text sent."""
+        from gateway.rendering.composer import MessageComposer
+
+        return MessageComposer(self)
+
+    @cached_property
+    def planner(self) -> BroadcastPlanner:
+        """Broadcasts: audience, composition and the outbox rows."""
+        from gateway.outbox.planner import BroadcastPlanner
+
+        return BroadcastPlanner(self)
+
+    @cached_property
+    def inbound(self) -> InboundPipeline:
+        """Replies: classification, answers, the inbox."""
+        from gateway.inbound.pipeline import InboundPipeline
+
+        return InboundPipeline(self)
 
     # -- construction ---------------------------------------------------------------------
     def _path(self, value: Path | None) -> Path | None:

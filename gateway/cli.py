@@ -1145,10 +1145,24 @@ def _load_plugin_commands() -> None:
         err_console.print(f"warning: a plugin failed to add commands: {exc}")
 
 
+def _builtin_command(argv: list[str]) -> bool:
+    """Whether ``argv`` names one of the core's own commands (or groups). Plugins cannot
+    replace those, so loading every plugin to ask for its commands would only slow the
+    command down — ``gateway worker`` by a third of its start-up."""
+    names = {
+        command.name or (command.callback.__name__ if command.callback else "")
+        for command in app.registered_commands
+    }
+    names |= {group.name for group in app.registered_groups if group.name}
+    first = next((arg for arg in argv if not arg.startswith("-")), None)
+    return first is not None and first.replace("_", "-") in {name.replace("_", "-") for name in names}
+
+
 def main() -> None:
     """Console-script entry point."""
     os.environ.setdefault("PYTHONIOENCODING", "utf-8")
-    _load_plugin_commands()
+    if not _builtin_command(sys.argv[1:]):
+        _load_plugin_commands()
     app()
 
 

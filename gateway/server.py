@@ -15,13 +15,14 @@ import asyncio
 import contextlib
 import logging
 import signal
-from typing import Any
-
-from aiohttp import web
+from typing import TYPE_CHECKING, Any
 
 from gateway.app import Gateway
 from gateway.config import GatewayConfig
 from gateway.logs import configure_logging
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 __all__ = ["serve_forever"]
 
@@ -76,6 +77,8 @@ async def serve_forever(
             election = LeaderElection(config.database_url, scheduler_role.elected, scheduler_role.demoted)
             await election.start()
         if role == "serve":
+            from aiohttp import web
+
             from gateway.web.app import create_app
 
             runner = web.AppRunner(create_app(gw), access_log=None)
