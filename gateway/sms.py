@@ -72,9 +72,12 @@ class SegmentInfo:
         return max(0, self.segments * self.per_segment - self.units)
 
 
+_GSM7_CHARACTERS = GSM7_BASIC_CHARACTERS | GSM7_EXTENSION_CHARACTERS
+
+
 def is_gsm7(text: str) -> bool:
     """True when every character of ``text`` is in the GSM-7 basic or extension table."""
-    return all(ch in GSM7_BASIC_CHARACTERS or ch in GSM7_EXTENSION_CHARACTERS for ch in text)
+    return _GSM7_CHARACTERS.issuperset(text)
 
 
 def _pack(costs: list[int], single: int, multi: int) -> tuple[int, int, int]:
@@ -97,14 +100,28 @@ def count_segments(text: str) -> SegmentInfo:
 
     An empty text is one (empty) part.
     """
+    # Every send of the SMS channel counts its message (cost units): the common cases — no
+    # two-unit character, or a text that fits one part — are counted without a per-character
+    # list; only a long text with escapes or surrogate pairs is packed item by item.
+    characters = len(text)
     if is_gsm7(text):
+        escaped = sum(text.count(ch) for ch in GSM7_EXTENSION_CHARACTERS if ch in text)
+        single, multi, encoding, double = GSM7_SINGLE_SEPTETS, GSM7_MULTI_SEPTETS, "GSM-7", escaped
+    else:
+        # A code point above U+FFFF is a surrogate pair: two UTF-16 units that stay together.
+        double = len(text.encode("utf-16-le", "surrogatepass")) // 2 - characters
+        single, multi, encoding = UCS2_SINGLE_UNITS, UCS2_MULTI_UNITS, "UCS-2"
+    units = characters + double
+    if units <= single:
+        return SegmentInfo(encoding, units, 1, single, characters)
+    if not double:
+        return SegmentInfo(encoding, units, -(-units // multi), multi, characters)
+    if encoding == "GSM-7":
         costs = [2 if ch in GSM7_EXTENSION_CHARACTERS else 1 for ch in text]
-        units, segments, per_segment = _pack(costs, GSM7_SINGLE_SEPTETS, GSM7_MULTI_SEPTETS)
-        return SegmentInfo("GSM-7", units, segments, per_segment, len(text))
-    # A code point above U+FFFF is a surrogate pair: two UTF-16 units that stay together.
-    costs = [2 if ord(ch) > 0xFFFF else 1 for ch in text]
-    units, segments, per_segment = _pack(costs, UCS2_SINGLE_UNITS, UCS2_MULTI_UNITS)
-    return SegmentInfo("UCS-2", units, segments, per_segment, len(text))
+    else:
+        costs = [2 if ord(ch) > 0xFFFF else 1 for ch in text]
+    units, segments, per_segment = _pack(costs, single, multi)
+    return SegmentInfo(encoding, units, segments, per_segment, characters)
 
 
 _SMART_REPLACEMENTS: dict[str, str] = {

@@ -112,3 +112,48 @@ def test_smart_encoding_turns_typographic_text_back_into_gsm7() -> None:
 def test_max_characters() -> None:
     assert MAX_SMS_CHARACTERS == 1600
     assert count_segments("a" * 1600).segments == 11  # ceil(1600 / 153)
+
+
+def _packed_item_by_item(text: str) -> tuple[str, int, int, int]:
+    """The rules spelled out one character at a time (the reference for the fast paths)."""
+    if all(ch in GSM7_BASIC_CHARACTERS or ch in GSM7_EXTENSION_CHARACTERS for ch in text):
+        encoding, single, multi = "GSM-7", 160, 153
+        costs = [2 if ch in GSM7_EXTENSION_CHARACTERS else 1 for ch in text]
+    else:
+        encoding, single, multi = "UCS-2", 70, 67
+        costs = [2 if ord(ch) > 0xFFFF else 1 for ch in text]
+    if sum(costs) <= single:
+        return encoding, sum(costs), 1, single
+    segments, used = 1, 0
+    for cost in costs:
+        if used + cost > multi:
+            segments, used = segments + 1, 0
+        used += cost
+    return encoding, sum(costs), segments, multi
+
+
+def test_fast_counting_agrees_with_packing_item_by_item() -> None:
+    """Random texts of every shape (plain, escapes, accents, Arabic, emoji, mixed, around
+    the part boundaries) count the same as packing character by character."""
+    import random
+
+    rng = random.Random(20261130)
+    alphabets = [
+        "abc xyz.,",
+        "abc€[]{}^~|\\",
+        "héllo ñandú ç",
+        "مرحبا بكم في المدرسة",
+        "Xin chào các bạn",
+        "ab" + EMOJI + FLAG_MX,
+        "\U0001f600\U0001f44d\u2764",
+        "a€" + EMOJI + "ü",
+    ]
+    for _ in range(3000):
+        alphabet = rng.choice(alphabets)
+        bounds = rng.choice([(0, 400), (60, 75), (150, 165), (300, 320)])
+        length = rng.randint(*bounds)
+        text = "".join(rng.choice(alphabet) for _ in range(length))
+        info = count_segments(text)
+        counted = (info.encoding, info.units, info.segments, info.per_segment)
+        assert counted == _packed_item_by_item(text), text
+        assert info.characters == len(text)
