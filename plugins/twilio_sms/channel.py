@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal, cast
 
-import aiohttp
 from pydantic import Field, SecretStr, field_validator, model_validator
-from twilio.rest import Client
 
 from gateway import (
     PHONE,
-    Channel,
     ChannelCapabilities,
     ChannelContext,
     ChannelSettings,
@@ -26,20 +22,11 @@ from gateway import (
     PermanentSendError,
     SendResult,
     WebhookHandler,
-    mask_address,
 )
 from gateway.sms import MAX_SMS_CHARACTERS, count_segments, smart_encode
 
-from .errors import (
-    TWILIO_API_ERRORS,
-    TwilioApiError,
-    describe_error_code,
-    error_for_rest_exception,
-    error_for_transport_exception,
-    parse_retry_after,
-)
-from .http import RebasedAsyncTwilioHttpClient, capture_response_headers
-from .webhooks import TWILIO_STATUS_MAP, TwilioWebhooks
+from .messaging import TwilioMessagingChannel
+from .webhooks import TwilioWebhooks
 
 __all__ = ["SENDER_RATES", "SenderType", "TwilioSmsChannel", "TwilioSmsSettings"]
 
@@ -119,7 +106,7 @@ class TwilioSmsSettings(ChannelSettings):
         return self
 
 
-class TwilioSmsChannel(Channel):
+class TwilioSmsChannel(TwilioMessagingChannel):
     """SMS to phone endpoints through Twilio, with status callbacks and signed webhooks."""
 
     plugin: ClassVar[str] = "twilio_sms"
@@ -127,16 +114,11 @@ class TwilioSmsChannel(Channel):
     Settings: ClassVar[type[ChannelSettings]] = TwilioSmsSettings
     max_body_length: ClassVar[int | None] = MAX_SMS_CHARACTERS
     capabilities = ChannelCapabilities(max_length=MAX_SMS_CHARACTERS, markup="text")
-    #: How far back ``reconcile`` looks for a message whose SID never came back.
-    reconcile_window: ClassVar[timedelta] = timedelta(hours=6)
 
     def __init__(self, name: str, settings: ChannelSettings, context: ChannelContext) -> None:
         super().__init__(name, settings, context)
         self.config = cast(TwilioSmsSettings, settings)
         self._webhooks = TwilioWebhooks(name, context, self.config.auth_token.get_secret_value())
-        self._http: RebasedAsyncTwilioHttpClient | None = None
-        self._client: Client | None = None
-        self._status_callback_url: str | None = None
 
     @property
     def rate_per_second(self) -> float | None:
@@ -149,41 +131,6 @@ class TwilioSmsChannel(Channel):
             return SENDER_RATES[self.config.sender_type]
         return None
 
-    # -- lifecycle ---------------------------------------------------------------------
-
-    async def start(self) -> None:
-        """Create the Twilio client (inside the running loop) and resolve the callback URL."""
-        if self.config.status_callback:
-            # Raises ConfigError when http.public_base_url is unset: fail at start, not later.
-            self._status_callback_url = self.context.public_url(
-                self.context.webhook_path("status")
-            )
-        self._http = RebasedAsyncTwilioHttpClient(
-            self.config.api_base_url,
-            timeout=self.config.timeout,
-            pool_size=max(self.config.concurrency, 8),
-            logger=self.log,
-        )
-        self._client = Client(
-            self.config.account_sid,
-            self.config.auth_token.get_secret_value(),
-            http_client=self._http,
-        )
-        # Import the Messages API now, not inside the first (rate-limited) send.
-        _ = self._client.messages
-
-    async def stop(self) -> None:
-        """Close the HTTP session."""
-        if self._http is not None:
-            await self._http.close()
-        self._http = None
-        self._client = None
-
-    def _require_client(self) -> Client:
-        if self._client is None:
-            raise RuntimeError(f"channel {self.name!r} is not started")
-        return self._client
-
     # -- sending -----------------------------------------------------------------------
 
     def outgoing_body(self, body: str) -> str:
@@ -192,7 +139,7 @@ class TwilioSmsChannel(Channel):
 
     async def send(self, message: OutboundMessage) -> SendResult:
         """Create the message at Twilio; raises a SendError subclass on failure."""
-        client = self._require_client()
+        self._require_client()
         body = self.outgoing_body(message.body)
         if len(body) > MAX_SMS_CHARACTERS:
             raise PermanentSendError(
@@ -201,33 +148,9 @@ class TwilioSmsChannel(Channel):
             )
         if not body.strip():
             raise PermanentSendError("message body is empty", code=21602)
-        params: dict[str, Any] = {"to": message.address, "body": body}
-        if self.config.from_number:
-            params["from_"] = self.config.from_number
-        else:
-            params["messaging_service_sid"] = self.config.messaging_service_sid
-        if self._status_callback_url:
-            params["status_callback"] = self._status_callback_url
-        with capture_response_headers() as headers:
-            try:
-                created = await client.messages.create_async(**params)
-            except TWILIO_API_ERRORS as exc:
-                error = error_for_rest_exception(
-                    cast(TwilioApiError, exc), parse_retry_after(headers.get("Retry-After"))
-                )
-                self.log.info("twilio %s message %s to %s refused: %s", self.name,
-                              message.message_id, mask_address(message.address), error)
-                rule = describe_error_code(error.code)
-                if rule is not None and rule.alert:
-                    # Every message to that region fails the same way until staff act: one
-                    # alert (health, metrics, an error log line), not a retry per message.
-                    self.context.alert(str(error.code), rule.reason)
-                raise error from exc
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                error = error_for_transport_exception(exc)
-                self.log.warning("twilio %s message %s to %s: %s", self.name,
-                                 message.message_id, mask_address(message.address), error)
-                raise error from exc
+        params = self.sender_params(message.address)
+        params["body"] = body
+        created = await self.create_message(message, params)
         try:
             segments = int(created.num_segments) if created.num_segments else None
         except ValueError:
@@ -267,30 +190,8 @@ class TwilioSmsChannel(Channel):
         :attr:`reconcile_window` is taken. None when Twilio has no such message or cannot be
         asked.
         """
-        client = self._require_client()
-        try:
-            if provider_message_id:
-                found = await client.messages(provider_message_id).fetch_async()
-                return TWILIO_STATUS_MAP.get(str(found.status).lower())
-            body = self.outgoing_body(message.body)
-            since = datetime.now(UTC) - self.reconcile_window
-            filters: dict[str, Any] = {"to": message.address, "limit": 20, "page_size": 20}
-            if self.config.from_number:
-                filters["from_"] = self.config.from_number
-            for candidate in await client.messages.list_async(**filters):
-                created = candidate.date_created
-                if candidate.body == body and (created is None or created >= since):
-                    return TWILIO_STATUS_MAP.get(str(candidate.status).lower())
-            return None
-        except TWILIO_API_ERRORS as exc:
-            self.log.info("twilio %s reconcile of message %s: HTTP %s code %s", self.name,
-                          message.message_id, getattr(exc, "status", None),
-                          getattr(exc, "code", None))
-            return None
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            self.log.warning("twilio %s reconcile of message %s failed: %s", self.name,
-                             message.message_id, type(exc).__name__)
-            return None
+        texts = {self.outgoing_body(message.body)}
+        return await self.find_status(message, provider_message_id, to=message.address, texts=texts)
 
     # -- webhooks ----------------------------------------------------------------------
 

@@ -33,22 +33,12 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, cast
 
-import aiohttp
-from gateway_plugins.twilio_sms.errors import (
-    TWILIO_API_ERRORS,
-    TwilioApiError,
-    error_for_rest_exception,
-    error_for_transport_exception,
-    parse_retry_after,
-)
-from gateway_plugins.twilio_sms.http import RebasedAsyncTwilioHttpClient, capture_response_headers
-from gateway_plugins.twilio_sms.webhooks import TWILIO_STATUS_MAP
-from twilio.rest import Client
+from gateway_plugins.twilio_sms.errors import TwilioErrorRule
+from gateway_plugins.twilio_sms.messaging import TwilioMessagingChannel
 
 from gateway import (
     AddressKind,
     Button,
-    Channel,
     ChannelCapabilities,
     ChannelContext,
     ChannelSettings,
@@ -110,7 +100,7 @@ def numbered_choices(body: str, buttons: tuple[Button, ...]) -> str:
     return body.rstrip() + "\n\n" + "\n".join(lines)
 
 
-class WhatsAppChannel(Channel):
+class WhatsAppChannel(TwilioMessagingChannel):
     """WhatsApp to a guardian's number through Twilio, window-aware (see the module doc)."""
 
     plugin: ClassVar[str] = "whatsapp"
@@ -123,8 +113,7 @@ class WhatsAppChannel(Channel):
     #: Twilio's default text throughput of one WhatsApp sender (10 messages/s; up to 50 on
     #: request): set ``rate_per_second`` to what the account was granted.
     default_rate_per_second: ClassVar[float | None] = 10.0
-    #: How far back ``reconcile`` looks for a message whose SID never came back.
-    reconcile_window: ClassVar[timedelta] = timedelta(hours=6)
+    log_label: ClassVar[str] = "whatsapp"
 
     def __init__(self, name: str, settings: ChannelSettings, context: ChannelContext) -> None:
         super().__init__(name, settings, context)
@@ -136,9 +125,6 @@ class WhatsAppChannel(Channel):
             on_inbound=self.note_inbound,
             on_window_closed=self.note_window_closed,
         )
-        self._http: RebasedAsyncTwilioHttpClient | None = None
-        self._client: Client | None = None
-        self._status_callback_url: str | None = None
         self._inbound_seen: dict[str, datetime] = {}
         self._closed_at: dict[str, datetime] = {}
 
@@ -159,39 +145,13 @@ class WhatsAppChannel(Channel):
             media=False,
         )
 
-    # -- lifecycle ---------------------------------------------------------------------
+    def describe_error(self, code: int | str | None) -> TwilioErrorRule | None:
+        """WhatsApp's 63xxx codes on top of Twilio's messaging codes."""
+        return describe_whatsapp_error(code)
 
-    async def start(self) -> None:
-        """Create the Twilio client (inside the running loop) and resolve the callback URL."""
-        if self.config.status_callback:
-            # Raises ConfigError when http.public_base_url is unset: fail at start, not later.
-            self._status_callback_url = self.context.public_url(
-                self.context.webhook_path("status")
-            )
-        self._http = RebasedAsyncTwilioHttpClient(
-            self.config.api_base_url,
-            timeout=self.config.timeout,
-            pool_size=max(self.config.concurrency, 8),
-            logger=self.log,
-        )
-        self._client = Client(
-            self.config.account_sid,
-            self.config.auth_token.get_secret_value(),
-            http_client=self._http,
-        )
-        _ = self._client.messages
-
-    async def stop(self) -> None:
-        """Close the HTTP session."""
-        if self._http is not None:
-            await self._http.close()
-        self._http = None
-        self._client = None
-
-    def _require_client(self) -> Client:
-        if self._client is None:
-            raise RuntimeError(f"channel {self.name!r} is not started")
-        return self._client
+    def masked(self, address: str) -> str:
+        """A ``whatsapp:+E164`` address as it may appear in a log line."""
+        return addresses.mask(address)
 
     # -- the 24-hour window ------------------------------------------------------------
 
@@ -278,14 +238,7 @@ class WhatsAppChannel(Channel):
     # -- sending -----------------------------------------------------------------------
 
     def _base_params(self, message: OutboundMessage) -> dict[str, Any]:
-        params: dict[str, Any] = {"to": addresses.to_provider(message.address)}
-        if self.config.from_number:
-            params["from_"] = self.config.from_number
-        else:
-            params["messaging_service_sid"] = self.config.messaging_service_sid
-        if self._status_callback_url:
-            params["status_callback"] = self._status_callback_url
-        return params
+        return self.sender_params(addresses.to_provider(message.address))
 
     def session_params(self, message: OutboundMessage) -> dict[str, Any]:
         """The free-form message for an open window: text, with quick-reply buttons when a
@@ -350,27 +303,7 @@ class WhatsAppChannel(Channel):
         return await self._create(message, self.template_params(message))
 
     async def _create(self, message: OutboundMessage, params: dict[str, Any]) -> SendResult:
-        client = self._require_client()
-        with capture_response_headers() as headers:
-            try:
-                created = await client.messages.create_async(**params)
-            except TWILIO_API_ERRORS as exc:
-                error = error_for_rest_exception(
-                    cast(TwilioApiError, exc),
-                    parse_retry_after(headers.get("Retry-After")),
-                    describe=describe_whatsapp_error,
-                )
-                self.log.info("whatsapp %s message %s to %s refused: %s", self.name,
-                              message.message_id, addresses.mask(message.address), error)
-                rule = describe_whatsapp_error(error.code)
-                if rule is not None and rule.alert:
-                    self.context.alert(str(error.code), rule.reason)
-                raise error from exc
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                error = error_for_transport_exception(exc)
-                self.log.warning("whatsapp %s message %s to %s: %s", self.name,
-                                 message.message_id, addresses.mask(message.address), error)
-                raise error from exc
+        created = await self.create_message(message, params)
         return SendResult(provider_message_id=created.sid, status="queued", segments=1)
 
     def preview_details(self, message: OutboundMessage) -> Mapping[str, Any]:
@@ -394,32 +327,9 @@ class WhatsAppChannel(Channel):
         never came back cannot be matched: None, and the outbox decides). None when Twilio has
         no such message or cannot be asked.
         """
-        client = self._require_client()
-        try:
-            if provider_message_id:
-                found = await client.messages(provider_message_id).fetch_async()
-                return TWILIO_STATUS_MAP.get(str(found.status).lower())
-            since = _utcnow() - self.reconcile_window
-            filters: dict[str, Any] = {
-                "to": addresses.to_provider(message.address), "limit": 20, "page_size": 20,
-            }
-            if self.config.from_number:
-                filters["from_"] = self.config.from_number
-            texts = {message.body, numbered_choices(message.body, message.buttons)}
-            for candidate in await client.messages.list_async(**filters):
-                created = candidate.date_created
-                if candidate.body in texts and (created is None or created >= since):
-                    return TWILIO_STATUS_MAP.get(str(candidate.status).lower())
-            return None
-        except TWILIO_API_ERRORS as exc:
-            self.log.info("whatsapp %s reconcile of message %s: HTTP %s code %s", self.name,
-                          message.message_id, getattr(exc, "status", None),
-                          getattr(exc, "code", None))
-            return None
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            self.log.warning("whatsapp %s reconcile of message %s failed: %s", self.name,
-                             message.message_id, type(exc).__name__)
-            return None
+        texts = {message.body, numbered_choices(message.body, message.buttons)}
+        to = addresses.to_provider(message.address)
+        return await self.find_status(message, provider_message_id, to=to, texts=texts, now=_utcnow)
 
     # -- webhooks ----------------------------------------------------------------------
 
