@@ -10,6 +10,7 @@ import pytest
 from gateway_plugins.telegram import TelegramChannel
 
 from gateway.testing import FakeChannelContext
+from gateway.testing.channels import channel_factory
 from gateway.testing.telegram_server import TelegramBotAPIServer
 from gateway.testing.waiting import wait_for
 
@@ -47,25 +48,14 @@ async def make_channel(
     telegram_server: TelegramBotAPIServer, context: TranslatingContext
 ) -> AsyncIterator[ChannelFactory]:
     """Build and start a TelegramChannel against the local server; stopped after the test."""
-    started: list[TelegramChannel] = []
-
-    async def factory(**overrides: Any) -> TelegramChannel:
-        raw: dict[str, Any] = {
-            "plugin": "telegram",
-            "token": telegram_server.token,
-            "api_base_url": telegram_server.base_url,
-            "poll_timeout": 1,
-            **overrides,
-        }
-        settings = TelegramChannel.Settings.model_validate(raw)
-        channel = TelegramChannel("telegram", settings, context)
-        await channel.start()
-        started.append(channel)
-        return channel
-
-    yield factory
-    for channel in started:
-        await channel.stop()
+    defaults = {
+        "plugin": "telegram",
+        "token": telegram_server.token,
+        "api_base_url": telegram_server.base_url,
+        "poll_timeout": 1,
+    }
+    async with channel_factory(TelegramChannel, "telegram", context, defaults) as factory:
+        yield factory
 
 
 async def _wait_until(predicate: Callable[[], Any], within: float = 30.0) -> None:

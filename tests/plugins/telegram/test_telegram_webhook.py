@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient as HttpClient
-from aiohttp.test_utils import TestServer as HttpServer
 from gateway_plugins.telegram import TelegramChannel
+
+from gateway.testing.channels import mounted_webhooks
 
 CHAT = "5550004004"
 SECRET = "s3cr3t_Webhook-token"
@@ -23,10 +23,7 @@ async def webhook_channel(make_channel) -> TelegramChannel:
 @pytest.fixture
 async def gateway_http(webhook_channel) -> AsyncIterator[HttpClient]:
     """The channel's webhooks mounted the way the core mounts them."""
-    app = web.Application(client_max_size=1024 * 1024)
-    for action, handler in webhook_channel.webhooks().items():
-        app.router.add_post(f"/webhooks/{webhook_channel.name}/{action}", handler)
-    async with HttpClient(HttpServer(app)) as client:
+    async with mounted_webhooks(webhook_channel) as client:
         yield client
 
 

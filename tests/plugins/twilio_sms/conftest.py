@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
-from gateway_plugins.twilio_sms import TwilioSmsChannel, TwilioSmsSettings
+from aiohttp.test_utils import TestClient
+from gateway_plugins.twilio_sms import TwilioSmsChannel
 from twilio_sms_support import FROM_NUMBER, PUBLIC_BASE_URL, ChannelFactory, RecordingContext
 
+from gateway.testing.channels import channel_factory, mounted_webhooks
 from gateway.testing.twilio_server import FakeTwilioServer
 
 
@@ -33,27 +32,16 @@ async def make_channel(
     twilio: FakeTwilioServer, context: RecordingContext
 ) -> AsyncIterator[ChannelFactory]:
     """Build and start a channel against the fake server; ``overrides`` are settings keys."""
-    started: list[TwilioSmsChannel] = []
-
-    async def factory(**overrides: Any) -> TwilioSmsChannel:
-        values: dict[str, Any] = {
-            "plugin": "twilio_sms",
-            "account_sid": twilio.account_sid,
-            "auth_token": twilio.auth_token,
-            "from_number": FROM_NUMBER,
-            "api_base_url": twilio.url,
-            "timeout": 2.0,
-        }
-        values.update(overrides)
-        values = {key: value for key, value in values.items() if value is not None}
-        channel = TwilioSmsChannel("sms", TwilioSmsSettings(**values), context)
-        await channel.start()
-        started.append(channel)
-        return channel
-
-    yield factory
-    for channel in started:
-        await channel.stop()
+    defaults = {
+        "plugin": "twilio_sms",
+        "account_sid": twilio.account_sid,
+        "auth_token": twilio.auth_token,
+        "from_number": FROM_NUMBER,
+        "api_base_url": twilio.url,
+        "timeout": 2.0,
+    }
+    async with channel_factory(TwilioSmsChannel, "sms", context, defaults) as factory:
+        yield factory
 
 
 @pytest.fixture
@@ -61,13 +49,5 @@ async def webhook_client(
     make_channel: ChannelFactory,
 ) -> AsyncIterator[TestClient]:
     """The channel's webhooks mounted like the core does, behind an aiohttp test client."""
-    channel = await make_channel()
-    app = web.Application(client_max_size=1024 * 1024)
-    for action, handler in channel.webhooks().items():
-        app.router.add_post(f"/webhooks/{channel.name}/{action}", handler)
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    try:
+    async with mounted_webhooks(await make_channel()) as client:
         yield client
-    finally:
-        await client.close()
