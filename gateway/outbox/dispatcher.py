@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Select, and_, bindparam, delete, func, insert, or_, select, update
 
 from gateway.channels import (
     DELIVERY_STATUS_ORDER,
@@ -113,6 +113,17 @@ class ClaimedMessage:
 CLAIM_COLUMNS = tuple(OUTBOX.c[f.name] for f in fields(ClaimedMessage))
 
 
+def due_candidates(channels: list[str], now: datetime) -> Select[tuple[int]]:
+    """Queued messages of ``channels`` due by ``now``, oldest first: what a claim takes. It
+    walks ``ix_outbox_due`` (status, due_at, id) in order on SQLite and PostgreSQL alike."""
+    c = OUTBOX.c
+    return (
+        select(c.id)
+        .where(c.status == "queued", c.due_at <= now, c.channel.in_(channels))
+        .order_by(c.due_at, c.id)
+    )
+
+
 def _claimed(rows: Any) -> list[ClaimedMessage]:
     return [ClaimedMessage(*row) for row in rows]
 
@@ -172,11 +183,7 @@ class OutboxDispatcher:
             .where(c.status == "sending", c.lease_until < now, c.channel.in_(blind))
             .order_by(c.due_at, c.id)
         )
-        queued = (
-            select(c.id)
-            .where(c.status == "queued", c.due_at <= now, c.channel.in_(names))
-            .order_by(c.due_at, c.id)
-        )
+        queued = due_candidates(names, now)
         values = {
             "status": "sending",
             "lease_owner": self.worker_id,

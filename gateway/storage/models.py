@@ -292,7 +292,7 @@ class OutboxMessage(Base):
 
     __tablename__ = "outbox_messages"
     __table_args__ = (
-        Index("ix_outbox_due", "status", "due_at"),
+        Index("ix_outbox_due", "status", "due_at", "id"),
         Index("ix_outbox_provider", "channel", "provider_message_id"),
         Index("ix_outbox_broadcast", "broadcast_id", "status"),
     )

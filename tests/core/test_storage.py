@@ -158,3 +158,47 @@ def test_connection_waits_for_a_writer_to_switch_an_old_database_to_wal(tmp_path
     assert newcomer.execute("SELECT count(*) FROM t").fetchone()[0] == 1
     newcomer.close()
     writer.close()
+
+
+async def test_a_claim_walks_the_queue_in_order_without_sorting_it(config_path: Path) -> None:
+    """A claim takes the oldest due messages, (due_at, id) first. With a broadcast's messages
+    all due at one moment, an index on (status, due_at) alone made PostgreSQL read and sort
+    every queued row for each claim of 200 (150 ms at 500,000 rows): the query plan must take
+    that order from the index on both databases."""
+    from datetime import timedelta
+
+    from sqlalchemy import insert
+
+    from gateway.outbox.dispatcher import due_candidates
+    from gateway.storage.models import utcnow
+
+    async with open_gateway(config_path, start=False) as gw:
+        due = utcnow() - timedelta(minutes=1)
+        rows = [
+            {"channel": "sms", "address": f"+1913555{i:04d}", "language": "en", "body": "hi",
+             "status": "queued" if i % 5 else "sent", "due_at": due, "attempts": 0,
+             "created_at": due, "updated_at": due, "conversation": False, "payload": {},
+             "cost_units": 1}
+            for i in range(3000)
+        ]
+        async with gw.db.engine.begin() as conn:
+            await conn.execute(insert(OutboxMessage.__table__), rows)
+        query = due_candidates(["sms", "email"], utcnow()).limit(200)
+        compiled = query.compile(dialect=gw.db.engine.dialect, compile_kwargs={"render_postcompile": True})
+        params = compiled.params
+        args = tuple(params[name] for name in compiled.positiontup) if compiled.positiontup else params
+        async with gw.db.engine.connect() as conn:
+            if gw.db.is_sqlite:
+                await conn.exec_driver_sql("ANALYZE")
+                plan = (await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + str(compiled), args)).all()
+                text = " | ".join(str(row[-1]) for row in plan)
+                assert "ix_outbox_due" in text and "TEMP B-TREE" not in text, text
+            else:
+                await conn.exec_driver_sql("ANALYZE outbox_messages")
+                # As the planner would choose at a million rows, where a sequential scan loses.
+                await conn.exec_driver_sql("SET enable_seqscan = off")
+                plan = (await conn.exec_driver_sql("EXPLAIN " + str(compiled), args)).all()
+                text = " | ".join(str(row[0]) for row in plan)
+                assert "ix_outbox_due" in text and "Sort" not in text, text
+            claimed = (await conn.execute(query)).scalars().all()
+        assert claimed == sorted(claimed) and len(claimed) == 200
