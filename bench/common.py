@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import insert, select
 
 from gateway import Channel, OutboundMessage, SendResult, hookimpl
+from gateway.storage.db import BULK_WRITE_ROWS, FAMILY_TABLES
 from gateway.storage.models import Endpoint, Family, Guardian, OutboxMessage, Student, utcnow
 
 LANGUAGES: Sequence[str] = ("en", "es", "so", "ar", "vi", "zh", "fr", "pt", "ru", "sw", "uk", "ne")
@@ -47,7 +48,8 @@ async def seed_families(
     gw: Any, count: int, languages: Sequence[str] = LANGUAGES, kind: str = "phone"
 ) -> None:
     """``count`` families, one guardian and one student each, languages round-robin; each
-    chunk reads back only its own rows (linear in ``count``)."""
+    chunk reads back only its own rows (linear in ``count``). Statistics are refreshed after,
+    as the import command does."""
     chunk = 5000
     async with gw.db.session() as session:
         for start in range(0, count, chunk):
@@ -104,6 +106,9 @@ async def seed_families(
                 ],
             )
         await session.commit()
+    # What `gateway families import` does after writing this many rows (gateway/families.py).
+    if count >= BULK_WRITE_ROWS:
+        await gw.db.refresh_statistics(FAMILY_TABLES)
 
 
 async def seed_outbox(

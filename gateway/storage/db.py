@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,13 @@ def database_unavailable(exc: BaseException) -> bool:
     )
 
 
+#: Rows written at once from which :meth:`Database.refresh_statistics` is worth its ~0.1 s.
+BULK_WRITE_ROWS = 1000
+#: What a families import writes, and what a broadcast writes.
+FAMILY_TABLES = ("families", "guardians", "students", "endpoints")
+BROADCAST_TABLES = ("outbox_messages", "survey_sessions")
+
+
 class Database:
     """One async engine and its session factory."""
 
@@ -93,6 +101,20 @@ class Database:
     def is_sqlite(self) -> bool:
         """Whether this is the embedded default."""
         return self.dialect == "sqlite"
+
+    async def refresh_statistics(self, tables: Sequence[str]) -> None:
+        """After a bulk write (a families import, a broadcast's outbox rows): on PostgreSQL,
+        ``ANALYZE`` the tables it changed, so the query planner sees them as they now are.
+        Autovacuum may be off, or not have come round yet; with statistics from when a table
+        was nearly empty PostgreSQL chose bitmap scans that read every queued row for each
+        claim (0.1–0.4 s a claim at 1,000,000 rows). SQLite: nothing to do (its planner works
+        from the indexes). ``tables`` are the core's own table names, never user input."""
+        if self.is_sqlite:
+            return
+        async with self.engine.connect() as conn:
+            for table in tables:
+                await conn.exec_driver_sql(f"ANALYZE {table}")
+            await conn.commit()
 
     async def close(self) -> None:
         """Dispose of the connection pool."""

@@ -6,6 +6,7 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import func, inspect, select
 
@@ -202,3 +203,43 @@ async def test_a_claim_walks_the_queue_in_order_without_sorting_it(config_path: 
                 assert "ix_outbox_due" in text and "Sort" not in text, text
             claimed = (await conn.execute(query)).scalars().all()
         assert claimed == sorted(claimed) and len(claimed) == 200
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_bulk_import_and_a_large_broadcast_refresh_postgresql_statistics(  # type: ignore[no-untyped-def]
+    cli, config_path: Path, tmp_path: Path, db_url: str
+) -> None:
+    """With autovacuum off (this machine's PostgreSQL) or not yet round, statistics from an
+    empty table made every claim of a 1,000,000-message broadcast read the whole queue. A
+    families import and a broadcast of at least BULK_WRITE_ROWS refresh them."""
+    from gateway.storage.db import BULK_WRITE_ROWS
+
+    families = tmp_path / "families.csv"
+    lines = ["family_id,guardian_name,language,phone,school,grade,student_name"]
+    lines += [f"F{i:05d},Parent {i},es,+1913555{i:04d},Lincoln,6,Child {i}" for i in range(BULK_WRITE_ROWS)]
+    families.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    def analyzed() -> dict[str, int]:
+        async def read() -> dict[str, int]:
+            async with open_gateway(config_path, start=False) as gw, gw.db.engine.connect() as conn:
+                rows = await conn.exec_driver_sql(
+                    "SELECT relname, analyze_count FROM pg_stat_user_tables "
+                    "WHERE relname IN ('families', 'endpoints', 'outbox_messages')"
+                )
+                return {name: int(count) for name, count in rows}
+
+        return asyncio.run(read())
+
+    before = analyzed()
+    result = cli(["families", "import", str(families)], config_path)
+    assert result.exit_code == 0, result.output
+    after_import = analyzed()
+    assert after_import["families"] > before["families"]
+    assert after_import["endpoints"] > before["endpoints"]
+    assert after_import["outbox_messages"] == before["outbox_messages"]
+
+    announcement = ["broadcast", "send", "announcement", "--title", "Hi", "--body", "Hello", "--json"]
+    result = cli(announcement, config_path)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["messages"] >= BULK_WRITE_ROWS
+    assert analyzed()["outbox_messages"] > after_import["outbox_messages"]
