@@ -2,23 +2,30 @@
 provider servers (each in a process of its own) sent by
 
 (a) Apprise, one ``notify`` per family (its e-mail and Twilio plugins, as a district script
-    would use it), on as many threads as the gateway used connections;
-(b) the raw client library over the same number of connections: ``aiosmtplib`` with the
-    standard library's ``EmailMessage`` for e-mail, the ``twilio`` library's async client for
-    SMS (its HTTP calls, nothing else);
+    would use it), on as many threads as the gateway used connections (``--apprise-threads 1``:
+    one notify after another, as a plain script does);
+(b) the raw client library over the same number of connections (``bench/raw_send.py``):
+    ``aiosmtplib`` with the standard library's ``EmailMessage`` for e-mail, the ``twilio``
+    library's async client for SMS (its HTTP calls, nothing else) — once inside this process
+    (sending only) and once as a command of its own (interpreter start and imports included);
 (c) the gateway end to end as a district runs it, with default settings: ``gateway families
     import`` (CSV), ``gateway broadcast send workshop_invitation`` (RSVP), then ``gateway worker``
     until the provider has every message.
 
     .venv/bin/python bench/peers.py [--messages 1000] [--only email,email-starttls,sms]
+                                    [--latency 0.2] [--apprise-threads N]
                                     [--profile-worker FOLDER]
 
 The messages of (a) and (b) are the ones the gateway rendered (read back from its outbox):
-subject, text and HTML per family, to the same addresses. Rates are messages / seconds from
-the first send to the provider holding the last message; for the gateway both from the
-worker's start (process start-up included) and from the first message's arrival. Ratios are
-the gateway's against raw and Apprise; connections are what the server saw.
-``--profile-worker`` runs the worker under cProfile and leaves ``worker-<kind>.prof`` there.
+subject, text and HTML per family, to the same addresses. "Sending" rates are messages per
+second between the first and the last arrival as the provider timed them; "as a command"
+from launching the process (``gateway worker``, ``raw_send.py``) to the last arrival, so both
+pay their interpreter start and imports. Ratios are the gateway's against raw and Apprise;
+connections are what the server saw. ``--latency`` makes the SMS provider answer each message
+after that many seconds (the real API's round trip from a district's server, instead of a
+loopback's microseconds). ``--profile-worker`` runs the worker under cProfile and leaves
+``worker-<kind>.prof`` there; ``PEERS_SAMPLE_WORKER="py-spy record -o FILE"`` attaches a
+sampling profiler to the worker (given ``--pid``).
 """
 
 from __future__ import annotations
@@ -29,21 +36,19 @@ import csv
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from email.message import EmailMessage
-from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import report
+from common import process_env, report
+from raw_send import FROM_ADDRESS, FROM_NUMBER, outbox_messages, send
 from servers import ProviderProcess
 
 from gateway.domain.events import upcoming_event_file
@@ -51,8 +56,6 @@ from gateway.resources import SHIPPED_EXAMPLES
 from gateway.testing.harness import write_config
 
 GATEWAY = [sys.executable, "-m", "gateway.cli"]
-FROM_ADDRESS = "news@lincoln.district.example"
-FROM_NUMBER = "+19135550100"
 EVENT = SHIPPED_EXAMPLES / "reading-workshop.yaml"
 
 
@@ -113,18 +116,41 @@ def gateway_config(folder: Path, kind: str, info: dict[str, Any]) -> Path:
     return path
 
 
-def wait_for(provider: ProviderProcess, count: int, deadline: float) -> tuple[float | None, float]:
-    """Poll the provider until it holds ``count`` messages; (first arrival, last arrival) times."""
-    first = None
+def wait_for(provider: ProviderProcess, count: int, deadline: float) -> tuple[float, float]:
+    """Poll the provider until it holds ``count`` messages; the first and the last arrival,
+    as the provider timed them (``time.monotonic``, one clock for every process)."""
+    held = 0
     while time.monotonic() < deadline:
-        held = provider.ask("stats")["messages"]
-        now = time.monotonic()
-        if held and first is None:
-            first = now
+        held, first, last = provider.ask("progress")
         if held >= count:
-            return first, now
-        time.sleep(0.02)
+            return first, last
+        time.sleep(0.01)
     raise RuntimeError(f"the provider had {held} of {count} messages at the deadline")
+
+
+def run_raw_command(
+    kind: str, provider: ProviderProcess, database: Path, connections: int, count: int
+) -> float:
+    """``bench/raw_send.py`` as a command: seconds from launching it to the provider holding
+    the last message (interpreter start, library import and sending, as for the worker)."""
+    provider.ask("reset")
+    command = [
+        sys.executable,
+        str(Path(__file__).with_name("raw_send.py")),
+        kind,
+        str(database),
+        json.dumps(provider.info),
+        str(connections),
+    ]
+    launched = time.monotonic()
+    process = subprocess.Popen(command, env=process_env(), stderr=subprocess.PIPE)
+    try:
+        _, last = wait_for(provider, count, launched + 600)
+    finally:
+        _, errors = process.communicate(timeout=60)
+    if process.returncode:
+        raise RuntimeError(f"raw_send.py failed: {errors.decode(errors='replace')[-2000:]}")
+    return last - launched
 
 
 def run_gateway(
@@ -132,7 +158,7 @@ def run_gateway(
 ) -> dict[str, Any]:
     """Import, broadcast send, then a worker until the provider has them all."""
     config = gateway_config(folder, kind, provider.info)
-    env = {**os.environ, "GATEWAY_CONFIG": str(config)}
+    env = process_env(GATEWAY_CONFIG=str(config))
     families = folder / "families.csv"
     write_families(families, count, kind)
     event = upcoming_event_file(EVENT, folder / "event.yaml")
@@ -152,11 +178,17 @@ def run_gateway(
     command = [*GATEWAY, "worker"]
     if profile is not None:
         command = [sys.executable, "-m", "cProfile", "-o", str(profile), *command[1:]]
-    worker = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     launched = time.monotonic()
+    worker = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    sampler = None
+    if os.environ.get("PEERS_SAMPLE_WORKER"):  # a sampling profiler's command, given --pid PID
+        sampler = subprocess.Popen([*os.environ["PEERS_SAMPLE_WORKER"].split(), "--pid", str(worker.pid)])
     try:
         first, last = wait_for(provider, count, launched + 600)
     finally:
+        if sampler is not None:
+            sampler.send_signal(signal.SIGINT)
+            sampler.wait(60)
         worker.send_signal(signal.SIGTERM)
         _, errors = worker.communicate(timeout=60)
     stats = provider.ask("stats")
@@ -173,75 +205,6 @@ def run_gateway(
         "database": config.parent / "data" / "gateway.db",
         "worker stderr": errors.decode(errors="replace")[-2000:],
     }
-
-
-def outbox_messages(database: Path) -> list[dict[str, Any]]:
-    """What the gateway rendered: address, subject, text, HTML and reply token per message."""
-    with sqlite3.connect(database) as db:
-        rows = db.execute(
-            "SELECT id, address, subject, body, html, reply_token FROM outbox_messages ORDER BY id"
-        ).fetchall()
-    return [
-        dict(zip(("id", "address", "subject", "body", "html", "token"), row, strict=True)) for row in rows
-    ]
-
-
-def stdlib_email(message: dict[str, Any]) -> EmailMessage:
-    """The same e-mail with the standard library's EmailMessage (text + HTML alternative)."""
-    email = EmailMessage()
-    email["From"] = f"Lincoln Middle School <{FROM_ADDRESS}>"
-    email["To"] = message["address"]
-    email["Subject"] = message["subject"] or ""
-    email["Date"] = formatdate(usegmt=True)
-    email["Message-ID"] = f"<raw{message['id']}@lincoln.district.example>"
-    email["Reply-To"] = f"reply+{message['token']}@lincoln.district.example"
-    email.set_content(message["body"])
-    if message["html"]:
-        email.add_alternative(message["html"], subtype="html")
-    return email
-
-
-async def raw_email(
-    info: dict[str, Any], messages: list[dict[str, Any]], connections: int, starttls: bool
-) -> float:
-    """aiosmtplib over ``connections`` connections, each sending its share in turn; seconds."""
-    import aiosmtplib
-
-    async def one_connection(share: list[dict[str, Any]]) -> None:
-        client = aiosmtplib.SMTP(
-            hostname=info["host"], port=info["port"], start_tls=starttls, validate_certs=False
-        )
-        await client.connect()
-        for message in share:
-            await client.send_message(stdlib_email(message))
-        await client.quit()
-
-    started = time.monotonic()
-    await asyncio.gather(*(one_connection(messages[n::connections]) for n in range(connections)))
-    return time.monotonic() - started
-
-
-async def raw_sms(info: dict[str, Any], messages: list[dict[str, Any]], connections: int) -> float:
-    """The ``twilio`` library's async client (its aiohttp client, ``connections`` at most in
-    flight) pointed at the local server; seconds."""
-    from twilio.http.async_http_client import AsyncTwilioHttpClient
-    from twilio.rest import Client
-
-    http = AsyncTwilioHttpClient(pool_connections=True)
-    client = Client(info["account_sid"], info["auth_token"], http_client=http)
-    client.api.base_url = info["url"]
-    queue = list(messages)
-
-    async def sender() -> None:
-        while queue:
-            message = queue.pop()
-            await client.messages.create_async(to=message["address"], from_=FROM_NUMBER, body=message["body"])
-
-    started = time.monotonic()
-    await asyncio.gather(*(sender() for _ in range(connections)))
-    elapsed = time.monotonic() - started
-    await http.close()
-    return elapsed
 
 
 def apprise_run(
@@ -295,28 +258,40 @@ def apprise_sms(info: dict[str, Any]) -> Callable[[dict[str, Any]], bool]:
     return notify
 
 
-def compare(kind: str, count: int, folder: Path, profile: Path | None = None) -> dict[str, Any]:
-    """The three senders against one provider process; the figures."""
-    options = {"starttls": True} if kind == "email-starttls" else {}
+def compare(
+    kind: str,
+    count: int,
+    folder: Path,
+    profile: Path | None = None,
+    latency: float = 0.0,
+    apprise_threads: int | None = None,
+) -> dict[str, Any]:
+    """The three senders against one provider process; the figures. Sending rates are taken
+    between the provider's first and last arrival for every sender (its clock); "as a
+    command" from launching the process to the last arrival."""
+    options: dict[str, Any] = {"starttls": True} if kind == "email-starttls" else {}
+    if kind == "sms" and latency:
+        options["latency"] = latency
     with ProviderProcess("twilio" if kind == "sms" else "smtp", **options) as provider:
         gateway = run_gateway(folder, kind, provider, count, profile and profile / f"worker-{kind}.prof")
         messages = outbox_messages(gateway["database"])
         connections = max(1, gateway["connections"])
         provider.ask("reset")
-        if kind == "sms":
-            raw_seconds = asyncio.run(raw_sms(provider.info, messages, connections))
-        else:
-            raw_seconds = asyncio.run(
-                raw_email(provider.info, messages, connections, kind == "email-starttls")
-            )
+        asyncio.run(send(kind, provider.info, messages, connections))
+        _, first, last = provider.ask("progress")
+        raw_sending = last - first
         raw_stats = provider.ask("stats")
+        raw_command = run_raw_command(kind, provider, gateway["database"], connections, count)
         provider.ask("reset")
         notify = (
             apprise_sms(provider.info)
             if kind == "sms"
             else apprise_email(provider.info, kind == "email-starttls")
         )
-        apprise_seconds = apprise_run(notify, messages, connections)
+        threads = apprise_threads or connections
+        apprise_run(notify, messages, threads)
+        _, first, last = provider.ask("progress")
+        apprise_seconds = last - first
         apprise_stats = provider.ask("stats")
 
     def conns(stats: dict[str, Any]) -> int:
@@ -324,19 +299,24 @@ def compare(kind: str, count: int, folder: Path, profile: Path | None = None) ->
 
     with_startup = count / gateway["worker start → last arrival s"]
     sending = count / gateway["first → last arrival s"]
-    raw = count / raw_seconds
+    raw = count / raw_sending
+    raw_as_command = count / raw_command
     peer = count / apprise_seconds
     if gateway["accepted"] != count or raw_stats["messages"] != count or apprise_stats["messages"] != count:
         print(gateway["worker stderr"], file=sys.stderr)
     return {
         "messages": count,
-        "(a) Apprise msg/s (connections)": f"{peer:.0f} ({conns(apprise_stats)})",
-        "(b) raw library msg/s (connections)": f"{raw:.0f} ({conns(raw_stats)})",
-        "(c) gateway msg/s, first → last arrival (connections)": f"{sending:.0f} ({gateway['connections']})",
-        "(c) gateway msg/s, worker start → last arrival": f"{with_startup:.0f}",
+        "provider latency s": latency if kind == "sms" else 0.0,
+        "(a) Apprise msg/s (connections; threads)": f"{peer:.0f} ({conns(apprise_stats)}; {threads})",
+        "(b) raw library msg/s, sending (connections)": f"{raw:.0f} ({conns(raw_stats)})",
+        "(b) raw library msg/s, as a command (launch → last arrival)": f"{raw_as_command:.0f}",
+        "(c) gateway msg/s, sending (connections)": f"{sending:.0f} ({gateway['connections']})",
+        "(c) gateway msg/s, `gateway worker` as a command (launch → last arrival)": f"{with_startup:.0f}",
         "worker start → first arrival s": round(gateway["worker start → first arrival s"], 2),
-        "gateway / raw (sending; with start-up)": f"{sending / raw:.2f}; {with_startup / raw:.2f}",
-        "gateway / Apprise (sending; with start-up)": f"{sending / peer:.1f}; {with_startup / peer:.1f}",
+        "gateway / raw (sending; both as commands)": f"{sending / raw:.2f}; "
+        f"{with_startup / raw_as_command:.2f}",
+        "gateway / Apprise (sending; worker as a command)": f"{sending / peer:.1f}; "
+        f"{with_startup / peer:.1f}",
         "import s / broadcast send s": f"{gateway['import s']:.1f} / {gateway['broadcast send s']:.1f}",
         "accepted (gateway, raw, Apprise)": f"{gateway['accepted']}, {raw_stats['messages']}, "
         f"{apprise_stats['messages']}",
@@ -353,11 +333,24 @@ def main() -> None:
     )
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--profile-worker", type=Path, help="cProfile the worker; .prof files here")
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        help="SMS: seconds the provider takes to answer each message (the real API's round trip)",
+    )
+    parser.add_argument(
+        "--apprise-threads",
+        type=int,
+        help="threads for Apprise (default: the gateway's connections; 1 = one notify after another)",
+    )
     args = parser.parse_args()
     results = {}
     for kind in args.only.split(","):
         with tempfile.TemporaryDirectory() as tmp:
-            results[kind] = compare(kind, args.messages, Path(tmp), args.profile_worker)
+            results[kind] = compare(
+                kind, args.messages, Path(tmp), args.profile_worker, args.latency, args.apprise_threads
+            )
         if not args.json:
             report(
                 f"{kind}: {args.messages} personalised messages, gateway vs raw library vs Apprise",

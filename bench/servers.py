@@ -5,6 +5,7 @@ share the gateway's interpreter lock or event loop), driven over a pipe.
         info = provider.info          # port, credentials
         ...
         figures = provider.ask("stats")
+        held, first, last = provider.ask("progress")   # cheap to poll; monotonic arrival times
 
 Kinds: ``smtp`` (:class:`~gateway.testing.smtp_server.RecordingSmtpServer`; ``starttls=True``
 offers and requires STARTTLS with a throwaway self-signed certificate), ``twilio``
@@ -103,6 +104,12 @@ async def _serve(kind: str, options: dict[str, Any], conn: Connection) -> None:
                 "duplicates": sum(n - 1 for n in recipients.values()),
             }
 
+        def progress() -> tuple[int, float | None, float | None]:
+            messages = smtp.messages
+            if not messages:
+                return 0, None, None
+            return len(messages), messages[0].received_at, messages[-1].received_at
+
         def reset() -> None:
             smtp.reset()
 
@@ -125,6 +132,12 @@ async def _serve(kind: str, options: dict[str, Any], conn: Connection) -> None:
                 "arrivals": list(twilio.arrivals),
                 "connections": len(twilio.peers),
             }
+
+        def progress() -> tuple[int, float | None, float | None]:
+            arrivals = twilio.arrivals
+            if not arrivals:
+                return 0, None, None
+            return len(twilio.messages), arrivals[0], arrivals[-1]
 
         def reset() -> None:
             twilio.messages.clear()
@@ -149,6 +162,10 @@ async def _serve(kind: str, options: dict[str, Any], conn: Connection) -> None:
                 "duplicates": sum(n - 1 for n in Counter(m.text for m in sent).values()),
             }
 
+        def progress() -> tuple[int, float | None, float | None]:
+            sent = telegram.all_sent
+            return len(sent), (sent[0].at if sent else None), (sent[-1].at if sent else None)
+
         def reset() -> None:
             telegram.sent.clear()
             telegram.calls.clear()
@@ -160,6 +177,8 @@ async def _serve(kind: str, options: dict[str, Any], conn: Connection) -> None:
         command = await loop.run_in_executor(None, conn.recv)
         if command == "stats":
             conn.send(stats())
+        elif command == "progress":  # cheap enough to poll: (messages, first, last arrival)
+            conn.send(progress())
         elif command == "reset":
             reset()
             conn.send(True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -36,6 +37,8 @@ class ReceivedMail:
     rcpt_tos: tuple[str, ...]
     raw: bytes
     peer: Any = None
+    received_at: float = field(default_factory=time.monotonic)
+    """``time.monotonic()`` when the server took the message (one clock for every process)."""
 
     @cached_property
     def message(self) -> EmailMessage:
