@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +13,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 __all__ = ["Database", "async_url", "database_unavailable", "sync_url"]
+
+log = logging.getLogger("gateway.storage")
 
 
 def async_url(url: str) -> str:
@@ -108,13 +111,17 @@ class Database:
         Autovacuum may be off, or not have come round yet; with statistics from when a table
         was nearly empty PostgreSQL chose bitmap scans that read every queued row for each
         claim (0.1–0.4 s a claim at 1,000,000 rows). SQLite: nothing to do (its planner works
-        from the indexes). ``tables`` are the core's own table names, never user input."""
+        from the indexes). ``tables`` are the core's own table names, never user input. Best
+        effort: the write before it is committed, so a failure here is logged, not raised."""
         if self.is_sqlite:
             return
-        async with self.engine.connect() as conn:
-            for table in tables:
-                await conn.exec_driver_sql(f"ANALYZE {table}")
-            await conn.commit()
+        try:
+            async with self.engine.connect() as conn:
+                for table in tables:
+                    await conn.exec_driver_sql(f"ANALYZE {table}")
+                await conn.commit()
+        except Exception as exc:  # the write it follows is committed: never report it failed
+            log.warning("could not refresh statistics of %s: %s", ", ".join(tables), type(exc).__name__)
 
     async def close(self) -> None:
         """Dispose of the connection pool."""

@@ -243,3 +243,22 @@ def test_a_bulk_import_and_a_large_broadcast_refresh_postgresql_statistics(  # t
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["messages"] >= BULK_WRITE_ROWS
     assert analyzed()["outbox_messages"] > after_import["outbox_messages"]
+
+
+async def test_refreshing_statistics_never_fails_the_write_before_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The import or broadcast it follows is committed: a database that cannot be reached for
+    ANALYZE is a warning, not an error reported for a broadcast that was queued."""
+    import logging
+
+    from gateway.storage.db import BROADCAST_TABLES, Database
+    from gateway.testing import free_port
+
+    db = Database(f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
+    try:
+        with caplog.at_level(logging.WARNING, logger="gateway.storage"):
+            await db.refresh_statistics(BROADCAST_TABLES)
+    finally:
+        await db.close()
+    assert "could not refresh statistics of outbox_messages, survey_sessions" in caplog.text
