@@ -19,7 +19,7 @@ from sqlalchemy import func, insert, select
 
 from gateway.config import load_config
 from gateway.storage.db import Database
-from gateway.storage.models import Broadcast, OutboxMessage, utcnow
+from gateway.storage.models import Broadcast, OutboxMessage, StatusEvent, utcnow
 from gateway.testing.harness import open_gateway
 from gateway.testing.twilio_server import FakeTwilioServer
 from gateway.testing.waiting import wait_for
@@ -45,6 +45,8 @@ class TimedTwilioServer(FakeTwilioServer):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.arrivals: list[Arrival] = []
+        self.latency = 0.0
+        """Seconds each creation takes before Twilio has the message (a real API's round trip)."""
 
     async def _create_message(self, request: web.Request) -> web.StreamResponse:
         at = time.monotonic()
@@ -57,6 +59,8 @@ class TimedTwilioServer(FakeTwilioServer):
         else:
             outcome = str(failure.status)
         self.arrivals.append(Arrival(at, str(form.get("To", "")), str(form.get("Body", "")), outcome))
+        if self.latency:
+            await asyncio.sleep(self.latency)
         return await super()._create_message(request)
 
     def accepted_bodies(self) -> Counter[str]:
@@ -123,6 +127,39 @@ async def status_counts(config: Path) -> Counter[str]:
                 select(OutboxMessage.status, func.count(OutboxMessage.id)).group_by(OutboxMessage.status)
             )
             return Counter({status: count for status, count in rows})
+    finally:
+        await db.close()
+
+
+async def held_by(config: Path, pid: int) -> list[int]:
+    """Ids of the messages a worker process (by pid) holds: ``sending`` under its lease."""
+    db = Database(load_config(config).database_url)
+    try:
+        async with db.session() as session:
+            rows = await session.execute(
+                select(OutboxMessage.id).where(
+                    OutboxMessage.status == "sending", OutboxMessage.lease_owner.like(f"%:{pid}:%")
+                )
+            )
+            return [row[0] for row in rows]
+    finally:
+        await db.close()
+
+
+async def status_details(config: Path, ids: list[int]) -> dict[int, list[str]]:
+    """The status history (``status: detail``) of each of ``ids``, oldest first."""
+    db = Database(load_config(config).database_url)
+    try:
+        async with db.session() as session:
+            rows = await session.execute(
+                select(StatusEvent.message_id, StatusEvent.status, StatusEvent.detail)
+                .where(StatusEvent.message_id.in_(ids))
+                .order_by(StatusEvent.id)
+            )
+            found: dict[int, list[str]] = {i: [] for i in ids}
+            for message_id, status, detail in rows:
+                found[message_id].append(f"{status}: {detail or ''}")
+            return found
     finally:
         await db.close()
 
