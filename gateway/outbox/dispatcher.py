@@ -413,6 +413,14 @@ class OutboxDispatcher:
                     continue
             return True
 
+    def _lease_running_out(self, row: ClaimedMessage) -> bool:
+        """Whether ``row``'s lease ends within its last tenth (a second at most): too late to
+        start a send that another worker could otherwise repeat."""
+        if row.lease_until is None:
+            return False
+        margin = min(self.config.lease_seconds / 10, 1.0)
+        return utcnow() >= row.lease_until - timedelta(seconds=margin)
+
     async def _send_in_turn(self, row: ClaimedMessage, opted_out: set[tuple[int, str]]) -> _Outcome:
         """:meth:`_send`, but on a channel with a per-recipient limit, messages to one recipient
         take turns, and each waits for its recipient to be free *before* it takes a concurrency
@@ -462,6 +470,11 @@ class OutboxDispatcher:
             if self._stop is not None and self._stop.is_set():
                 return _Outcome(row, "released", "queued")
             if not await self._pace(channel, row, channel.cost_units(message)):
+                return _Outcome(row, "released", "queued")
+            if self._lease_running_out(row):
+                # Its slot came at the end of the lease (a slow rate, a loaded machine): another
+                # worker may take it as abandoned now and resend it. Handed back, not sent twice.
+                self.metrics.late_slots.labels(channel=channel.name).inc()
                 return _Outcome(row, "released", "queued")
             started = time.perf_counter()
             try:

@@ -26,7 +26,7 @@ from gateway.outbox.rate_limit import (
 )
 from gateway.storage.db import Database
 from gateway.storage.migrate import upgrade_async
-from gateway.testing.harness import write_config
+from gateway.testing.harness import open_gateway, write_config
 from gateway.testing.services import redis_url
 
 RATE = 20
@@ -163,3 +163,37 @@ async def test_multi_unit_reservations_never_overfill_a_window(
             await limiter.close()
         for db in databases:
             await db.close()
+
+
+async def test_a_slot_after_the_lease_hands_the_message_back_instead_of_sending_it(
+    tmp_path: Path, twilio: TimedTwilioServer
+) -> None:
+    """A claimed message whose rate-limit slot comes after its lease may already be taken by
+    another worker as abandoned (reconciled, then resent): sending it too would reach the family
+    twice (seen under load: 18 duplicates). It goes back to the queue, not counted as an attempt."""
+    from sqlalchemy import select
+
+    from gateway.storage.models import OutboxMessage
+
+    config = write_config(
+        tmp_path / "gw",
+        channels={"sms": twilio_channel(twilio, rate_per_second=4, concurrency=8)},
+        dispatch={"batch_size": 8, "lease_seconds": 1.0, "poll_seconds": 0.05},
+    )
+    await seed_outbox(config, 8)
+    async with open_gateway(config) as gw:
+        batch = await gw.dispatcher.claim(8)
+        assert len(batch) == 8
+        # Slots 0.25 s apart: the ones due in the lease's last tenth or later are handed back.
+        result = await gw.dispatcher.process(batch)
+        assert 1 <= result.sent <= 4 and result.sent + result.released == 8, result
+        assert len(twilio.messages) == result.sent
+        async with gw.db.session() as session:
+            back = (
+                await session.scalars(select(OutboxMessage).where(OutboxMessage.status == "queued"))
+            ).all()
+        assert len(back) == result.released
+        assert all(row.attempts == 0 and row.lease_owner is None for row in back)
+        await gw.dispatcher.run_until_idle()
+    assert await status_counts(config) == {"sent": 8}
+    assert set(twilio.accepted_bodies().values()) == {1}, "a message reached the provider twice"
