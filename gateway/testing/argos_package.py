@@ -387,15 +387,18 @@ def build_test_package(
         if built is None or not built.exists():
             if _cache_dir is None:
                 _cache_dir = Path(tempfile.mkdtemp(prefix="argos-test-packages-"))
-            build = f"build-{len(_cache)}"
-            work = _cache_dir / build
-            name = f"translate-{from_code}_{to_code}-{version.replace('.', '_')}"
-            _write_package_folder(work / name, from_code, to_code, remap, version)
-            built = _cache_dir / f"{build}.argosmodel"
-            with zipfile.ZipFile(built, "w", zipfile.ZIP_DEFLATED) as archive:
-                for path in sorted((work / name).rglob("*")):
-                    archive.write(path, path.relative_to(work))
-            shutil.rmtree(work)
+            # A folder of its own per attempt: a build that failed (a remap outside the
+            # vocabulary) leaves nothing a later build could trip over.
+            work = Path(tempfile.mkdtemp(prefix="build-", dir=_cache_dir))
+            try:
+                name = f"translate-{from_code}_{to_code}-{version.replace('.', '_')}"
+                _write_package_folder(work / name, from_code, to_code, remap, version)
+                built = work.with_suffix(".argosmodel")
+                with zipfile.ZipFile(built, "w", zipfile.ZIP_DEFLATED) as archive:
+                    for path in sorted((work / name).rglob("*")):
+                        archive.write(path, path.relative_to(work))
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
             _cache[key] = built
     destination = Path(dest_dir) if dest_dir is not None else built.parent
     destination.mkdir(parents=True, exist_ok=True)

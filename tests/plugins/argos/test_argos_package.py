@@ -85,3 +85,12 @@ def test_builds_are_cached_per_process(tmp_path):
 def test_remap_needs_pieces_of_the_vocabulary(tmp_path):
     with pytest.raises(ValueError, match="not in the SentencePiece vocabulary"):
         build_test_package(tmp_path, "en", "es", {"▁world": "▁new world"})
+
+
+def test_a_failed_build_does_not_break_the_next_one(tmp_path):
+    """Random test order put the refused remap first: its half-written build folder made every
+    later build in the process fail with FileExistsError (24 Argos tests in one run)."""
+    with pytest.raises(ValueError, match="not in the SentencePiece vocabulary"):
+        build_test_package(tmp_path / "bad", "de", "it", {"▁world": "▁new world"})
+    package = build_test_package(tmp_path / "good", "de", "it", {"▁world": "▁order"})
+    assert package.exists() and package.stat().st_size > 0
