@@ -109,8 +109,14 @@ def build_ct2_model(
         if built is None or not (built / "model.bin").exists():
             if _cache_dir is None:
                 _cache_dir = Path(tempfile.mkdtemp(prefix="ct2-test-models-"))
-            built = _cache_dir / f"build-{len(_cache)}" / name
-            _write(built, family, tokens, remap)
+            # A folder of its own per attempt: a failed build leaves nothing in a later one's way.
+            work = Path(tempfile.mkdtemp(prefix="build-", dir=_cache_dir))
+            built = work / name
+            try:
+                _write(built, family, tokens, remap)
+            except BaseException:
+                shutil.rmtree(work, ignore_errors=True)
+                raise
             _cache[key] = built
     if dest_dir is None:
         return built
