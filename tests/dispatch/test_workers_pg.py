@@ -69,10 +69,18 @@ async def test_kill_9_mid_broadcast_loses_nothing(
     replacement: GatewayProcess | None = None
     try:
 
-        async def some_sent_and_first_holds_some() -> bool:
-            return len(twilio.messages) >= total // 4 and bool(await held_by(config, first.pid))
+        async def some_sent() -> bool:
+            return len(twilio.messages) >= total // 4
 
-        assert await wait_until(some_sent_and_first_holds_some, seconds=60, interval=0.02)
+        assert await wait_until(some_sent, seconds=60, interval=0.02)
+        # Twilio takes the next messages but keeps their answers: every sending slot of both
+        # workers is stuck, so the first one is killed holding a batch, whatever the load.
+        twilio.lose_answer_next(30.0, times=64)
+
+        async def first_holds_some() -> bool:
+            return bool(await held_by(config, first.pid))
+
+        assert await wait_until(first_holds_some, seconds=60, interval=0.02)
         first.kill()
         assert await first.wait(10) == -9
         # What the dead worker held (between its last claim and its death: the database says).
