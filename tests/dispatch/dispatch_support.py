@@ -9,7 +9,8 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,50 +119,49 @@ async def seed_outbox(config: Path, count: int, *, channel: str = "sms", start: 
             return broadcast.id
 
 
-async def status_counts(config: Path) -> Counter[str]:
-    """Outbox rows per status (a light query: no gateway is built, nothing is migrated)."""
+@asynccontextmanager
+async def _session(config: Path) -> AsyncIterator[Any]:
+    """A session on the config's database (no gateway built, nothing migrated), then closed."""
     db = Database(load_config(config).database_url)
     try:
         async with db.session() as session:
-            rows = await session.execute(
-                select(OutboxMessage.status, func.count(OutboxMessage.id)).group_by(OutboxMessage.status)
-            )
-            return Counter({status: count for status, count in rows})
+            yield session
     finally:
         await db.close()
+
+
+async def status_counts(config: Path) -> Counter[str]:
+    """Outbox rows per status (a light query: no gateway is built, nothing is migrated)."""
+    async with _session(config) as session:
+        rows = await session.execute(
+            select(OutboxMessage.status, func.count(OutboxMessage.id)).group_by(OutboxMessage.status)
+        )
+        return Counter({status: count for status, count in rows})
 
 
 async def held_by(config: Path, pid: int) -> list[int]:
     """Ids of the messages a worker process (by pid) holds: ``sending`` under its lease."""
-    db = Database(load_config(config).database_url)
-    try:
-        async with db.session() as session:
-            rows = await session.execute(
-                select(OutboxMessage.id).where(
-                    OutboxMessage.status == "sending", OutboxMessage.lease_owner.like(f"%:{pid}:%")
-                )
+    async with _session(config) as session:
+        rows = await session.execute(
+            select(OutboxMessage.id).where(
+                OutboxMessage.status == "sending", OutboxMessage.lease_owner.like(f"%:{pid}:%")
             )
-            return [row[0] for row in rows]
-    finally:
-        await db.close()
+        )
+        return [row[0] for row in rows]
 
 
 async def status_details(config: Path, ids: list[int]) -> dict[int, list[str]]:
     """The status history (``status: detail``) of each of ``ids``, oldest first."""
-    db = Database(load_config(config).database_url)
-    try:
-        async with db.session() as session:
-            rows = await session.execute(
-                select(StatusEvent.message_id, StatusEvent.status, StatusEvent.detail)
-                .where(StatusEvent.message_id.in_(ids))
-                .order_by(StatusEvent.id)
-            )
-            found: dict[int, list[str]] = {i: [] for i in ids}
-            for message_id, status, detail in rows:
-                found[message_id].append(f"{status}: {detail or ''}")
-            return found
-    finally:
-        await db.close()
+    async with _session(config) as session:
+        rows = await session.execute(
+            select(StatusEvent.message_id, StatusEvent.status, StatusEvent.detail)
+            .where(StatusEvent.message_id.in_(ids))
+            .order_by(StatusEvent.id)
+        )
+        found: dict[int, list[str]] = {i: [] for i in ids}
+        for message_id, status, detail in rows:
+            found[message_id].append(f"{status}: {detail or ''}")
+        return found
 
 
 async def wait_until(
