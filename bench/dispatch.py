@@ -2,6 +2,7 @@
 (claim, send, record), no planning.
 
     .venv/bin/python bench/dispatch.py [--messages 10000] [--database URL] [--profile]
+                                       [--batch-size 1000] [--concurrency 64]
 
 Prints messages/s and peak RSS. Target (docs/benchmarks.md): ≥ 5,000 messages/s on SQLite.
 """
@@ -24,13 +25,20 @@ from common import NullChannelPlugin, peak_rss_mb, report, seed_outbox
 from gateway.testing.harness import open_gateway, write_config
 
 
-async def run(messages: int, database: str | None, folder: Path, profile: bool) -> dict[str, object]:
+async def run(
+    messages: int,
+    database: str | None,
+    folder: Path,
+    profile: bool,
+    batch_size: int = 1000,
+    concurrency: int = 64,
+) -> dict[str, object]:
     """Queue ``messages`` rows, then dispatch them all; returns the figures."""
     config = write_config(
         folder,
         database,
-        channels={"sms": {"plugin": "null", "endpoint": "phone", "concurrency": 64}},
-        dispatch={"batch_size": 1000},
+        channels={"sms": {"plugin": "null", "endpoint": "phone", "concurrency": concurrency}},
+        dispatch={"batch_size": batch_size},
     )
     async with open_gateway(config, extra_plugins=(NullChannelPlugin(),)) as gw:
         await seed_outbox(gw, messages, channel="sms")
@@ -59,9 +67,13 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--database", default=None, help="database URL (default: SQLite in a temp folder)")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of the dispatch")
+    parser.add_argument("--batch-size", type=int, default=1000, help="dispatch.batch_size")
+    parser.add_argument("--concurrency", type=int, default=64, help="the channel's concurrency")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        figures = asyncio.run(run(args.messages, args.database, Path(tmp), args.profile))
+        figures = asyncio.run(
+            run(args.messages, args.database, Path(tmp), args.profile, args.batch_size, args.concurrency)
+        )
     report(f"dispatch of {args.messages} queued messages through an instant channel", figures)
 
 

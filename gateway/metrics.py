@@ -120,6 +120,10 @@ class GatewayMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
+        # Labelled children of the per-message metrics, looked up once (labels() is not free
+        # at thousands of messages a second).
+        self._message_children: dict[tuple[str, str], Any] = {}
+        self._latency_children: dict[str, Any] = {}
         self.messages: dict[str, Counter] = {
             outcome: Counter(f"gateway_messages_{outcome}", help_text, ["channel"], registry=registry)
             for outcome, help_text in MESSAGE_OUTCOMES.items()
@@ -233,7 +237,17 @@ class GatewayMetrics:
     # -- counting ---------------------------------------------------------------------------
     def message(self, outcome: str, channel: str) -> None:
         """Count one message ``outcome`` (a key of :data:`MESSAGE_OUTCOMES`) on ``channel``."""
-        self.messages[outcome].labels(channel=channel).inc()
+        child = self._message_children.get((outcome, channel))
+        if child is None:
+            child = self._message_children[outcome, channel] = self.messages[outcome].labels(channel=channel)
+        child.inc()
+
+    def observe_send_latency(self, channel: str, seconds: float) -> None:
+        """Record how long ``channel``'s provider took to take one message."""
+        child = self._latency_children.get(channel)
+        if child is None:
+            child = self._latency_children[channel] = self.send_latency.labels(channel=channel)
+        child.observe(seconds)
 
     def hook_failure(self, hook: str, plugin: str) -> None:
         """Count an observer hook implementation that raised."""

@@ -3,9 +3,12 @@ configurable base URL, with real timeouts and a record of the answer's headers.
 
 ``twilio`` has no base-URL setting, so :class:`RebasedAsyncTwilioHttpClient` swaps the scheme and
 host of every URL the library builds for ``api_base_url`` (keeping path and query). Its
-``request`` also applies the channel's timeout (the library's own passes none to aiohttp) and
+``request`` also applies the channel's timeout (the library's own passes none to aiohttp),
 records response headers for :func:`capture_response_headers`, because ``TwilioRestException``
-does not carry ``Retry-After``.
+does not carry ``Retry-After``, and encodes the form itself: the same
+``application/x-www-form-urlencoded`` bytes aiohttp would send for the library's dict, without
+aiohttp building a multipart-capable ``FormData`` (and drawing a random boundary) per message,
+which cost about a fifth of a send's time.
 """
 
 from __future__ import annotations
@@ -15,14 +18,17 @@ import logging
 from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import aiohttp
 from multidict import CIMultiDict
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 
-__all__ = ["RebasedAsyncTwilioHttpClient", "capture_response_headers"]
+__all__ = ["RebasedAsyncTwilioHttpClient", "capture_response_headers", "encode_form"]
+
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+_FORM_VALUE = (str, int, float)
 
 _RESPONSE_HEADERS: ContextVar[CIMultiDict[str] | None] = ContextVar(
     "twilio_sms_response_headers", default=None
@@ -39,6 +45,19 @@ def capture_response_headers() -> Iterator[CIMultiDict[str]]:
         yield headers
     finally:
         _RESPONSE_HEADERS.reset(token)
+
+
+def encode_form(data: dict[str, object]) -> bytes | None:
+    """``data`` as the form body aiohttp sends for a dict (``urlencode`` with ``doseq``, UTF-8),
+    or None when a value is not plain text or numbers (or a list of them): aiohttp then encodes
+    it itself."""
+    for value in data.values():
+        if isinstance(value, list | tuple):
+            if not all(isinstance(item, _FORM_VALUE) for item in value):
+                return None
+        elif not isinstance(value, _FORM_VALUE):
+            return None
+    return urlencode(list(data.items()), doseq=True, encoding="utf-8").encode()
 
 
 class RebasedAsyncTwilioHttpClient(AsyncTwilioHttpClient):
@@ -106,9 +125,15 @@ class RebasedAsyncTwilioHttpClient(AsyncTwilioHttpClient):
         request_headers = dict(headers or {})
         if auth is not None:
             request_headers["Authorization"] = self._authorization(auth)
+        body: bytes | dict[str, object] | None = data
+        if data and request_headers.get("Content-Type", FORM_CONTENT_TYPE) == FORM_CONTENT_TYPE:
+            encoded = encode_form(data)
+            if encoded is not None:
+                body = encoded
+                request_headers["Content-Type"] = FORM_CONTENT_TYPE
         kwargs: dict[str, Any] = {
             "params": params or None,
-            "data": data,
+            "data": body,
             "headers": request_headers,
             "allow_redirects": allow_redirects,
         }
