@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from typing import TYPE_CHECKING, Any
@@ -87,6 +88,9 @@ async def serve_forever(
             await site.start()
             log.info("listening on http://%s:%s", config.http.host, config.http.port)
         log.info("%s started (worker %s)", role, gw.dispatcher.worker_id)
+        # What start-up loaded (modules, catalogs, plugins) lives as long as the process: kept
+        # out of the garbage collector's full passes, which then only walk what work creates.
+        gc.freeze()
         if role == "serve":
             # Replies that webhooks stored (also any left pending by a crash) are processed here.
             processor = asyncio.create_task(gw.inbound.run_processor(stop), name="inbound-processor")
