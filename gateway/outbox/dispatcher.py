@@ -98,19 +98,24 @@ class ClaimedMessage(NamedTuple):
     html: str | None
     payload: dict[str, Any] | None
     conversation: bool
-    status: str
     due_at: datetime
     attempts: int
-    lease_owner: str | None
-    lease_until: datetime | None
     provider_message_id: str | None
     reply_token: str | None
     created_at: datetime
+    # What a claim for sending sets alike on every row: not read back (see CLAIMED_AS_SET).
+    status: str
+    lease_owner: str | None
+    lease_until: datetime | None
     updated_at: datetime | None
 
 
 #: The columns a claim returns, in :class:`ClaimedMessage` field order.
 CLAIM_COLUMNS = tuple(OUTBOX.c[name] for name in ClaimedMessage._fields)
+#: The last fields, which a claim for sending sets to the same values on every row it takes:
+#: it reads back only the columns before them and adds the values it set.
+CLAIMED_AS_SET = ("status", "lease_owner", "lease_until", "updated_at")
+SEND_CLAIM_COLUMNS = CLAIM_COLUMNS[: -len(CLAIMED_AS_SET)]
 
 
 def due_candidates(channels: list[str], now: datetime) -> Select[tuple[int]]:
@@ -124,8 +129,12 @@ def due_candidates(channels: list[str], now: datetime) -> Select[tuple[int]]:
     )
 
 
-def _claimed(rows: Any) -> list[ClaimedMessage]:
+def _claimed(rows: Any, as_set: tuple[Any, ...] = ()) -> list[ClaimedMessage]:
+    """Claimed rows as :class:`ClaimedMessage`; ``as_set``: the values of the trailing fields
+    the claim set alike (when the rows do not carry them)."""
     make = ClaimedMessage._make
+    if as_set:
+        return [make((*row, *as_set)) for row in rows]
     return [make(row) for row in rows]
 
 
@@ -206,9 +215,10 @@ class OutboxDispatcher:
                     update(OUTBOX)
                     .where(c.id.in_(candidates.scalar_subquery()))
                     .values(values)
-                    .returning(*CLAIM_COLUMNS)
+                    .returning(*SEND_CLAIM_COLUMNS)
                 )
-                rows.extend(_claimed(await session.execute(statement)))
+                as_set = ("sending", self.worker_id, lease_until, now)
+                rows.extend(_claimed(await session.execute(statement), as_set))
             await session.commit()
         rows.sort(key=lambda r: (r.due_at, r.id))
         return rows
@@ -747,10 +757,11 @@ class OutboxDispatcher:
             for o in fallbacks:
                 await self._fall_back(session, o.row)
             await session.commit()
-        for o in outcomes:
-            if o.kind == "released" or o.retry_reconcile:
-                continue
-            await self.gateway.message_status(_status_event(o))
+        if self.gateway.observed("gateway_message_status"):
+            for o in outcomes:
+                if o.kind == "released" or o.retry_reconcile:
+                    continue
+                await self.gateway.message_status(_status_event(o))
         stored_ids = [
             (o.row.channel, o.provider_id)
             for o in outcomes

@@ -84,6 +84,14 @@ async def test_claim_takes_expired_leases_and_due_messages_only(gateway: Any) ->
     assert stored["leased"].lease_owner == "alive"
     assert stored["later"].status == "queued" and stored["done"].status == "sent"
     assert stored["expired"].lease_owner == dispatcher.worker_id and stored["expired"].attempts == 2
+    # What a claim does not read back but fills in is what the database holds.
+    for row in [*first, *second]:
+        held = stored[row.body]
+        assert (row.status, row.lease_owner) == (held.status, held.lease_owner)
+        assert (row.lease_until, row.updated_at) == (held.lease_until, held.updated_at)
+        assert (row.id, row.address, row.due_at, row.created_at) == (
+            held.id, held.address, held.due_at, held.created_at
+        )
 
 
 async def test_one_batch_with_mixed_outcomes_is_recorded_row_by_row(gateway: Any) -> None:
@@ -138,3 +146,9 @@ async def test_one_batch_with_mixed_outcomes_is_recorded_row_by_row(gateway: Any
             ).all()
         )
     assert events == {"delivered": 20, "cancelled": 1}
+
+
+def test_the_fields_a_claim_sets_alike_come_last() -> None:
+    from gateway.outbox.dispatcher import CLAIMED_AS_SET
+
+    assert ClaimedMessage._fields[-len(CLAIMED_AS_SET) :] == CLAIMED_AS_SET
