@@ -13,9 +13,7 @@ which cost about a fifth of a send's time.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -35,16 +33,22 @@ _RESPONSE_HEADERS: ContextVar[CIMultiDict[str] | None] = ContextVar(
 )
 
 
-@contextlib.contextmanager
-def capture_response_headers() -> Iterator[CIMultiDict[str]]:
-    """Collect the headers of the Twilio answers received inside the ``with`` block (this
-    task only)."""
-    headers: CIMultiDict[str] = CIMultiDict()
-    token = _RESPONSE_HEADERS.set(headers)
-    try:
-        yield headers
-    finally:
-        _RESPONSE_HEADERS.reset(token)
+class capture_response_headers:
+    """Collect the headers of the Twilio error answers (status 400 and above) received inside
+    the ``with`` block (this task only): what ``Retry-After`` is read from. A plain class, not
+    a generator: it wraps every send."""
+
+    __slots__ = ("headers", "_token")
+
+    def __init__(self) -> None:
+        self.headers: CIMultiDict[str] = CIMultiDict()
+
+    def __enter__(self) -> CIMultiDict[str]:
+        self._token = _RESPONSE_HEADERS.set(self.headers)
+        return self.headers
+
+    def __exit__(self, *exc: object) -> None:
+        _RESPONSE_HEADERS.reset(self._token)
 
 
 def encode_form(data: dict[str, object]) -> bytes | None:
@@ -141,9 +145,10 @@ class RebasedAsyncTwilioHttpClient(AsyncTwilioHttpClient):
             kwargs["timeout"] = aiohttp.ClientTimeout(connect=timeout, sock_read=timeout)
         async with self.session.request(method.upper(), self.rebase(url), **kwargs) as answer:
             text = await answer.text()
-            captured = _RESPONSE_HEADERS.get()
-            if captured is not None:
-                captured.extend(answer.headers)
+            if answer.status >= 400:
+                captured = _RESPONSE_HEADERS.get()
+                if captured is not None:
+                    captured.extend(answer.headers)
             self.logger.debug("Twilio API %s %s -> %s", method.upper(), answer.url.path,
                               answer.status)
             return Response(answer.status, text, answer.headers)
