@@ -279,6 +279,7 @@ class OutboxDispatcher:
         :meth:`release_claims` for anything left)."""
         self._stop = stop
         in_flight: asyncio.Task[None] | None = None
+        started: list[asyncio.Task[None]] = []  # every batch task, finished ones dropped
         try:
             while not stop.is_set():
                 try:
@@ -293,6 +294,7 @@ class OutboxDispatcher:
                     # earlier batch's for the channel's concurrency slots (first come, first
                     # served), and at most two batches are held at once.
                     task = asyncio.create_task(self._process_logged(batch))
+                    started = [t for t in started if not t.done()] + [task]
                     if in_flight is not None:
                         await in_flight
                     in_flight = task
@@ -308,8 +310,9 @@ class OutboxDispatcher:
                 except TimeoutError:
                     pass
         finally:
-            if in_flight is not None:
-                await in_flight
+            # Whatever ends the loop (a stop, or a cancellation while waiting for the earlier
+            # batch), no batch is left sending unwatched.
+            await asyncio.gather(*started, return_exceptions=True)
             self._stop = None
 
     async def _process_logged(self, batch: list[ClaimedMessage]) -> None:
