@@ -23,7 +23,9 @@ class SlowChannel(Channel):
     """Takes each message after ``delay`` seconds, noting which messages were in flight."""
 
     plugin = "slow"
-    delay = 0.03
+    #: Long enough that the next batch's claim (a database round trip) ends well before the
+    #: batch in flight does, even on a loaded machine.
+    delay = 0.1
     in_flight: set[int] = set()
     peak = 0
     overlaps: list[frozenset[int]] = []
@@ -128,7 +130,7 @@ async def test_a_graceful_stop_hands_back_what_two_held_batches_did_not_send(tmp
             await gw.dispatcher.release_claims()
             statuses = await _statuses(gw)
     finally:
-        SlowChannel.delay = 0.03
+        SlowChannel.delay = 0.1
     sent = len(SlowChannel.sent)
     assert CONCURRENCY <= sent < len(ids)
     # Sends in flight at the stop finish; nothing else goes, nothing stays leased.
