@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import insert, select
 
 from gateway import Channel, OutboundMessage, SendResult, hookimpl
-from gateway.storage.db import BULK_WRITE_ROWS, FAMILY_TABLES
+from gateway.storage.db import FAMILY_TABLES
 from gateway.storage.models import Endpoint, Family, Guardian, OutboxMessage, Student, utcnow
 
 LANGUAGES: Sequence[str] = ("en", "es", "so", "ar", "vi", "zh", "fr", "pt", "ru", "sw", "uk", "ne")
@@ -107,8 +107,7 @@ async def seed_families(
             )
         await session.commit()
     # What `gateway families import` does after writing this many rows (gateway/families.py).
-    if count >= BULK_WRITE_ROWS:
-        await gw.db.refresh_statistics(FAMILY_TABLES)
+    await gw.db.refresh_statistics(FAMILY_TABLES, count)
 
 
 async def seed_outbox(

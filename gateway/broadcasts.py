@@ -15,7 +15,7 @@ from gateway.errors import GatewayError, StaffFacingError
 from gateway.inbound.surveys import store_survey
 from gateway.outbox.planner import BroadcastRequest
 from gateway.staff_text import S_, StaffNote
-from gateway.storage.db import BROADCAST_TABLES, BULK_WRITE_ROWS
+from gateway.storage.db import BROADCAST_TABLES
 from gateway.storage.models import Event, Survey, SurveySession, utcnow
 
 if TYPE_CHECKING:
@@ -159,8 +159,7 @@ async def send_broadcast(
             notes += [f"reminder {r['offset']} before: {r['run_at']}" for r in planned]
             data["reminders"] = planned
         await session.commit()
-    if summary.messages >= BULK_WRITE_ROWS:
-        await gw.db.refresh_statistics(BROADCAST_TABLES)
+    await gw.db.refresh_statistics(BROADCAST_TABLES, summary.messages)
     await gw.translation.flush_stats()
     data["notes"] = notes + _translation_notes(gw, data)
     return data
@@ -262,8 +261,7 @@ async def send_survey(
 
             summary["jobs"] = await stage_survey_jobs(session, row.id, spec, send_at or utcnow())
         await session.commit()
-    if summary["messages"] >= BULK_WRITE_ROWS:
-        await gw.db.refresh_statistics(BROADCAST_TABLES)
+    await gw.db.refresh_statistics(BROADCAST_TABLES, summary["messages"])
     await gw.translation.flush_stats()
     summary["notes"] = _translation_notes(gw, summary)
     return summary

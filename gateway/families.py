@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.domain.family_csv import parse_families_csv
 from gateway.errors import GatewayError
 from gateway.staff_text import S_, english
-from gateway.storage.db import BULK_WRITE_ROWS, FAMILY_TABLES
+from gateway.storage.db import FAMILY_TABLES
 from gateway.storage.endpoints import (
     channel_states,
     create_link_token,
@@ -72,8 +72,8 @@ async def import_families(
             await session.rollback()
         else:
             await session.commit()
-    if not dry_run and len(records) >= BULK_WRITE_ROWS:
-        await gw.db.refresh_statistics(FAMILY_TABLES)
+    if not dry_run:
+        await gw.db.refresh_statistics(FAMILY_TABLES, len(records))
     return {
         "file": str(path),
         "dry_run": dry_run,

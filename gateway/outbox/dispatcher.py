@@ -917,11 +917,6 @@ class OutboxDispatcher:
             return 0
         p = PENDING_REPORTS.c
         c = OUTBOX.c
-        async with self.gateway.db.session() as session:
-            # Almost always none is kept: one trivial read instead of matching every id.
-            kept = select(p.id).where(p.channel.in_(sorted(wanted))).limit(1)
-            if (await session.execute(kept)).first() is None:
-                return 0
         match = and_(
             or_(
                 *(
@@ -936,8 +931,12 @@ class OutboxDispatcher:
         )
         applied: list[tuple[int, StatusUpdate, str]] = []
         async with self.gateway.db.session() as session:
-            # A cheap read first: on SQLite a DELETE takes the write lock even when it finds
-            # nothing, and this runs after every group of sends.
+            # Reads first, cheapest first: this runs after every group of sends, almost always
+            # with no report kept (then matching every id is wasted), and on SQLite a DELETE
+            # takes the write lock even when it finds nothing.
+            kept = select(p.id).where(p.channel.in_(sorted(wanted))).limit(1)
+            if (await session.execute(kept)).first() is None:
+                return 0
             if (await session.execute(select(p.id).where(match).limit(1))).first() is None:
                 return 0
             claimed = list(await session.execute(delete(PENDING_REPORTS).where(match).returning(*p)))

@@ -32,7 +32,7 @@ from gateway.outbox.quiet_hours import (
 from gateway.outbox.routing import check_max_length, endpoint_for_channel, parse_fallback, route
 from gateway.rendering.composer import ComposedMessage, localize_event, shows_buttons, what_families_got
 from gateway.rendering.formatting import format_names
-from gateway.storage.db import BROADCAST_TABLES, BULK_WRITE_ROWS
+from gateway.storage.db import BROADCAST_TABLES
 from gateway.storage.endpoints import ChannelState, channel_states
 from gateway.storage.models import (
     Broadcast,
@@ -479,8 +479,8 @@ class BroadcastPlanner:
             else:
                 await session.rollback()
         if own_session:
-            if not dry_run and summary.messages >= BULK_WRITE_ROWS:
-                await gw.db.refresh_statistics(BROADCAST_TABLES)
+            if not dry_run:
+                await gw.db.refresh_statistics(BROADCAST_TABLES, summary.messages)
             await gw.translation.flush_stats()
         return summary
 

@@ -105,15 +105,16 @@ class Database:
         """Whether this is the embedded default."""
         return self.dialect == "sqlite"
 
-    async def refresh_statistics(self, tables: Sequence[str]) -> None:
-        """After a bulk write (a families import, a broadcast's outbox rows): on PostgreSQL,
-        ``ANALYZE`` the tables it changed, so the query planner sees them as they now are.
+    async def refresh_statistics(self, tables: Sequence[str], rows_written: int) -> None:
+        """After a bulk write (a families import, a broadcast's outbox rows) of at least
+        :data:`BULK_WRITE_ROWS` rows: on PostgreSQL, ``ANALYZE`` the tables it changed, so the
+        query planner sees them as they now are.
         Autovacuum may be off, or not have come round yet; with statistics from when a table
         was nearly empty PostgreSQL chose bitmap scans that read every queued row for each
         claim (0.1–0.4 s a claim at 1,000,000 rows). SQLite: nothing to do (its planner works
         from the indexes). ``tables`` are the core's own table names, never user input. Best
         effort: the write before it is committed, so a failure here is logged, not raised."""
-        if self.is_sqlite:
+        if self.is_sqlite or rows_written < BULK_WRITE_ROWS:
             return
         try:
             async with self.engine.connect() as conn:

@@ -252,13 +252,13 @@ async def test_refreshing_statistics_never_fails_the_write_before_it(
     ANALYZE is a warning, not an error reported for a broadcast that was queued."""
     import logging
 
-    from gateway.storage.db import BROADCAST_TABLES, Database
+    from gateway.storage.db import BROADCAST_TABLES, BULK_WRITE_ROWS, Database
     from gateway.testing import free_port
 
     db = Database(f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
     try:
         with caplog.at_level(logging.WARNING, logger="gateway.storage"):
-            await db.refresh_statistics(BROADCAST_TABLES)
+            await db.refresh_statistics(BROADCAST_TABLES, BULK_WRITE_ROWS)
     finally:
         await db.close()
     assert "could not refresh statistics of outbox_messages, survey_sessions" in caplog.text
