@@ -288,12 +288,13 @@ class OutboxDispatcher:
                 except Exception:
                     log.exception("claiming from the outbox failed; retrying")
                     batch = []
-                if batch and self._unpaced(batch):
+                unpaced = bool(batch) and self._unpaced(batch)
+                if unpaced:
                     # Sent while the batch before it finishes and the next is claimed: the
                     # connections never wait for the database. Its sends queue behind the
                     # earlier batch's for the channel's concurrency slots (first come, first
                     # served), and at most two batches are held at once.
-                    task = asyncio.create_task(self._process_logged(batch))
+                    task = asyncio.create_task(self._process_logged(batch, unpaced))
                     started = [t for t in started if not t.done()] + [task]
                     if in_flight is not None:
                         await in_flight
@@ -303,7 +304,7 @@ class OutboxDispatcher:
                     await in_flight
                     in_flight = None
                 if batch:
-                    await self._process_logged(batch)
+                    await self._process_logged(batch, unpaced)
                     continue
                 try:
                     await asyncio.wait_for(stop.wait(), timeout=self.config.poll_seconds)
@@ -315,9 +316,9 @@ class OutboxDispatcher:
             await asyncio.gather(*started, return_exceptions=True)
             self._stop = None
 
-    async def _process_logged(self, batch: list[ClaimedMessage]) -> None:
+    async def _process_logged(self, batch: list[ClaimedMessage], unpaced: bool) -> None:
         try:
-            await self.process(batch)
+            await self.process(batch, unpaced)
         except Exception:
             log.exception("processing a batch failed; its leases will expire")
 
@@ -343,9 +344,12 @@ class OutboxDispatcher:
         await self.expire_leases(channels)
         await self.reconcile_unknown(channels)
 
-    async def process(self, batch: list[ClaimedMessage]) -> DispatchResult:
+    async def process(self, batch: list[ClaimedMessage], unpaced: bool | None = None) -> DispatchResult:
         """Send a claimed batch concurrently; outcomes are recorded as they complete, grouped
-        into one transaction per flush (group commit)."""
+        into one transaction per flush (group commit). ``unpaced``: what :meth:`_unpaced` says
+        of the batch, when the caller already asked."""
+        if unpaced is None:
+            unpaced = self._unpaced(batch)
         opted_out = await self._opted_out_endpoints(batch)
         pending: list[_Outcome] = []
         summary = DispatchResult()
@@ -381,7 +385,7 @@ class OutboxDispatcher:
 
         task = asyncio.create_task(recorder())
         try:
-            if self._unpaced(batch):
+            if unpaced:
                 # As many lanes per channel as it may have sends in flight, each taking the
                 # channel's next message in turn: a few coroutines instead of a task per message.
                 queues: dict[str, deque[ClaimedMessage]] = {}
