@@ -4,8 +4,8 @@ configurable base URL, with real timeouts and a record of the answer's headers.
 ``twilio`` has no base-URL setting, so :class:`RebasedAsyncTwilioHttpClient` swaps the scheme and
 host of every URL the library builds for ``api_base_url`` (keeping path and query). Its
 ``request`` also applies the channel's timeout (the library's own passes none to aiohttp),
-records response headers for :func:`capture_response_headers`, because ``TwilioRestException``
-does not carry ``Retry-After``, and encodes the form itself: the same
+records the headers of error answers for :func:`capture_response_headers`, because
+``TwilioRestException`` does not carry ``Retry-After``, and encodes the form itself: the same
 ``application/x-www-form-urlencoded`` bytes aiohttp would send for the library's dict, without
 aiohttp building a multipart-capable ``FormData`` (and drawing a random boundary) per message,
 which cost about a fifth of a send's time.
