@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from gateway import event_loop
 from gateway.errors import GatewayError
 from gateway.storage.db import database_unavailable
 
@@ -108,7 +109,7 @@ def _root(ctx: typer.Context, config: ConfigOpt = None) -> None:
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine; turn gateway errors into a clear message and exit status 2."""
     try:
-        return asyncio.run(coro)
+        return event_loop.run(coro)
     except GatewayError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
         raise typer.Exit(2) from None
