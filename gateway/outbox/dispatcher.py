@@ -358,8 +358,7 @@ class OutboxDispatcher:
         done = False
         group_size = self._record_group_size(batch)
 
-        async def send(row: ClaimedMessage) -> None:
-            outcome = await self._send_in_turn(row, opted_out)
+        def done_one(outcome: _Outcome) -> None:
             pending.append(outcome)
             setattr(summary, outcome.kind, getattr(summary, outcome.kind) + 1)
             if len(pending) >= group_size:
@@ -392,19 +391,26 @@ class OutboxDispatcher:
                 for row in batch:
                     queues.setdefault(row.channel, deque()).append(row)
 
-                async def lane(queue: deque[ClaimedMessage]) -> None:
-                    while queue:
-                        await send(queue.popleft())
+                async def lane(name: str, queue: deque[ClaimedMessage]) -> None:
+                    # A lane holds one of the channel's concurrency slots while its queue
+                    # lasts (the lanes of a next batch take them as this batch's finish).
+                    channel = self.gateway.channels.get(name)
+                    async with self._semaphore(channel) if channel else contextlib.nullcontext():
+                        while queue:
+                            done_one(await self._send(queue.popleft(), opted_out, slot_held=True))
 
                 await asyncio.gather(
                     *(
-                        lane(queue)
+                        lane(name, queue)
                         for name, queue in queues.items()
                         for _ in range(min(len(queue), self._concurrency(name)))
                     )
                 )
             else:
                 # Paced channels: every message waits for its own turn (see _send_in_turn).
+                async def send(row: ClaimedMessage) -> None:
+                    done_one(await self._send_in_turn(row, opted_out))
+
                 await asyncio.gather(*(send(row) for row in batch))
         finally:
             done = True
@@ -523,7 +529,11 @@ class OutboxDispatcher:
             if not turn.waiting:
                 self._turns.pop(key, None)
 
-    async def _send(self, row: ClaimedMessage, opted_out: set[tuple[int, str]]) -> _Outcome:
+    async def _send(
+        self, row: ClaimedMessage, opted_out: set[tuple[int, str]], slot_held: bool = False
+    ) -> _Outcome:
+        """Send one claimed message in one of its channel's concurrency slots (``slot_held``:
+        the caller holds one for it already)."""
         channel = self.gateway.channels.get(row.channel)
         if channel is None:
             return _Outcome(
@@ -536,32 +546,37 @@ class OutboxDispatcher:
         if (row.endpoint_id, row.channel) in opted_out and not (row.payload or {}).get("compliance"):
             # Compliance replies (the STOP confirmation) go even to an opted-out endpoint.
             return _Outcome(row, "cancelled", "cancelled", reason="endpoint opted out or invalid")
-        message = to_outbound(row)
+        if slot_held:
+            return await self._send_in_slot(channel, row)
         async with self._semaphore(channel):
-            if self._stop is not None and self._stop.is_set():
-                return _Outcome(row, "released", "queued")
-            paced = channel.rate_per_second or channel.rate_per_recipient_per_second
-            if paced and not await self._pace(channel, row, channel.cost_units(message)):
-                return _Outcome(row, "released", "queued")
-            if self._lease_running_out(row):
-                # Its slot came at the end of the lease (a slow rate, a loaded machine): another
-                # worker may take it as abandoned now and resend it. Handed back, not sent twice.
-                self.metrics.late_slots.labels(channel=channel.name).inc()
-                return _Outcome(row, "released", "queued")
-            started = time.perf_counter()
-            try:
-                result = await channel.send(message)
-            except DeliveryUnknownError as exc:
-                log.warning("message %s to %s: delivery unknown (%s)", row.id, mask_address(row.address), exc)
-                self.metrics.message("unknown", channel.name)
-                return _Outcome(row, "unknown", "unknown", code=exc.code, reason=exc.reason)
-            except SendError as exc:
-                return self._failure(row, exc)
-            except Exception as exc:  # a plugin bug must not lose the message
-                log.exception("channel %s crashed sending message %s", channel.name, row.id)
-                return self._failure(row, SendError(f"{type(exc).__name__}: {exc}", retryable=True))
-            finally:
-                self.metrics.observe_send_latency(channel.name, time.perf_counter() - started)
+            return await self._send_in_slot(channel, row)
+
+    async def _send_in_slot(self, channel: Channel, row: ClaimedMessage) -> _Outcome:
+        if self._stop is not None and self._stop.is_set():
+            return _Outcome(row, "released", "queued")
+        message = to_outbound(row)
+        paced = channel.rate_per_second or channel.rate_per_recipient_per_second
+        if paced and not await self._pace(channel, row, channel.cost_units(message)):
+            return _Outcome(row, "released", "queued")
+        if self._lease_running_out(row):
+            # Its slot came at the end of the lease (a slow rate, a loaded machine): another
+            # worker may take it as abandoned now and resend it. Handed back, not sent twice.
+            self.metrics.late_slots.labels(channel=channel.name).inc()
+            return _Outcome(row, "released", "queued")
+        started = time.perf_counter()
+        try:
+            result = await channel.send(message)
+        except DeliveryUnknownError as exc:
+            log.warning("message %s to %s: delivery unknown (%s)", row.id, mask_address(row.address), exc)
+            self.metrics.message("unknown", channel.name)
+            return _Outcome(row, "unknown", "unknown", code=exc.code, reason=exc.reason)
+        except SendError as exc:
+            return self._failure(row, exc)
+        except Exception as exc:  # a plugin bug must not lose the message
+            log.exception("channel %s crashed sending message %s", channel.name, row.id)
+            return self._failure(row, SendError(f"{type(exc).__name__}: {exc}", retryable=True))
+        finally:
+            self.metrics.observe_send_latency(channel.name, time.perf_counter() - started)
         status = "delivered" if result.status == "delivered" else "sent"
         self.metrics.message("sent", channel.name)
         return _Outcome(row, "sent", status, provider_id=result.provider_message_id, units=result.segments)
@@ -921,26 +936,26 @@ class OutboxDispatcher:
             return 0
         p = PENDING_REPORTS.c
         c = OUTBOX.c
-        match = and_(
-            or_(
-                *(
-                    and_(p.channel == channel, p.provider_message_id.in_(sorted(ids)))
-                    for channel, ids in wanted.items()
-                )
-            ),
-            # Only reports whose message is known by now; the others stay kept.
-            select(c.id)
-            .where(c.channel == p.channel, c.provider_message_id == p.provider_message_id)
-            .exists(),
-        )
         applied: list[tuple[int, StatusUpdate, str]] = []
         async with self.gateway.db.session() as session:
             # Reads first, cheapest first: this runs after every group of sends, almost always
-            # with no report kept (then matching every id is wasted), and on SQLite a DELETE
-            # takes the write lock even when it finds nothing.
+            # with no report kept (then building and matching every id is wasted), and on
+            # SQLite a DELETE takes the write lock even when it finds nothing.
             kept = select(p.id).where(p.channel.in_(sorted(wanted))).limit(1)
             if (await session.execute(kept)).first() is None:
                 return 0
+            match = and_(
+                or_(
+                    *(
+                        and_(p.channel == channel, p.provider_message_id.in_(sorted(ids)))
+                        for channel, ids in wanted.items()
+                    )
+                ),
+                # Only reports whose message is known by now; the others stay kept.
+                select(c.id)
+                .where(c.channel == p.channel, c.provider_message_id == p.provider_message_id)
+                .exists(),
+            )
             if (await session.execute(select(p.id).where(match).limit(1))).first() is None:
                 return 0
             claimed = list(await session.execute(delete(PENDING_REPORTS).where(match).returning(*p)))
@@ -1148,10 +1163,15 @@ def _status_event(outcome: _Outcome) -> MessageStatusEvent:
     )
 
 
+#: Payload keys a channel sees as :attr:`OutboundMessage.metadata`.
+METADATA_KEYS = ("survey_id", "question_id", "template")
+
+
 def to_outbound(row: OutboxMessage | ClaimedMessage) -> OutboundMessage:
     """The channel-facing form of an outbox row."""
     payload = row.payload or {}
-    unsubscribe = payload.get("unsubscribe_url")
+    buttons = payload.get("buttons")
+    attachments = payload.get("attachments")
     return OutboundMessage(
         message_id=row.id,
         channel=row.channel,
@@ -1160,14 +1180,14 @@ def to_outbound(row: OutboxMessage | ClaimedMessage) -> OutboundMessage:
         body=row.body,
         subject=row.subject,
         html=row.html,
-        buttons=tuple(Button(str(v), str(label)) for v, label in payload.get("buttons", [])),
+        buttons=tuple(Button(str(v), str(label)) for v, label in buttons) if buttons else (),
         reply_token=row.reply_token,
-        unsubscribe_url=unsubscribe,
+        unsubscribe_url=payload.get("unsubscribe_url"),
         text_direction=payload.get("direction", "ltr"),
         family_id=payload.get("family_id"),
         broadcast_id=row.broadcast_id,
         attempt=row.attempts,
-        metadata={k: v for k, v in payload.items() if k in ("survey_id", "question_id", "template")},
+        metadata={key: payload[key] for key in METADATA_KEYS if key in payload},
         attachments=tuple(
             Attachment(
                 filename=str(a["name"]),
@@ -1176,6 +1196,8 @@ def to_outbound(row: OutboxMessage | ClaimedMessage) -> OutboundMessage:
                 url=a.get("url"),
                 size=int(a.get("size") or 0),
             )
-            for a in payload.get("attachments", [])
-        ),
+            for a in attachments
+        )
+        if attachments
+        else (),
     )

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from contextvars import ContextVar
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 from multidict import CIMultiDict
@@ -27,6 +27,8 @@ __all__ = ["RebasedAsyncTwilioHttpClient", "capture_response_headers", "encode_f
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 _FORM_VALUE = (str, int, float)
+#: Rebased URLs kept (the Messages URL, and a few fetched by SID while reconciling).
+_REBASED_KEPT = 64
 
 _RESPONSE_HEADERS: ContextVar[CIMultiDict[str] | None] = ContextVar(
     "twilio_sms_response_headers", default=None
@@ -55,13 +57,34 @@ def encode_form(data: dict[str, object]) -> bytes | None:
     """``data`` as the form body aiohttp sends for a dict (``urlencode`` with ``doseq``, UTF-8),
     or None when a value is not plain text or numbers (or a list of them): aiohttp then encodes
     it itself."""
-    for value in data.values():
+    pairs: list[str] = []
+    for key, value in data.items():
+        name = _quote_form(str(key))
         if isinstance(value, list | tuple):
             if not all(isinstance(item, _FORM_VALUE) for item in value):
                 return None
-        elif not isinstance(value, _FORM_VALUE):
+            pairs.extend(f"{name}={_quote_form(str(item))}" for item in value)
+        elif isinstance(value, _FORM_VALUE):
+            pairs.append(f"{name}={_quote_form(str(value))}")
+        else:
             return None
-    return urlencode(list(data.items()), doseq=True, encoding="utf-8").encode()
+    return "&".join(pairs).encode("ascii")
+
+
+#: What each UTF-8 byte becomes in a form (``quote_plus``): unreserved characters as they are,
+#: a space as ``+``, every other byte as ``%XX``.
+_FORM_BYTES = tuple(
+    chr(byte) if chr(byte).isascii() and (chr(byte).isalnum() or chr(byte) in "_.-~")
+    else "+" if byte == 0x20
+    else f"%{byte:02X}"
+    for byte in range(256)
+)
+
+
+def _quote_form(text: str) -> str:
+    """``urllib.parse.quote_plus(text)``, by table (it joins a list built a byte at a time:
+    the largest part of encoding a message's form)."""
+    return "".join(map(_FORM_BYTES.__getitem__, text.encode("utf-8")))
 
 
 class RebasedAsyncTwilioHttpClient(AsyncTwilioHttpClient):
@@ -95,6 +118,8 @@ class RebasedAsyncTwilioHttpClient(AsyncTwilioHttpClient):
             total=None, connect=timeout, sock_read=timeout
         )
         self._auth_cache: tuple[tuple[str, str], str] | None = None
+        # Every send posts to the same Messages URL: rebased once, not parsed per message.
+        self._rebased: dict[str, str] = {}
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=pool_size, limit_per_host=pool_size),
             timeout=self._client_timeout,
@@ -107,10 +132,16 @@ class RebasedAsyncTwilioHttpClient(AsyncTwilioHttpClient):
 
     def rebase(self, url: str) -> str:
         """``url`` with the scheme and host of ``api_base_url`` (and its path as a prefix)."""
-        parts = urlsplit(url)
-        return urlunsplit(
-            (self._scheme, self._netloc, self._path_prefix + parts.path, parts.query, "")
-        )
+        rebased = self._rebased.get(url)
+        if rebased is None:
+            parts = urlsplit(url)
+            rebased = urlunsplit(
+                (self._scheme, self._netloc, self._path_prefix + parts.path, parts.query, "")
+            )
+            if len(self._rebased) >= _REBASED_KEPT:
+                self._rebased.clear()
+            self._rebased[url] = rebased
+        return rebased
 
     async def request(
         self,
