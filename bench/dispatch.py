@@ -10,7 +10,6 @@ Prints messages/s and peak RSS. Target (docs/benchmarks.md): ≥ 5,000 messages/
 from __future__ import annotations
 
 import argparse
-import asyncio
 import cProfile
 import pstats
 import sys
@@ -22,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import NullChannelPlugin, peak_rss_mb, report, seed_outbox
 
+from gateway import event_loop
 from gateway.testing.harness import open_gateway, write_config
 
 
@@ -71,7 +71,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64, help="the channel's concurrency")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        figures = asyncio.run(
+        figures = event_loop.run(
             run(args.messages, args.database, Path(tmp), args.profile, args.batch_size, args.concurrency)
         )
     report(f"dispatch of {args.messages} queued messages through an instant channel", figures)

@@ -15,7 +15,6 @@ saw. Targets: ≥ 500 msg/s reused, ≥ 5× one-per-message.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import sys
 import tempfile
@@ -28,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import peak_rss_mb, report, seed_outbox
 from servers import ProviderProcess
 
+from gateway import event_loop
 from gateway.testing.harness import open_gateway, write_config
 
 HTML = (
@@ -134,7 +134,7 @@ def main() -> None:
     parser.add_argument("--starttls", action="store_true", help="the server requires STARTTLS")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        figures = asyncio.run(run(args.messages, args.pool_size, Path(tmp), args.starttls))
+        figures = event_loop.run(run(args.messages, args.pool_size, Path(tmp), args.starttls))
     report(f"e-mail to a local aiosmtpd, {args.messages} messages per mode", figures)
 
 

@@ -18,7 +18,6 @@ database of the local PostgreSQL (cloned from a migrated template, dropped after
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import subprocess
 import sys
@@ -30,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import LANGUAGES, LANGUAGES_60, NullChannelPlugin, peak_rss_mb, report, seed_families
 
+from gateway import event_loop
 from gateway.broadcasts import send_broadcast
 from gateway.domain.events import load_event, upcoming_event_file
 from gateway.resources import SHIPPED_EXAMPLES
@@ -159,9 +159,9 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         if args.postgres:
-            figures = asyncio.run(run_postgres(args.families, Path(tmp), languages))
+            figures = event_loop.run(run_postgres(args.families, Path(tmp), languages))
         else:
-            figures = asyncio.run(run(args.families, args.database, Path(tmp), languages))
+            figures = event_loop.run(run(args.families, args.database, Path(tmp), languages))
     if args.json:
         print(json.dumps(figures))
         return

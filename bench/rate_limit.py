@@ -14,7 +14,6 @@ Targets: never above 30 in any 1-second window; average at most 5 % below 30/s. 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import tempfile
 import time
@@ -27,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import max_in_window, report, seed_outbox
 from servers import ProviderProcess
 
+from gateway import event_loop
 from gateway.testing.harness import open_gateway, write_config
 
 RATE = 30
@@ -103,7 +103,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        figures = asyncio.run(run(args.messages, args.chats, args.burst, args.concurrency, Path(tmp)))
+        figures = event_loop.run(run(args.messages, args.chats, args.burst, args.concurrency, Path(tmp)))
     report(f"Telegram at {RATE}/s overall and {PER_CHAT}/s per chat, {args.messages} messages", figures)
 
 

@@ -11,7 +11,6 @@ must arrive exactly once. Target: ≥ 500 messages/s.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import tempfile
 import time
@@ -23,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import peak_rss_mb, report, seed_outbox
 from servers import ProviderProcess
 
+from gateway import event_loop
 from gateway.testing.harness import open_gateway, write_config
 
 
@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        figures = asyncio.run(run(args.messages, args.concurrency, Path(tmp)))
+        figures = event_loop.run(run(args.messages, args.concurrency, Path(tmp)))
     report(f"SMS through the twilio client to a local Twilio server, {args.messages} messages", figures)
 
 

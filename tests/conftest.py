@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from gateway import event_loop
 from gateway.resources import SHIPPED_EXAMPLES
 from gateway.testing.harness import (
     clone_pg_database,
@@ -27,6 +28,12 @@ if "argostranslate" not in sys.modules:
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = SHIPPED_EXAMPLES
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
+    """Async tests run on the loop every command runs on (:mod:`gateway.event_loop`: uvloop;
+    ``GATEWAY_EVENT_LOOP=asyncio`` for the standard library's)."""
+    return {"gateway": event_loop.loop_factory() or asyncio.new_event_loop}
 
 
 @pytest.fixture(scope="session")
