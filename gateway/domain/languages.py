@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import difflib
 from functools import lru_cache
+from types import ModuleType
 
-import langcodes
 from babel import Locale, UnknownLocaleError
 
 __all__ = [
@@ -22,6 +22,14 @@ __all__ = [
     "is_rtl",
     "normalize_language",
 ]
+
+
+def _langcodes() -> ModuleType:
+    """``langcodes``, imported on first use: importing it builds its name tables (about 50 ms),
+    which a worker that only sends never needs."""
+    import langcodes
+
+    return langcodes
 
 #: Codes people write that are not languages, and what they most likely meant.
 COMMON_MISTAKES: dict[str, str] = {
@@ -77,9 +85,9 @@ def normalize_language(code: str) -> str:
         raise LanguageError(
             f"unknown language code {raw!r}; did you mean {suggestion!r} ({display_name(suggestion)})?"
         )
-    if not langcodes.tag_is_valid(tag):
+    if not _langcodes().tag_is_valid(tag):
         raise LanguageError(_unknown_message(raw))
-    language = langcodes.Language.get(tag, normalize=False)
+    language = _langcodes().Language.get(tag, normalize=False)
     if language.language is None:
         raise LanguageError(_unknown_message(raw))
     return str(language.to_tag())
@@ -93,7 +101,7 @@ def _unknown_message(raw: str) -> str:
 
 def _suggest(raw: str) -> str | None:
     try:
-        found = langcodes.find(raw)
+        found = _langcodes().find(raw)
         return str(found.to_tag())
     except LookupError:
         pass
@@ -107,7 +115,7 @@ def display_name(code: str, in_language: str = "en") -> str:
     """Name of a language tag, in English unless ``in_language`` says otherwise
     (``so`` → ``Somali``; in ``es``, ``somalí``)."""
     try:
-        return str(langcodes.Language.get(code, normalize=False).display_name(in_language or "en"))
+        return str(_langcodes().Language.get(code, normalize=False).display_name(in_language or "en"))
     except (ValueError, LookupError):
         return code
 
@@ -116,7 +124,7 @@ def display_name(code: str, in_language: str = "en") -> str:
 def autonym(code: str) -> str:
     """A language's name in that language (``es`` → ``español``), for choosing one's own."""
     try:
-        return str(langcodes.Language.get(code, normalize=False).autonym())
+        return str(_langcodes().Language.get(code, normalize=False).autonym())
     except (ValueError, LookupError):
         return display_name(code)
 

@@ -20,8 +20,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import lru_cache
 
-import langcodes
-
 __all__ = [
     "NLLB_TO_BCP47",
     "bcp47_from_madlad",
@@ -108,6 +106,8 @@ for _code, _tag in NLLB_TO_BCP47.items():
 @lru_cache(maxsize=1024)
 def _parse(tag: str) -> tuple[str, str | None, str]:
     """``(language, explicit script or None, likely script)`` of a BCP 47 tag."""
+    import langcodes  # on first use: its name tables take ~50 ms to build at import
+
     try:
         language = langcodes.Language.get(tag)
         likely = language.maximize().script or ""

@@ -4,8 +4,9 @@ loop and reused for every send; a REST or transport error mapped to the SendErro
 understands (with one alert for codes staff must act on); and reconciliation of a message
 whose outcome is unknown, by its SID or by a recent message with the same text.
 
-The REST client (``twilio.rest``, its whole API tree) is imported when a Twilio channel starts,
-not when the plugin is registered.
+The REST client (``twilio.rest``, its whole API tree) and its HTTP layer (``twilio.http``, which
+pulls in ``requests``) are imported when a Twilio channel starts, not when the plugin is
+registered: a worker without a Twilio channel does not pay for them.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ from .errors import (
     error_for_transport_exception,
     parse_retry_after,
 )
-from .http import RebasedAsyncTwilioHttpClient, capture_response_headers
 from .webhooks import TWILIO_STATUS_MAP
 
 if TYPE_CHECKING:
     from twilio.rest import Client
+
+    from .http import RebasedAsyncTwilioHttpClient
 
 __all__ = ["TwilioMessagingChannel"]
 
@@ -52,6 +54,7 @@ class TwilioMessagingChannel(Channel):
         self._http: RebasedAsyncTwilioHttpClient | None = None
         self._client: Client | None = None
         self._status_callback_url: str | None = None
+        self._capture_headers: Any = None
 
     # -- what a subclass may change ----------------------------------------------------
 
@@ -69,6 +72,9 @@ class TwilioMessagingChannel(Channel):
         """Create the Twilio client (inside the running loop) and resolve the callback URL."""
         from twilio.rest import Client
 
+        from .http import RebasedAsyncTwilioHttpClient, capture_response_headers
+
+        self._capture_headers = capture_response_headers
         settings = self._twilio
         if settings.status_callback:
             # Raises ConfigError when http.public_base_url is unset: fail at start, not later.
@@ -115,7 +121,7 @@ class TwilioMessagingChannel(Channel):
         failure means (a code staff must act on raises one alert: health, metrics, a log line,
         not a retry per message)."""
         client = self._require_client()
-        with capture_response_headers() as headers:
+        with self._capture_headers() as headers:
             try:
                 return await client.messages.create_async(**params)
             except TWILIO_API_ERRORS as exc:
