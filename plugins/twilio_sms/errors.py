@@ -8,10 +8,12 @@ phone number.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import aiohttp
+from multidict import CIMultiDict
 from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 
 from gateway import DeliveryUnknownError, PermanentSendError, RetryableSendError, SendError, scrub
@@ -22,10 +24,12 @@ __all__ = [
     "TWILIO_ERRORS",
     "TwilioApiError",
     "TwilioErrorRule",
+    "capture_response_headers",
     "describe_error_code",
     "error_for_rest_exception",
     "error_for_transport_exception",
     "parse_retry_after",
+    "record_error_headers",
 ]
 
 
@@ -121,6 +125,36 @@ def parse_retry_after(value: str | None) -> float | None:
     except ValueError:
         return None
     return seconds if seconds >= 0 else None
+
+
+_ERROR_HEADERS: ContextVar[CIMultiDict[str] | None] = ContextVar("twilio_error_headers", default=None)
+
+
+class capture_response_headers:
+    """Collect the headers of the Twilio error answers (status 400 and above) received inside
+    the ``with`` block (this task only): what ``Retry-After`` is read from, because
+    ``TwilioRestException`` does not carry it. A plain class, not a generator: it wraps every
+    send."""
+
+    __slots__ = ("headers", "_token")
+
+    def __init__(self) -> None:
+        self.headers: CIMultiDict[str] = CIMultiDict()
+
+    def __enter__(self) -> CIMultiDict[str]:
+        self._token = _ERROR_HEADERS.set(self.headers)
+        return self.headers
+
+    def __exit__(self, *exc: object) -> None:
+        _ERROR_HEADERS.reset(self._token)
+
+
+def record_error_headers(headers: Mapping[str, str]) -> None:
+    """Hand an error answer's headers to the :class:`capture_response_headers` block this task
+    is in, if any (the channel's HTTP client calls it)."""
+    captured = _ERROR_HEADERS.get()
+    if captured is not None:
+        captured.extend(headers)
 
 
 TwilioApiError = TwilioRestException | TwilioServiceException

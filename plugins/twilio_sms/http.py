@@ -4,7 +4,7 @@ configurable base URL, with real timeouts and a record of the answer's headers.
 ``twilio`` has no base-URL setting, so :class:`RebasedAsyncTwilioHttpClient` swaps the scheme and
 host of every URL the library builds for ``api_base_url`` (keeping path and query). Its
 ``request`` also applies the channel's timeout (the library's own passes none to aiohttp),
-records the headers of error answers for :func:`capture_response_headers`, because
+records the headers of error answers (:func:`.errors.capture_response_headers`), because
 ``TwilioRestException`` does not carry ``Retry-After``, and encodes the form itself: the same
 ``application/x-www-form-urlencoded`` bytes aiohttp would send for the library's dict, without
 aiohttp building a multipart-capable ``FormData`` (and drawing a random boundary) per message,
@@ -14,44 +14,21 @@ which cost about a fifth of a send's time.
 from __future__ import annotations
 
 import logging
-from contextvars import ContextVar
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
-from multidict import CIMultiDict
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 
-__all__ = ["RebasedAsyncTwilioHttpClient", "capture_response_headers", "encode_form"]
+from .errors import record_error_headers
+
+__all__ = ["RebasedAsyncTwilioHttpClient", "encode_form"]
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 _FORM_VALUE = (str, int, float)
 #: Rebased URLs kept (the Messages URL, and a few fetched by SID while reconciling).
 _REBASED_KEPT = 64
-
-_RESPONSE_HEADERS: ContextVar[CIMultiDict[str] | None] = ContextVar(
-    "twilio_sms_response_headers", default=None
-)
-
-
-class capture_response_headers:
-    """Collect the headers of the Twilio error answers (status 400 and above) received inside
-    the ``with`` block (this task only): what ``Retry-After`` is read from. A plain class, not
-    a generator: it wraps every send."""
-
-    __slots__ = ("headers", "_token")
-
-    def __init__(self) -> None:
-        self.headers: CIMultiDict[str] = CIMultiDict()
-
-    def __enter__(self) -> CIMultiDict[str]:
-        self._token = _RESPONSE_HEADERS.set(self.headers)
-        return self.headers
-
-    def __exit__(self, *exc: object) -> None:
-        _RESPONSE_HEADERS.reset(self._token)
-
 
 def encode_form(data: dict[str, object]) -> bytes | None:
     """``data`` as the form body aiohttp sends for a dict (``urlencode`` with ``doseq``, UTF-8),
@@ -177,9 +154,7 @@ class RebasedAsyncTwilioHttpClient(AsyncTwilioHttpClient):
         async with self.session.request(method.upper(), self.rebase(url), **kwargs) as answer:
             text = await answer.text()
             if answer.status >= 400:
-                captured = _RESPONSE_HEADERS.get()
-                if captured is not None:
-                    captured.extend(answer.headers)
+                record_error_headers(answer.headers)
             self.logger.debug("Twilio API %s %s -> %s", method.upper(), answer.url.path,
                               answer.status)
             return Response(answer.status, text, answer.headers)

@@ -23,6 +23,7 @@ from .errors import (
     TWILIO_API_ERRORS,
     TwilioApiError,
     TwilioErrorRule,
+    capture_response_headers,
     describe_error_code,
     error_for_rest_exception,
     error_for_transport_exception,
@@ -54,7 +55,6 @@ class TwilioMessagingChannel(Channel):
         self._http: RebasedAsyncTwilioHttpClient | None = None
         self._client: Client | None = None
         self._status_callback_url: str | None = None
-        self._capture_headers: Any = None
 
     # -- what a subclass may change ----------------------------------------------------
 
@@ -72,9 +72,8 @@ class TwilioMessagingChannel(Channel):
         """Create the Twilio client (inside the running loop) and resolve the callback URL."""
         from twilio.rest import Client
 
-        from .http import RebasedAsyncTwilioHttpClient, capture_response_headers
+        from .http import RebasedAsyncTwilioHttpClient
 
-        self._capture_headers = capture_response_headers
         settings = self._twilio
         if settings.status_callback:
             # Raises ConfigError when http.public_base_url is unset: fail at start, not later.
@@ -121,7 +120,7 @@ class TwilioMessagingChannel(Channel):
         failure means (a code staff must act on raises one alert: health, metrics, a log line,
         not a retry per message)."""
         client = self._require_client()
-        with self._capture_headers() as headers:
+        with capture_response_headers() as headers:
             try:
                 return await client.messages.create_async(**params)
             except TWILIO_API_ERRORS as exc:
