@@ -394,8 +394,8 @@ class OutboxDispatcher:
                 async def lane(name: str, queue: deque[ClaimedMessage]) -> None:
                     # A lane holds one of the channel's concurrency slots while its queue
                     # lasts (the lanes of a next batch take them as this batch's finish).
-                    channel = self.gateway.channels.get(name)
-                    async with self._semaphore(channel) if channel else contextlib.nullcontext():
+                    # Unpaced batches are of configured channels only (see _unpaced).
+                    async with self._semaphore(self.gateway.channels[name]):
                         while queue:
                             done_one(await self._send(queue.popleft(), opted_out, slot_held=True))
 
@@ -427,7 +427,7 @@ class OutboxDispatcher:
         names = {row.channel for row in batch}
         if names <= set(self._reconciling_channels(list(names))):
             return len(batch)
-        in_flight = sum(c.settings.concurrency for n, c in self.gateway.channels.items() if n in names)
+        in_flight = sum(self._concurrency(n) for n in names if n in self.gateway.channels)
         return max(1, min(len(batch), in_flight))
 
     async def _opted_out_endpoints(self, batch: list[ClaimedMessage]) -> set[tuple[int, str]]:
