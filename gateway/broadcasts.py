@@ -14,6 +14,7 @@ from gateway.domain.surveys import SurveySpec, load_survey, rsvp_survey
 from gateway.errors import GatewayError, StaffFacingError
 from gateway.inbound.surveys import store_survey
 from gateway.outbox.planner import BroadcastRequest
+from gateway.rendering.composer import RECEIVED_ENGLISH
 from gateway.staff_text import S_, StaffNote
 from gateway.storage.db import BROADCAST_TABLES
 from gateway.storage.models import Event, Survey, SurveySession, utcnow
@@ -183,26 +184,26 @@ WHY = {
 def _translation_notes(gw: Gateway, data: dict[str, Any]) -> list[str]:
     """What each language's families get, said plainly: English where nothing translated it
     (and why), held for review, machine translation not yet reviewed."""
-    english: dict[tuple[bool, tuple[str, ...]], list[str]] = {}
+    english: dict[tuple[bool, bool, tuple[str, ...]], list[str]] = {}
     held, machine = [], []
     for language, info in sorted(data.get("translation", {}).items()):
         received = info.get("received")
-        if received == "english":
+        if received in RECEIVED_ENGLISH:
             origins = {*(info.get("template") or {}), *(info.get("texts") or {})}
             whole = origins <= {"fallback", "source"}
             why = tuple(info.get("why_untranslated") or ["failed"])
-            english.setdefault((whole, why), []).append(language)
+            english.setdefault((whole, received == "english_only", why), []).append(language)
         elif received == "held":
             held.append(language)
         elif received == "machine":
             machine.append(language)
     notes = []
-    for (whole, reasons), languages in english.items():
+    for (whole, note_in_english, reasons), languages in english.items():
         why = "; ".join(WHY.get(r, r) for r in reasons)
         what = "families get the message in English" if whole else "some text stays in English"
+        note = "a note in English" if note_in_english else "a note in their language"
         notes.append(
-            f"{', '.join(languages)}: {what}, with a note in their language ({why}; "
-            "see `gateway translate languages`)"
+            f"{', '.join(languages)}: {what}, with {note} ({why}; see `gateway translate languages`)"
         )
     if held:
         notes.append(

@@ -191,7 +191,7 @@ async def _summary(gw: Gateway, console: Console, broadcast_id: int, event_id: s
         f"machine translation: {', '.join(engines) or 'no engine installed'}; memory "
         f"{translation['memory_entries']} entries, {translation['engine_calls']} engine calls, "
         f"{translation['hits']} hits, {translation['misses']} misses"
-        + ("" if engines else " (free text stays in English, with a note in the family's language)"),
+        + ("" if engines else " (free text stays in English, with a note saying so)"),
         highlight=False,
     )
     return {

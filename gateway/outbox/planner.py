@@ -30,7 +30,13 @@ from gateway.outbox.quiet_hours import (
     quiet_hours_apply,
 )
 from gateway.outbox.routing import check_max_length, endpoint_for_channel, parse_fallback, route
-from gateway.rendering.composer import ComposedMessage, localize_event, shows_buttons, what_families_got
+from gateway.rendering.composer import (
+    ComposedMessage,
+    fallback_note_origin,
+    localize_event,
+    shows_buttons,
+    what_families_got,
+)
 from gateway.rendering.formatting import format_names
 from gateway.storage.db import BROADCAST_TABLES
 from gateway.storage.endpoints import ChannelState, channel_states
@@ -529,7 +535,8 @@ class BroadcastPlanner:
                 "status": row["status"],
                 "sources": row["payload"]["sources"],
                 "received": what_families_got(
-                    o for kind in row["payload"]["sources"].values() for o in kind
+                    (o for kind in row["payload"]["sources"].values() for o in kind),
+                    fallback_note_origin(pack.pieces),
                 ),
                 "details": dict(channel.preview_details(_as_outbound(row))),
             }
@@ -913,7 +920,8 @@ def translation_summary(
     gw: Gateway, language: str, pieces: set[tuple[str, str, Origin]], strings: LanguageStrings | None = None
 ) -> dict[str, Any]:
     """What the families of one language got: origins of template strings and free texts, one
-    word for the whole (``reviewed``, ``machine``, ``english``, ``held``, ``source``), and why
+    word for the whole (``reviewed``, ``machine``, ``english``, ``english_only``, ``held``,
+    ``source``: see :func:`~gateway.rendering.composer.what_families_got`), and why
     what stayed in English did (``no engine``, ``unreachable``, ``refused``, ``placeholder lost``)."""
     template: Counter[str] = Counter()
     texts: Counter[str] = Counter()
@@ -928,7 +936,7 @@ def translation_summary(
         "template": dict(sorted(template.items())),
         "texts": dict(sorted(texts.items())),
         "held": bool(template.get("held") or texts.get("held")),
-        "received": what_families_got(origin for _, _, origin in pieces),
+        "received": what_families_got((origin for _, _, origin in pieces), fallback_note_origin(pieces)),
     }
 
 

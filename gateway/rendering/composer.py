@@ -13,9 +13,11 @@ Two steps, because translation is asynchronous and rendering is not:
    strings still missing, each kept in the memory — or the English source.
 2. :meth:`MessageComposer.render` renders one variant for one family with those strings and
    returns a :class:`ComposedMessage` that knows where each of its strings came from. When any
-   string the family reads is still English, a note in the family's language says so at the top
-   of the message; when any is a machine translation, e-mail and Telegram messages say so at the
-   end. A message whose text waits for a person (``translation.fallback: hold``) is ``held``.
+   string the family reads is still English, a note says so at the top of the message — in the
+   family's language where a catalog or an engine translates the note, otherwise in English
+   (and previews and summaries then say "a note in English", not "in their language"); when
+   any is a machine translation, e-mail and Telegram messages say so at the end. A message
+   whose text waits for a person (``translation.fallback: hold``) is ``held``.
 """
 
 from __future__ import annotations
@@ -43,13 +45,16 @@ if TYPE_CHECKING:
     from gateway.app import Gateway
 
 __all__ = [
+    "RECEIVED_ENGLISH",
     "RECEIVED_LABELS",
+    "RECEIVED_SEVERITY",
     "shows_buttons",
     "ComposedMessage",
     "MessageComposer",
     "describe_sources",
     "YESNO_LABELS",
     "localize_event",
+    "fallback_note_origin",
     "what_families_got",
 ]
 
@@ -99,20 +104,36 @@ class ComposedMessage:
         return {kind: dict(counts) for kind, counts in out.items()}
 
 
-def what_families_got(origins: Iterable[Origin | str]) -> str:
+def what_families_got(origins: Iterable[Origin | str], note: Origin | str | None = None) -> str:
     """One word for what a family read: ``held``, ``english`` (some text stayed in the source
-    language, with a note), ``machine`` (some text machine-translated), ``reviewed``, or
-    ``source`` (the family reads the source language)."""
+    language, with a note in the family's language), ``english_only`` (the same, but the note
+    itself is English: nothing translated it either), ``machine`` (some text
+    machine-translated), ``reviewed``, or ``source`` (the family reads the source language).
+
+    ``note``: where the note that says the text stayed English came from (see
+    :func:`fallback_note_origin`); when it is not known (a message stored before notes were
+    told apart) an English text is called ``english``."""
     found = {Origin(o) for o in origins}
     if Origin.HELD in found:
         return "held"
     if Origin.FALLBACK in found:
-        return "english"
+        return "english_only" if note is not None and Origin(note).untranslated else "english"
     if found & {Origin.MACHINE, Origin.MEMORY}:
         return "machine"
     if Origin.REVIEWED in found:
         return "reviewed"
     return "source"
+
+
+def fallback_note_origin(pieces: Iterable[tuple[str, str, Origin]]) -> Origin | None:
+    """Where the "could not translate, here it is in English" note of rendered ``pieces``
+    (``(kind, source, origin)``) came from — the least translated, when several messages are
+    pooled; None when no message carried it."""
+    found: Origin | None = None
+    for _kind, source, origin in pieces:
+        if source == msg.SOURCE_FALLBACK_NOTE and (found is None or origin.untranslated):
+            found = origin
+    return found
 
 
 #: What :func:`what_families_got` means, in the words staff read in previews and summaries.
@@ -121,8 +142,13 @@ RECEIVED_LABELS = {
     "reviewed": "reviewed translation",
     "machine": "machine translation, not reviewed",
     "english": "English, with a note in their language",
+    "english_only": "English, with a note in English",
     "held": "held until a person translates it",
 }
+#: The words of :data:`RECEIVED_LABELS` from most to least translated.
+RECEIVED_SEVERITY = ("source", "reviewed", "machine", "english", "english_only", "held")
+#: The words that mean the family read (some of) the source language.
+RECEIVED_ENGLISH = frozenset({"english", "english_only"})
 
 
 def describe_sources(sources: Mapping[str, Mapping[str, int]]) -> str:

@@ -33,7 +33,8 @@ class Origin(StrEnum):
     MACHINE = "machine"
     """A machine translation made now."""
     FALLBACK = "fallback"
-    """No translation: the source text, sent with a note in the family's language."""
+    """No translation: the source text, sent with a note saying so (in the family's language
+    where the note itself is translated)."""
     HELD = "held"
     """No translation, and ``translation.fallback: hold``: the message waits for a person."""
 

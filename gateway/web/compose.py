@@ -17,7 +17,7 @@ from gateway.broadcasts import preview_survey, preview_template
 from gateway.domain.events import EventSpec
 from gateway.domain.languages import display_name, is_rtl
 from gateway.domain.surveys import SurveySpec
-from gateway.rendering.composer import RECEIVED_LABELS, what_families_got
+from gateway.rendering.composer import RECEIVED_LABELS, RECEIVED_SEVERITY, what_families_got
 from gateway.web.queries import audience_breakdown
 
 if TYPE_CHECKING:
@@ -316,12 +316,9 @@ async def build_preview(
     }
 
 
-_SEVERITY = ["source", "reviewed", "machine", "english", "held"]
-
-
 def _worst(a: str, b: str) -> str:
     """Of two ``received`` words, the one that says less translation happened."""
-    return max(a, b, key=_SEVERITY.index)
+    return max(a, b, key=RECEIVED_SEVERITY.index)
 
 
 def text_source(entry: dict[str, Any], gettext: Callable[..., str] | None = None) -> str:
@@ -332,5 +329,8 @@ def text_source(entry: dict[str, Any], gettext: Callable[..., str] | None = None
     for kind, label in (("template", "wording"), ("text", "your text")):
         origins = entry["sources"].get(kind) or {}
         if origins:
-            parts.append(f"{_(label)}: {_(RECEIVED_LABELS[what_families_got(origins)])}")
+            received = what_families_got(origins)
+            if received == "english" and entry["received"] == "english_only":
+                received = "english_only"  # the note these families read is English too
+            parts.append(f"{_(label)}: {_(RECEIVED_LABELS[received])}")
     return "; ".join(parts) or _(RECEIVED_LABELS[entry["received"]])

@@ -18,7 +18,7 @@ from gateway.domain.audience import parse_audience
 from gateway.domain.statuses import overall_status
 from gateway.families import endpoint_details
 from gateway.outbox.planner import BroadcastRequest, BroadcastSummary
-from gateway.rendering.composer import what_families_got
+from gateway.rendering.composer import RECEIVED_ENGLISH, what_families_got
 from gateway.storage.endpoints import channel_states
 from gateway.storage.families import FamilyRepository, family_as_dict
 from gateway.storage.models import (
@@ -132,7 +132,7 @@ def _read_in(gw: Gateway, row: OutboxMessage) -> str | None:
     """The language a sent message reads in: the family's, or the source language where its text
     stayed untranslated (for the page's ``lang`` attribute)."""
     origins = [o for kind in ((row.payload or {}).get("sources") or {}).values() for o in kind]
-    if origins and what_families_got(origins) == "english":
+    if origins and what_families_got(origins) in RECEIVED_ENGLISH:
         return gw.config.translation.source_language
     return row.language
 

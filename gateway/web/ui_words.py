@@ -38,6 +38,7 @@ UI_WORDS = (
     N_("admin"), N_("liaison"), N_("Language"), N_("Channel"), N_("School"),
     # what families read
     N_("original text"), N_("reviewed translation"), N_("machine translation, not reviewed"),
-    N_("English, with a note in their language"), N_("held until a person translates it"),
+    N_("English, with a note in their language"), N_("English, with a note in English"),
+    N_("held until a person translates it"),
     N_("wording"), N_("your text"),
 )  # fmt: skip

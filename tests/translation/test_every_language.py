@@ -12,8 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from babel.messages.pofile import read_po
 from translation_support import EVENT_DESCRIPTION, dispatch, prepare, run_json
 
+from gateway.rendering.messages import SOURCE_FALLBACK_NOTE
+from gateway.resources import SHIPPED_LOCALES
 from gateway.testing.harness import open_gateway
 
 NO_CATALOG = ("ht", "rw")
@@ -216,31 +219,59 @@ def test_rsvp_confirmation_help_reply_staff_reply_and_reminder_in_a_language_wit
         assert not english_lines(message["body"], message["language"]), message["body"]
 
 
-def test_without_an_engine_families_get_english_with_a_note_and_every_summary_says_so(
+def _catalog_note(language: str) -> str:
+    """The shipped catalog's translation of the "could not translate" note."""
+    path = SHIPPED_LOCALES / language / "LC_MESSAGES" / "gateway.po"
+    with path.open("rb") as handle:
+        found = read_po(handle)[SOURCE_FALLBACK_NOTE]
+    assert found is not None and found.string, language
+    return str(found.string)
+
+
+def test_without_an_engine_families_get_english_with_a_note_and_every_summary_says_in_which_language(
     tmp_path, cli, with_engines, make_config
 ):
-    # The engine covers only Spanish: Dari families get English, told so in the message.
+    # The engine covers only Spanish. Swahili has a reviewed catalog (the note in it) but nothing
+    # translates the event's own text; Dari and Ukrainian have neither, so even the note that
+    # says "here it is in English" is English — and no summary may call it "in their language".
     config = make_config(engine_settings={"table": {"languages": ["es"]}})
-    event = prepare(tmp_path, cli, config, count=4, languages=("es", "prs"))
+    event = prepare(tmp_path, cli, config, count=8, languages=("es", "prs", "sw", "uk"))
     dry = run_json(
         cli, ["broadcast", "send", "workshop_invitation", "--event", str(event), "--dry-run"], config
     )
-    assert dry["translation"]["prs"]["received"] == "english"
-    assert dry["translation"]["es"]["received"] == "machine"
-    assert any(n.startswith("prs: families get the message in English") for n in dry["notes"])
+    received = {language: info["received"] for language, info in dry["translation"].items()}
+    assert received == {"es": "machine", "prs": "english_only", "sw": "english", "uk": "english_only"}
+    notes = dry["notes"]
+    assert any(
+        n.startswith("prs, uk: families get the message in English, with a note in English") for n in notes
+    ), notes
+    assert any(n.startswith("sw: some text stays in English, with a note in their language") for n in notes)
+    assert not [n for n in notes if ("prs" in n or "uk" in n) and "their language" in n], notes
     text = cli(
         ["broadcast", "send", "workshop_invitation", "--event", str(event), "--dry-run"], config
     ).output
-    assert "prs" in text and "English" in text
+    assert "with a note in English" in " ".join(text.split())
+
+    # The preview says the same, per language, in its JSON and in the words staff read.
+    args = ["preview", "workshop_invitation", "--event", str(event), "--language", "uk", "--language", "sw"]
+    shown = run_json(cli, args, config)
+    assert {(p["language"], p["received"]) for p in shown} == {("uk", "english_only"), ("sw", "english")}
+    words = " ".join(cli(args, config, env={"COLUMNS": "400"}).output.split())
+    assert "English, with a note in English" in words and "English, with a note in their language" in words
 
     sent = run_json(cli, ["broadcast", "send", "workshop_invitation", "--event", str(event)], config)
     status = run_json(cli, ["broadcast", "status", str(sent["broadcast_id"])], config)
-    assert status["translation"]["prs"]["received"] == "english"
+    assert status["translation"]["prs"]["received"] == "english_only"
+    assert status["translation"]["sw"]["received"] == "english"
     dispatch(config, with_engines)
-    for message in outbox(cli, config, language="prs"):
-        body = message["body"]
-        assert "We could not translate this message into your language yet" in body.splitlines()[0]
-        assert EVENT_DESCRIPTION in body or message["channel"] == "sms"
+    for language in ("prs", "uk"):
+        for message in outbox(cli, config, language=language):
+            first = message["body"].splitlines()[0]
+            assert "We could not translate this message into your language yet" in first
+            assert EVENT_DESCRIPTION in message["body"] or message["channel"] == "sms"
+    swahili_note = _catalog_note("sw")
+    for message in outbox(cli, config, language="sw"):
+        assert message["body"].splitlines()[0] == swahili_note, message["body"]
 
 
 def _without_tokens(text: str | None) -> str | None:
@@ -263,7 +294,9 @@ def test_the_preview_is_byte_for_byte_what_is_sent(tmp_path, cli, with_engines, 
     assert {(p["language"], p["channel"]) for p in preview} == {
         (lang, channel) for lang in languages for channel in ("sms", "email")
     }
-    assert {p["received"] for p in preview if p["language"] in ("ar", "prs")} == {"english"}
+    # Arabic's catalog has the note; nothing translates it into Dari.
+    assert {p["received"] for p in preview if p["language"] == "ar"} == {"english"}
+    assert {p["received"] for p in preview if p["language"] == "prs"} == {"english_only"}
     sent = run_json(cli, ["broadcast", "send", "workshop_invitation", "--event", str(event)], config)
     dispatch(config, with_engines)
     messages = outbox(cli, config, broadcast_id=sent["broadcast_id"])

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from web_helpers import PASSWORD, csrf_from
 
+from gateway.families import import_families
 from gateway.sandbox_tools import inject_reply
 from gateway.storage.models import AuditEntry, Broadcast, Guardian
 
@@ -216,6 +217,33 @@ async def test_compose_preview_and_idempotent_send(web: Any) -> None:
     await web.client.post("/logout", data={"csrf_token": await web.csrf()})
     await web.login("roosevelt@district.example")
     assert (await web.client.get(location)).status == 404
+
+
+async def test_compose_preview_says_in_which_language_the_english_note_is(web: Any, tmp_path: Any) -> None:
+    # Families whose language nothing translates (no catalog, no engine here) get English with an
+    # English note: the preview must not tell the liaison the note is in their language.
+    rows = (
+        "family_id,guardian_name,language,phone,email,telegram_chat_id,preferred_channel,school,grade,"
+        "student_name,timezone,tags\n"
+        "U900,Olena Kovalenko,uk,+19135550901,,,sms,Lincoln,6,Ivan Kovalenko,America/Chicago,\n"
+        "H901,Jean Pierre,ht,+19135550902,,,sms,Lincoln,6,Marie Pierre,America/Chicago,\n"
+    )
+    path = tmp_path / "uncovered.csv"
+    path.write_text(rows, encoding="utf-8")
+    await import_families(web.gw, path, progress=False)
+    await web.login("lincoln@district.example")
+    token = await web.csrf("/compose")
+    preview = await web.client.post("/compose", data=compose_form(token, action="preview"))
+    assert preview.status == 200, await preview.text()
+    html = await preview.text()
+    sources = dict(
+        re.findall(r'data-language="([^"]+)".*?<span class="text-source">(.*?)</span>', html, flags=re.S)
+    )
+    for language in ("uk", "ht"):
+        assert "English, with a note in English" in sources[language], sources[language]
+        assert "in their language" not in sources[language]
+    # Spanish has a reviewed catalog, the note included: its free text alone stays English.
+    assert "your text: English, with a note in their language" in sources["es"], sources["es"]
 
 
 async def test_compose_errors_are_shown_not_500(web: Any) -> None:
