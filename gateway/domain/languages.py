@@ -62,8 +62,10 @@ COMMON_MISTAKES: dict[str, str] = {
     "hmn": "hmn",
 }
 
-#: Babel has no locale for these; format dates and numbers with a close relative.
-BABEL_ALIASES: dict[str, str] = {"prs": "fa_AF", "hmn": "en", "kar": "my", "ctd": "my"}
+#: Babel has no locale for these (or, for Hmong Daw, only one in a script few US families read:
+#: CLDR writes ``mww`` in Nyiakeng Puachue, families in RPA Latin); format dates and numbers
+#: with a close relative.
+BABEL_ALIASES: dict[str, str] = {"prs": "fa_AF", "hmn": "en", "mww": "en", "kar": "my", "ctd": "my"}
 
 RTL_LANGUAGES = frozenset({"ar", "fa", "prs", "ps", "ur", "he", "yi", "ckb", "dv", "sd", "ug"})
 
@@ -137,14 +139,34 @@ def fallback_chain(code: str) -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=512)
-def babel_locale(code: str) -> Locale:
-    """The closest Babel locale for a language tag (English when Babel has nothing close)."""
+def _closest_locale(code: str) -> Locale | None:
+    """The closest Babel locale for a language tag, None when Babel has nothing close."""
     for candidate in fallback_chain(code):
         alias = BABEL_ALIASES.get(candidate)
         try:
             return Locale.parse(alias or candidate, sep="_" if alias else "-")
         except (UnknownLocaleError, ValueError):
             continue
+    return None
+
+
+def _names_dates(locale: Locale) -> bool:
+    """Whether CLDR gives ``locale`` its own month and weekday names. Some locales (Haitian
+    Creole, Rohingya, Dhivehi...) have only CLDR's placeholders: "M12" for December and the
+    English "Mon", which would read "2026 M12 14, Mon"."""
+    months = locale.months.get("format", {}).get("wide", {})
+    days = locale.days.get("format", {}).get("wide", {})
+    return months.get(1) not in (None, "M01") and days.get(0) not in (None, "Mon")
+
+
+@lru_cache(maxsize=512)
+def babel_locale(code: str) -> Locale:
+    """The Babel locale that formats dates and numbers for a language tag: the closest one
+    that names months and weekdays itself, else English (the source language's dates read
+    better than placeholders)."""
+    found = _closest_locale(code)
+    if found is not None and (found.language == "en" or _names_dates(found)):
+        return found
     return Locale.parse("en")
 
 
@@ -154,4 +176,5 @@ def is_rtl(code: str) -> bool:
     base = code.split("-")[0].lower()
     if base in RTL_LANGUAGES:
         return True
-    return babel_locale(code).character_order == "right-to-left"
+    found = _closest_locale(code)
+    return found is not None and found.character_order == "right-to-left"

@@ -304,3 +304,19 @@ def test_demo_config_written_by_init(tmp_path: Path, cli) -> None:  # type: igno
         "transport-survey.yaml",
     ]
     assert load_event(tmp_path / "examples" / "reading-workshop.yaml").start > datetime.now(UTC)
+
+
+def test_preview_dates_in_english_where_cldr_has_no_names(tmp_path: Path, cli, sqlite_config: Path) -> None:  # type: ignore[no-untyped-def]
+    # Haitian Creole: Babel knows the language but not its month or weekday names. The family
+    # reads the event's date in English (as its text here), not "2026 M12 14, Mon".
+    event = upcoming_example(tmp_path)
+    start = load_event(event).start
+    args = ["preview", "workshop_invitation", "--event", str(event), "--language", "ht", "--json"]
+    result = cli(args, sqlite_config)
+    assert result.exit_code == 0, result.output
+    items = json.loads(result.stdout)
+    assert items and all(i["language"] == "ht" for i in items)
+    english = format_date(start.astimezone(ZoneInfo("America/Chicago")), "full", locale="en")
+    for item in items:
+        assert english in item["body"], item["body"]
+        assert " M1" not in item["body"], item["body"]
