@@ -8,10 +8,17 @@ declared address kind (``address:whatsapp``, ``address:app``: see :mod:`gateway.
 is an error naming it; other unknown columns are ignored. ``line`` in errors is the physical
 line of the file (the header is line 1). A bad row is reported and skipped; the rest are
 imported.
+
+Encodings: UTF-8 (with or without a byte-order mark), and UTF-16 when the file starts with its
+byte-order mark (Excel's "Unicode Text"); nothing else is guessed — a line that is not UTF-8 is
+reported. Separators: commas, or — when the header only splits into the required columns that
+way — tabs (Excel's "Unicode Text", "Text (Tab delimited)") or semicolons (Excel where the
+decimal separator is a comma).
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from collections.abc import Iterator
@@ -143,9 +150,19 @@ class _Header:
 
 
 def _decoded_lines(data: bytes, errors: list[CsvProblem]) -> str:
-    """UTF-8 (BOM or not); undecodable lines are reported and dropped, never guessed."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
+    """UTF-8 (BOM or not), or UTF-16 that says so with its BOM; undecodable lines are reported
+    and dropped, never guessed."""
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        # What cannot be decoded becomes U+FFFD: such a line is reported and dropped.
+        lines = data.decode("utf-16", errors="replace").split("\n")
+        for number, line in enumerate(lines, start=1):
+            if "\ufffd" in line:
+                reason = "not valid UTF-16 although the file starts as UTF-16 (save the file as 'CSV UTF-8')"
+                errors.append(CsvProblem(number, None, None, None, reason))
+                lines[number - 1] = ""  # keep physical line numbers aligned
+        return "\n".join(lines)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -202,16 +219,38 @@ def _header_columns(
     return _Header(addresses)
 
 
+#: Column separators a header may use: the first that splits it into the required columns.
+SEPARATORS = (",", "\t", ";")
+
+
+def _header_names(cells: list[str]) -> list[str]:
+    return [c.strip().lower().lstrip("\ufeff") for c in cells]
+
+
+def _separator(text: str) -> str:
+    """The separator of the file's header: a comma, unless only a tab or a semicolon splits the
+    header into the required columns."""
+    first = next(csv.reader(io.StringIO(text, newline="")), None)
+    if first is None or all(c in _header_names(first) for c in REQUIRED):
+        return ","
+    line = text.split("\n", 1)[0]
+    for separator in SEPARATORS[1:]:
+        cells = next(csv.reader([line], delimiter=separator), [])
+        if all(c in _header_names(cells) for c in REQUIRED):
+            return separator
+    return ","
+
+
 def _rows(
     text: str, errors: list[CsvProblem], kinds: AddressKinds, header_out: list[_Header]
 ) -> Iterator[_Row]:
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_separator(text))
     try:
         header = next(reader)
     except StopIteration:
         errors.append(CsvProblem(1, None, None, None, "the file is empty"))
         return
-    columns = [h.strip().lower().lstrip("\ufeff") for h in header]
+    columns = _header_names(header)
     missing = [c for c in REQUIRED if c not in columns]
     if missing:
         errors.append(

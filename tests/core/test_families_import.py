@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 from pathlib import Path
 
@@ -123,6 +124,53 @@ def test_wrong_encoding_rows_are_reported_and_rest_imported(tmp_path: Path, cli,
     report = json.loads(cli(["families", "import", str(path), "--json"], sqlite_config).stdout)
     assert [(e["line"], e["reason"][:19]) for e in report["errors"]] == [(2, "not valid UTF-8 (sa")]
     assert report["families_imported"] == 1
+
+
+def test_excel_unicode_text_and_semicolon_files_import(tmp_path: Path, cli, sqlite_config: Path) -> None:  # type: ignore[no-untyped-def]
+    # Excel's "Unicode Text": UTF-16 with its byte-order mark, tab-separated (both byte orders);
+    # Excel where the decimal separator is a comma: semicolons. Names in Arabic, Chinese,
+    # Vietnamese, Amharic and Spanish (with a comma inside a name) arrive as written.
+    rows = [
+        ["U1", "محمد أحمد", "ar", "(913) 555-0201", "", "", "sms", "Lincoln", "6", "ليلى أحمد", "", ""],
+        ["U2", "王秀英", "zh-Hans", "(913) 555-0202", "", "", "sms", "Lincoln", "6", "李明", "", ""],
+        ["U3", "Nguyễn Thị Đặng", "vi", "", "dang@example.net", "", "email", "Lincoln", "6", "Bảo", "", ""],
+        ["U4", "ሰላም ተስፋዬ", "am", "(913) 555-0204", "", "", "sms", "Lincoln", "6", "ዮናስ", "", ""],
+        ["U5", "Núñez, María José", "es", "(913) 555-0205", "", "", "sms", "Lincoln", "6", "Ana", "", ""],
+    ]
+    header = HEADER.strip().split(",")
+    tab = "\r\n".join("\t".join(r) for r in [header, *rows[:2]]) + "\r\n"
+    files = {
+        "unicode-le.txt": tab.encode("utf-16"),  # BOM + the machine's order (little-endian here)
+        "unicode-be.txt": b"\xfe\xff"
+        + "\r\n".join("\t".join(r) for r in [header, *rows[2:4]]).encode("utf-16-be"),
+        "semicolons.csv": ("\n".join(";".join(r) for r in [header, rows[4]]) + "\n").encode("utf-8"),
+    }
+    for name, data in files.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        report = json.loads(cli(["families", "import", str(path), "--json"], sqlite_config).stdout)
+        assert report["errors"] == [], (name, report["errors"])
+    listed = json.loads(cli(["families", "list", "--json"], sqlite_config).stdout)
+    names = {f["family_id"]: [g["name"] for g in f["guardians"]] for f in listed}
+    assert names == {row[0]: [row[1]] for row in rows}
+
+
+def test_a_broken_utf16_line_is_reported_and_the_rest_imported() -> None:
+    body = "F1\tAna Díaz\tes\t(913) 555-0101\nF2\tBo Chen\ten\t(913) 555-0102\nF3\tLi\tzh\t(913) 555-0103"
+    data = bytearray(("family_id\tguardian_name\tlanguage\tphone\n" + body).encode("utf-16-le"))
+    at = data.index("Bo".encode("utf-16-le"))
+    data[at : at + 2] = b"\x00\xd8"  # a lone surrogate in line 3
+    parsed = parse_families_csv(codecs.BOM_UTF16_LE + bytes(data) + b"\x41")  # and a cut last character
+    assert [(e.line, e.reason.split(" (")[0]) for e in parsed.errors] == [
+        (3, "not valid UTF-16 although the file starts as UTF-16"),
+        (4, "not valid UTF-16 although the file starts as UTF-16"),
+    ]
+    assert [g.name for f in parsed.families.values() for g in f.guardians.values()] == ["Ana Díaz"]
+
+
+def test_a_header_without_the_required_columns_under_any_separator_says_which_are_missing() -> None:
+    parsed = parse_families_csv(b"family_id;guardian_name;phone\nF1;Maria;(913) 555-0101\n")
+    assert [(e.line, e.column) for e in parsed.errors] == [(1, "family_id,guardian_name,language")]
 
 
 def test_dry_run_writes_nothing(tmp_path: Path, cli, sqlite_config: Path) -> None:  # type: ignore[no-untyped-def]
