@@ -720,14 +720,25 @@ def reply(
 ) -> None:
     """Answer an inbox item: translated into the family's language, sent on their channel."""
 
+    from gateway.domain.languages import display_name
+    from gateway.rendering.composer import RECEIVED_LABELS
+    from gateway.storage.models import OutboxMessage
+
     async def go(gw: Any) -> Any:
         row = await gw.inbound.staff_reply(inbound_id, text)
         await gw.start_channels([row.channel])
         await gw.dispatcher.run_until_idle([row.channel])
-        return row
+        async with gw.db.session() as session:
+            return await session.get(OutboxMessage, row.id)
 
     row = with_gateway(config, go)
-    console.print(f"reply queued as message {row.id} on {row.channel} in {row.language}")
+    received = (row.payload or {}).get("received")
+    what = f": {RECEIVED_LABELS[received]}" if received in RECEIVED_LABELS else ""
+    console.print(
+        f"reply {row.status} as message {row.id} on {row.channel} to a family reading "
+        f"{display_name(row.language)} ({row.language}){what}",
+        highlight=False,
+    )
 
 
 # -- translate -----------------------------------------------------------------------------------

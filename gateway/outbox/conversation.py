@@ -58,6 +58,7 @@ async def queue_conversation(
         "direction": composed.direction,
         "template": template,
         "sources": composed.origins(),
+        "received": composed.received,
     }
     if family is not None:
         data["family_id"] = family.external_id

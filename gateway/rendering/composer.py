@@ -96,6 +96,12 @@ class ComposedMessage:
         """Whether some of its text waits for a person's translation."""
         return any(p.origin is Origin.HELD for p in self.pieces)
 
+    @property
+    def received(self) -> str:
+        """What the family reads, in one word (see :func:`what_families_got`)."""
+        note = fallback_note_origin((p.kind, p.source, p.origin) for p in self.pieces)
+        return what_families_got((p.origin for p in self.pieces), note)
+
     def origins(self) -> dict[str, dict[str, int]]:
         """``{"template": {origin: n}, "text": {origin: n}}`` — what this message is made of."""
         out: dict[str, Counter[str]] = {"template": Counter(), "text": Counter()}

@@ -350,6 +350,7 @@ async def reply_to_inbox(gw: Gateway, staff: StaffIdentity, inbound_id: int, tex
         "status": row.status,
         "body": row.body,
         "translation": (row.payload or {}).get("translation_origin"),
+        "received": (row.payload or {}).get("received"),
     }
 
 

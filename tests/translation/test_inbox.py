@@ -25,7 +25,9 @@ def test_free_text_is_translated_for_staff_and_the_answer_back(tmp_path, cli, wi
 
     result = cli(["reply", str(item["id"]), ANSWER], config)
     assert result.exit_code == 0, result.output
-    assert "in ar" in result.output
+    said = " ".join(result.output.split())
+    assert "reply delivered as message" in said
+    assert "reading Arabic (ar): machine translation, not reviewed" in said
     # The guardian's name is protected like a date or a time.
     assert recorder.seen[-1] == ("table", "en", "ar", "Yes, [1]: the bus stops at the school at [2].")
     sent = [m for m in run_json(cli, ["sandbox", "outbox"], config) if m["conversation"]]
@@ -57,6 +59,29 @@ def test_without_an_engine_the_inbox_keeps_the_original_and_says_so_plainly(tmp_
 
     result = cli(["reply", str(item["id"]), "The bus stops at the school at 7:15 AM."], config)
     assert result.exit_code == 0, result.output
+    # The Arabic catalog has the note: the staff member is told the answer went in English.
+    assert "reading Arabic (ar): English, with a note in their language" in " ".join(result.output.split())
     (sent,) = [m for m in run_json(cli, ["sandbox", "outbox"], config) if m["conversation"]]
     note = "لم نتمكن بعد من ترجمة هذه الرسالة إلى لغتك. إليك الرسالة باللغة الإنجليزية."
     assert note in sent["body"] and "The bus stops at the school at 7:15 AM." in sent["body"]
+
+
+def test_an_answer_nothing_translates_is_reported_as_english_with_an_english_note(tmp_path, cli, make_config):
+    # Nothing covers Haitian Creole or Ukrainian here: the answer and its note go in English, and
+    # the command says exactly that (not "in ht").
+    config = make_config(engines=[])
+    families = write_families(tmp_path / "families.csv", 2, ("ht", "uk"))
+    assert cli(["families", "import", str(families)], config).exit_code == 0
+    for address, name in (("+19135550000", "Haitian Creole (ht)"), ("+19135550001", "Ukrainian (uk)")):
+        question = "Eske gen yon bis? / Чи є автобус?"
+        asked = run_json(cli, ["sandbox", "reply", "--from", address, question], config)
+        result = cli(["reply", str(asked["inbound_id"]), "Yes, the bus leaves at 5 PM."], config)
+        assert result.exit_code == 0, result.output
+        said = " ".join(result.output.split())
+        assert f"reading {name}: English, with a note in English" in said, said
+        assert "delivered" in said
+    sent = [m for m in run_json(cli, ["sandbox", "outbox"], config) if m["conversation"]]
+    assert len(sent) == 2
+    for message in sent:
+        assert message["body"].startswith("We could not translate this message into your language yet.")
+        assert "Yes, the bus leaves at 5 PM." in message["body"]

@@ -352,6 +352,8 @@ async def test_inbox_scope_and_reply(web: Any) -> None:
     assert reply.status == 201, await reply.text()
     sent = await reply.json()
     assert sent["channel"] == "sms" and sent["language"] == "es-MX"
+    # No engine here: the answer goes in English, with the note from the Spanish catalog.
+    assert sent["received"] == "english" and sent["translation"] == "fallback"
     async with web.gw.db.session() as session:
         row = await session.get(OutboxMessage, sent["message_id"])
         assert row.address == "+19135550111" and row.conversation
