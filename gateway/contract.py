@@ -134,7 +134,9 @@ class PluginContext:
 
     async def queue_reply(self, inbound_id: int, text: str, *, author: str = "plugin") -> QueuedReply:
         """Answer a family's reply (an inbox item): ``text`` is translated into the family's
-        language and queued on the channel the reply came from, like a staff answer."""
+        language and queued on the channel the reply came from, like a staff answer. Raises
+        :class:`~gateway.errors.StaffFacingError` (nothing queued) when the family opted out of
+        that channel or its address there does not work."""
         row = await self._gateway.inbound.staff_reply(inbound_id, text, staff=author)
         return QueuedReply(message_id=row.id, channel=row.channel, language=row.language, status=row.status)
 

@@ -39,3 +39,9 @@ ENGINE_FAILED = S_(
 PROCESSING_FAILED = S_(
     "The gateway could not process this reply (%(attempts)s tries, %(error)s): read it and answer by hand."
 )
+
+#: A staff answer that cannot go: the family's address is closed on that channel.
+REPLY_NOT_ALLOWED = S_(
+    "This family cannot be written to on %(channel)s: they opted out there, or the address does not "
+    "work. Nothing was sent."
+)

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.channels import InboundMessage, InboundOutcome
 from gateway.domain.languages import LanguageError, display_name, normalize_language
+from gateway.errors import StaffFacingError
 from gateway.inbound import notes
 from gateway.inbound.answers import AnswerMatcher
 from gateway.inbound.detect import LanguageDetector
@@ -36,6 +37,7 @@ from gateway.staff_text import StaffNote
 from gateway.storage.db import database_unavailable
 from gateway.storage.endpoints import (
     ChannelState,
+    blocked_pairs,
     channel_states,
     effective_state,
     find_endpoints,
@@ -763,7 +765,9 @@ class InboundPipeline:
 
     # -- staff replies ------------------------------------------------------------------
     async def staff_reply(self, inbound_id: int, text: str, staff: str | None = None) -> OutboxMessage:
-        """Translate a staff answer into the family's language and queue it on their channel."""
+        """Translate a staff answer into the family's language and queue it on their channel;
+        :class:`StaffFacingError` (nothing queued) when the family opted out of that channel or
+        its address there does not work."""
         gw = self.gateway
         async with gw.db.session() as session:
             record = await session.get(InboundRecord, inbound_id)
@@ -772,6 +776,9 @@ class InboundPipeline:
             guardian = await session.get(Guardian, record.guardian_id) if record.guardian_id else None
             family = await session.get(Family, record.family_id) if record.family_id else None
             endpoint = await session.get(Endpoint, record.endpoint_id) if record.endpoint_id else None
+            if endpoint is not None and await blocked_pairs(session, [(endpoint.id, record.channel)]):
+                # It would only be cancelled at dispatch: say so now, and queue nothing.
+                raise StaffFacingError(StaffNote(notes.REPLY_NOT_ALLOWED, {"channel": record.channel}))
             language = guardian.language if guardian else (record.language or "en")
             strings = await gw.composer.strings(
                 language,

@@ -128,6 +128,19 @@ def test_staff_reply_goes_on_the_channel_the_family_used(cli: Any, families: Pat
     assert missing.exit_code == 2 and "9999" in missing.output
 
 
+def test_staff_reply_to_a_family_that_opted_out_is_refused(cli: Any, families: Path) -> None:
+    config = families
+    asked = reply(cli, config, MARIA, "¿Hay transporte para la reunión del jueves?")
+    assert reply(cli, config, MARIA, "STOP")["classification"] == "opt_out"
+    before = len(sent_to(cli, config, MARIA))
+    refused = cli(["reply", str(asked["inbound_id"]), "Yes, there is a bus."], config)
+    assert refused.exit_code == 2
+    assert "cannot be written to on sms" in refused.output and "Nothing was sent." in refused.output
+    assert len(sent_to(cli, config, MARIA)) == before
+    items = {i["id"]: i for i in jcall(cli, ["inbox", "--json"], config)}
+    assert items[asked["inbound_id"]]["answered"] is False
+
+
 def test_language_detection_of_free_text() -> None:
     from gateway.inbound.detect import LanguageDetector
 

@@ -360,6 +360,27 @@ async def test_inbox_scope_and_reply(web: Any) -> None:
     assert ("roosevelt@district.example", "inbox.reply", str(item["id"])) in await audit_actions(web.gw)
 
 
+async def test_a_reply_to_a_family_that_opted_out_is_refused_and_nothing_queued(web: Any) -> None:
+    asked = await inject_reply(web.gw, "+19135550111", "¿Hay bus para la reunión?", "sms")
+    await inject_reply(web.gw, "+19135550111", "STOP", "sms")  # then the family opts out of SMS
+    async with web.gw.db.session() as session:
+        before = await session.scalar(select(func.count(OutboxMessage.id)))
+    path = f"/api/inbox/{asked['inbound_id']}/reply"
+    reply = await web.client.post(path, json={"text": "Yes, at 5 pm."}, headers=web.auth("roosevelt"))
+    assert reply.status == 400
+    assert "cannot be written to on sms" in (await reply.json())["error"]
+    # The inbox page says the same beside the item (in the staff member's language).
+    await web.login("roosevelt@district.example")
+    token = await web.csrf("/inbox")
+    page = await web.client.post(
+        f"/inbox/{asked['inbound_id']}/reply", data={"csrf_token": token, "text": "Yes, at 5 pm."}
+    )
+    assert page.status == 400
+    assert "opted out there, or the address does not work. Nothing was sent." in await page.text()
+    async with web.gw.db.session() as session:
+        assert await session.scalar(select(func.count(OutboxMessage.id))) == before
+
+
 async def test_reach_report_scoped(web: Any) -> None:
     body = {"event": EVENT, "audience": "", "channels": ["sms", "email"]}
     response = await web.client.post("/api/broadcasts", json=body, headers=web.auth("admin"))
