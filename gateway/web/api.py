@@ -24,6 +24,7 @@ from gateway.storage.db import database_unavailable
 from gateway.web import actions, queries
 from gateway.web.app import GATEWAY_KEY
 from gateway.web.auth import api_identity
+from gateway.web.downloads import csv_download
 from gateway.web.openapi import openapi_document
 
 __all__ = ["add_api_routes"]
@@ -343,12 +344,7 @@ async def survey_results(request: web.Request, staff: StaffIdentity) -> web.Stre
     if results is None:
         return error(404, "no such survey")
     if q.get("format") == "csv":
-        return web.Response(
-            text=results_csv(results),
-            content_type="text/csv",
-            charset="utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{results["survey_id"]}-results.csv"'},
-        )
+        return csv_download(results_csv(results), f"{results['survey_id']}-results.csv")
     return json_response(results)
 
 
@@ -371,12 +367,7 @@ async def survey_responses(request: web.Request, staff: StaffIdentity) -> web.St
     if data is None:
         return error(404, "no such survey")
     if request.query.get("format") == "csv":
-        return web.Response(
-            text=responses_csv(data),
-            content_type="text/csv",
-            charset="utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{data["survey_id"]}-responses.csv"'},
-        )
+        return csv_download(responses_csv(data), f"{data['survey_id']}-responses.csv")
     return json_response(data)
 
 

@@ -56,6 +56,7 @@ from gateway.web.compose import (
     parse_compose,
     text_source,
 )
+from gateway.web.downloads import csv_download
 from gateway.web.follow_up import (
     OUTCOMES,
     broadcast_families,
@@ -620,12 +621,7 @@ async def broadcast_call_list(request: web.Request, staff: StaffIdentity) -> web
         return not_found(request, staff)
     families = await broadcast_families(_gw(request), status["broadcast_id"], staff.scope)
     assert families is not None
-    return web.Response(
-        text=call_list_csv(families),
-        content_type="text/csv",
-        charset="utf-8",
-        headers={"Content-Disposition": f'attachment; filename="call-list-{status["broadcast_id"]}.csv"'},
-    )
+    return csv_download(call_list_csv(families), f"call-list-{status['broadcast_id']}.csv")
 
 
 @page
@@ -720,11 +716,9 @@ async def survey_call_list(request: web.Request, staff: StaffIdentity) -> web.St
     responses = await survey_responses(gw, request.match_info["survey_id"], staff.scope)
     if responses is None:
         return not_found(request, staff)
-    return web.Response(
-        text=survey_call_list_csv(gw, responses, await guardian_phones(gw, responses["responses"])),
-        content_type="text/csv",
-        charset="utf-8",
-        headers={"Content-Disposition": f'attachment; filename="call-list-{responses["survey_id"]}.csv"'},
+    phones = await guardian_phones(gw, responses["responses"])
+    return csv_download(
+        survey_call_list_csv(gw, responses, phones), f"call-list-{responses['survey_id']}.csv"
     )
 
 
@@ -740,12 +734,7 @@ async def survey_csv(request: web.Request, staff: StaffIdentity) -> web.StreamRe
     )
     if results is None:
         return not_found(request, staff)
-    return web.Response(
-        text=results_csv(results),
-        content_type="text/csv",
-        charset="utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{results["survey_id"]}-results.csv"'},
-    )
+    return csv_download(results_csv(results), f"{results['survey_id']}-results.csv")
 
 
 # -- reach ------------------------------------------------------------------------------------------
@@ -935,12 +924,7 @@ async def families_export(request: web.Request, staff: StaffIdentity) -> web.Str
                     ]
                 )
     await audit(_gw(request), staff.email, "families.export", None, {"families": len(rows)})
-    return web.Response(
-        text=out.getvalue(),
-        content_type="text/csv",
-        charset="utf-8",
-        headers={"Content-Disposition": 'attachment; filename="families.csv"', **SECURITY_HEADERS},
-    )
+    return csv_download(out.getvalue(), "families.csv", SECURITY_HEADERS)
 
 
 @page

@@ -305,7 +305,8 @@ async def test_survey_post_results_scoped(web: Any) -> None:
     assert (await web.client.get("/api/surveys/bus-2030/results", headers=web.auth("lincoln"))).status == 404
     csv_response = await web.client.get("/api/surveys/bus-2030/results?format=csv", headers=web.auth("admin"))
     assert csv_response.status == 200
-    assert "rides_bus" in await csv_response.text()
+    csv_text = await csv_response.text()
+    assert "rides_bus" in csv_text and csv_text.startswith("\ufeff")  # marked UTF-8 for spreadsheets
     by_language = await (
         await web.client.get("/api/surveys/bus-2030/results?language=so", headers=web.auth("admin"))
     ).json()

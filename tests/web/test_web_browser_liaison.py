@@ -93,7 +93,9 @@ async def test_a_liaison_does_the_whole_job(server: Server, browser: Browser, tm
     download = await download_info.value
     saved = tmp_path / "call-list.csv"
     await download.save_as(str(saved))
-    rows = list(csv.DictReader(io.StringIO(await asyncio.to_thread(saved.read_text, encoding="utf-8"))))
+    data = await asyncio.to_thread(saved.read_bytes)
+    assert data.startswith("\ufeff".encode())  # marked UTF-8: Excel shows the names as written
+    rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
     assert rows and {"guardian", "language", "phone", "reason"} <= set(rows[0])
     assert "Maria Hernández" not in {r["guardian"] for r in rows}
 

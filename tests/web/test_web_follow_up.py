@@ -124,7 +124,9 @@ async def test_family_by_family_and_the_call_list(web: Any) -> None:
     assert "no answer" in everyone
     call_list = await web.client.get(f"/broadcasts/{broadcast_id}/call-list.csv")
     assert call_list.status == 200
-    rows = list(csv.DictReader(io.StringIO(await call_list.text())))
+    text = await call_list.text()
+    assert text.startswith("\ufeff")  # marked UTF-8 for spreadsheets
+    rows = list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"))))
     assert rows and set(rows[0]) == {"guardian", "language", "phone", "reason", "family_id"}
     assert "Maria Hernández" not in {r["guardian"] for r in rows}  # she answered
     assert any(r["reason"] == "has not answered the RSVP" and r["phone"] for r in rows)

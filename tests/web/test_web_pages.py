@@ -246,6 +246,28 @@ async def test_compose_preview_says_in_which_language_the_english_note_is(web: A
     assert "your text: English, with a note in their language" in sources["es"], sources["es"]
 
 
+async def test_csv_downloads_open_in_a_spreadsheet_with_names_as_written(web: Any, tmp_path: Any) -> None:
+    # Excel reads a CSV without a byte-order mark in the computer's legacy code page: every
+    # download is marked UTF-8.
+    rows = (
+        "family_id,guardian_name,language,phone,email,telegram_chat_id,preferred_channel,school,grade,"
+        "student_name,timezone,tags\n"
+        "V900,Nguyễn Thị Đặng,vi,+19135550911,,,sms,Lincoln,6,Trần Văn Bảo,America/Chicago,\n"
+        "A901,محمد أحمد,ar,+19135550912,,,sms,Lincoln,6,ليلى أحمد,America/Chicago,\n"
+    )
+    path = tmp_path / "names.csv"
+    path.write_text(rows, encoding="utf-8")
+    await import_families(web.gw, path, progress=False)
+    await web.login("admin@district.example")
+    export = await web.client.get("/families/export.csv")
+    assert export.status == 200
+    assert export.headers["Content-Disposition"] == 'attachment; filename="families.csv"'
+    body = await export.read()
+    assert body.startswith(b"\xef\xbb\xbf")
+    text = body.decode("utf-8-sig")
+    assert "Nguyễn Thị Đặng" in text and "محمد أحمد" in text and "Trần Văn Bảo" in text
+
+
 async def test_compose_errors_are_shown_not_500(web: Any) -> None:
     await web.login("admin@district.example")
     token = await web.csrf("/compose")
@@ -279,6 +301,7 @@ async def test_survey_page_filters_and_csv(web: Any) -> None:
     assert 'data-answer="no"' in page and 'data-answer="yes"' not in page
     csv_text = await (await web.client.get("/surveys/bus/results.csv")).text()
     assert "rides_bus" in csv_text and "Roosevelt" not in csv_text
+    assert csv_text.startswith("\ufeff")  # marked UTF-8 for spreadsheets
     await web.client.post("/logout", data={"csrf_token": await web.csrf()})
     await web.login("admin@district.example")
     page = await (await web.client.get("/surveys/bus?language=es-MX")).text()

@@ -111,6 +111,6 @@ async def test_survey_answers_guardian_by_guardian_and_its_call_list(web: Any) -
     assert "Maria Hernández" in page and ">bus<" in page
     call_list = await (await web.client.get("/surveys/getting-to-school/call-list.csv")).text()
     lines = call_list.splitlines()
-    assert lines[0] == "guardian,language,phone,reason,family_id"
+    assert lines[0] == "\ufeffguardian,language,phone,reason,family_id"  # marked UTF-8 for spreadsheets
     assert len(lines) > 1 and not any("Maria Hernández" in line for line in lines)
     assert all(line.endswith(tuple(f"F{n:03d}" for n in range(1000))) for line in lines[1:])
