@@ -7,12 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gateway.families import import_families
+from web_helpers import import_rows
 
-HEADER = (
-    "family_id,guardian_name,language,phone,email,telegram_chat_id,preferred_channel,school,grade,"
-    "student_name,timezone,tags\n"
-)
 NAMES = (
     "L300,Nguyễn Thị Đặng,vi,+19135550301,,,sms,Lincoln,2,Trần Văn Bảo,America/Chicago,\n"
     "L301,Ayşe Yılmaz,tr,+19135550302,,,sms,Lincoln,4,İbrahim Işık,America/Chicago,\n"
@@ -23,9 +19,7 @@ NAMES = (
 
 
 async def _import(web: Any, tmp_path: Path, rows: str, name: str = "names.csv") -> None:
-    path = tmp_path / name
-    path.write_text(HEADER + rows, encoding="utf-8")
-    await import_families(web.gw, path, progress=False)
+    await import_rows(web.gw, tmp_path, rows, name)
 
 
 async def _found(web: Any, query: str, who: str = "admin") -> list[str]:

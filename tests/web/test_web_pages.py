@@ -8,9 +8,8 @@ from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
-from web_helpers import PASSWORD, csrf_from
+from web_helpers import PASSWORD, csrf_from, import_rows
 
-from gateway.families import import_families
 from gateway.sandbox_tools import inject_reply
 from gateway.storage.models import AuditEntry, Broadcast, Guardian
 
@@ -219,18 +218,22 @@ async def test_compose_preview_and_idempotent_send(web: Any) -> None:
     assert (await web.client.get(location)).status == 404
 
 
+#: Lincoln families in languages no catalog or engine covers here.
+UNCOVERED_LANGUAGES = (
+    "U900,Olena Kovalenko,uk,+19135550901,,,sms,Lincoln,6,Ivan Kovalenko,America/Chicago,\n"
+    "H901,Jean Pierre,ht,+19135550902,,,sms,Lincoln,6,Marie Pierre,America/Chicago,\n"
+)
+#: Lincoln families whose names are not in Latin-1.
+NAMES_IN_OTHER_SCRIPTS = (
+    "V900,Nguyễn Thị Đặng,vi,+19135550911,,,sms,Lincoln,6,Trần Văn Bảo,America/Chicago,\n"
+    "A901,محمد أحمد,ar,+19135550912,,,sms,Lincoln,6,ليلى أحمد,America/Chicago,\n"
+)
+
+
 async def test_compose_preview_says_in_which_language_the_english_note_is(web: Any, tmp_path: Any) -> None:
     # Families whose language nothing translates (no catalog, no engine here) get English with an
     # English note: the preview must not tell the liaison the note is in their language.
-    rows = (
-        "family_id,guardian_name,language,phone,email,telegram_chat_id,preferred_channel,school,grade,"
-        "student_name,timezone,tags\n"
-        "U900,Olena Kovalenko,uk,+19135550901,,,sms,Lincoln,6,Ivan Kovalenko,America/Chicago,\n"
-        "H901,Jean Pierre,ht,+19135550902,,,sms,Lincoln,6,Marie Pierre,America/Chicago,\n"
-    )
-    path = tmp_path / "uncovered.csv"
-    path.write_text(rows, encoding="utf-8")
-    await import_families(web.gw, path, progress=False)
+    await import_rows(web.gw, tmp_path, UNCOVERED_LANGUAGES)
     await web.login("lincoln@district.example")
     token = await web.csrf("/compose")
     preview = await web.client.post("/compose", data=compose_form(token, action="preview"))
@@ -249,15 +252,7 @@ async def test_compose_preview_says_in_which_language_the_english_note_is(web: A
 async def test_csv_downloads_open_in_a_spreadsheet_with_names_as_written(web: Any, tmp_path: Any) -> None:
     # Excel reads a CSV without a byte-order mark in the computer's legacy code page: every
     # download is marked UTF-8.
-    rows = (
-        "family_id,guardian_name,language,phone,email,telegram_chat_id,preferred_channel,school,grade,"
-        "student_name,timezone,tags\n"
-        "V900,Nguyễn Thị Đặng,vi,+19135550911,,,sms,Lincoln,6,Trần Văn Bảo,America/Chicago,\n"
-        "A901,محمد أحمد,ar,+19135550912,,,sms,Lincoln,6,ليلى أحمد,America/Chicago,\n"
-    )
-    path = tmp_path / "names.csv"
-    path.write_text(rows, encoding="utf-8")
-    await import_families(web.gw, path, progress=False)
+    await import_rows(web.gw, tmp_path, NAMES_IN_OTHER_SCRIPTS)
     await web.login("admin@district.example")
     export = await web.client.get("/families/export.csv")
     assert export.status == 200
