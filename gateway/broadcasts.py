@@ -27,6 +27,7 @@ __all__ = [
     "preview_survey",
     "preview_template",
     "refuse_past_event",
+    "parse_send_time",
     "send_broadcast",
     "send_survey",
     "store_event",
@@ -37,6 +38,26 @@ EVENT_TEMPLATES = ("workshop_invitation",)
 ALREADY_STARTED = S_(
     "broadcast %(broadcast_id)s has started (%(sent)s messages sent): it can no longer be cancelled"
 )
+
+
+def parse_send_time(value: object, name: str = "at") -> datetime | None:
+    """A send time as staff give it (``--at``, the API's ``at``): ISO 8601 with a UTC offset,
+    still to come; ``None`` when not given (send now). :class:`GatewayError` naming ``name``
+    otherwise — a time that has passed is refused, not sent at once (a mistyped year would
+    otherwise send the broadcast now)."""
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise GatewayError(f"{name}: an ISO 8601 string")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise GatewayError(f"{name} {value!r}: not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise GatewayError(f"{name} {value!r}: add a UTC offset, e.g. 2027-03-01T09:00:00-06:00")
+    if moment <= utcnow():
+        raise GatewayError(f"{name} {value!r}: this time has passed (leave it out to send now)")
+    return moment
 
 
 def refuse_past_event(spec: EventSpec, send_at: datetime | None = None) -> None:

@@ -490,15 +490,12 @@ def _split(value: str | None) -> list[str] | None:
 
 
 def _parse_at(value: str | None) -> datetime | None:
-    if not value:
-        return None
+    from gateway.broadcasts import parse_send_time
+
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"--at {value!r}: not an ISO 8601 time") from None
-    if moment.tzinfo is None:
-        raise typer.BadParameter(f"--at {value!r}: add a UTC offset, e.g. 2027-03-01T09:00:00-06:00")
-    return moment
+        return parse_send_time(value, "--at")
+    except GatewayError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 # -- surveys -----------------------------------------------------------------------------------

@@ -7,12 +7,12 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
 
+from gateway.broadcasts import parse_send_time
 from gateway.config import format_validation_error
 from gateway.domain.events import EventSpec
 from gateway.domain.surveys import SurveySpec
@@ -104,21 +104,6 @@ async def read_object(request: web.Request) -> dict[str, Any]:
 
 def _gw(request: web.Request) -> Any:
     return request.app[GATEWAY_KEY]
-
-
-def parse_time(value: Any, name: str = "at") -> datetime | None:
-    """An ISO 8601 time with a UTC offset, or ``None``."""
-    if value in (None, ""):
-        return None
-    if not isinstance(value, str):
-        raise GatewayError(f"{name}: an ISO 8601 string")
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise GatewayError(f"{name} {value!r}: not an ISO 8601 time") from None
-    if moment.tzinfo is None:
-        raise GatewayError(f"{name} {value!r}: add a UTC offset, e.g. 2027-03-01T09:00:00-06:00")
-    return moment
 
 
 def parse_channels(value: Any) -> list[str] | None:
@@ -269,7 +254,7 @@ async def broadcasts_create(request: web.Request, staff: StaffIdentity) -> web.R
         event=spec,
         audience=_str_field(body, "audience"),
         channels=parse_channels(body.get("channels")),
-        send_at=parse_time(body.get("at")),
+        send_at=parse_send_time(body.get("at")),
         urgent=body.get("urgent", False),
         policy=_str_field(body, "policy", "preferred") or "preferred",
         dry_run=body.get("dry_run", False),
@@ -318,7 +303,7 @@ async def surveys_create(request: web.Request, staff: StaffIdentity) -> web.Resp
         spec,
         audience=_str_field(extra, "audience"),
         channels=parse_channels(extra.get("channels")),
-        send_at=parse_time(extra.get("at")),
+        send_at=parse_send_time(extra.get("at")),
     )
     keys = ("survey_id", "broadcast_id", "families", "messages", "by_language", "by_channel", "skipped")
     return json_response({k: summary.get(k) for k in keys}, status=201)

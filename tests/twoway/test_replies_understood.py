@@ -84,6 +84,12 @@ def test_no_invitation_to_the_past(cli: Any, families: Path, tmp_path: Path) -> 
     at = (datetime.now(UTC) + timedelta(days=2)).isoformat()
     result = cli(["broadcast", "send", "workshop_invitation", "--event", str(too_late), "--at", at], families)
     assert result.exit_code == 2 and "after the event" in result.output
+    # A send time that has passed (a mistyped year) is refused, not sent at once.
+    passed = (datetime.now(UTC) - timedelta(days=366)).isoformat()
+    survey = ["survey", "send", str(EXAMPLES / "transport-survey.yaml")]
+    for command in (["broadcast", "send", "workshop_invitation", "--event", str(too_late)], survey):
+        result = cli([*command, "--at", passed], families)
+        assert result.exit_code == 2 and "this time has passed" in " ".join(result.output.split()), command
     assert jcall(cli, ["sandbox", "outbox", "--json"], families) == []
     assert rsvps_missing(cli, families, "gone")
 

@@ -225,6 +225,7 @@ MALFORMED = (
     (b"[1, 2]", "JSON object"),
     (json.dumps({"event": EVENT, "at": "tomorrow"}).encode(), "ISO 8601"),
     (json.dumps({"event": EVENT, "at": f"{UPCOMING_DAY}T09:00:00"}).encode(), "UTC offset"),
+    (json.dumps({"event": EVENT, "at": "2020-01-06T09:00:00-06:00"}).encode(), "this time has passed"),
     (json.dumps({"event": {"id": "x"}}).encode(), "title"),
     (json.dumps({"event": 42}).encode(), "event"),
     (json.dumps({"event": EVENT, "channels": ["pigeon"]}).encode(), "pigeon"),
