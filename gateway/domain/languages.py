@@ -1,8 +1,10 @@
 """Language codes: BCP 47 validation, suggestions for common mistakes, Babel locales, direction.
 
 A family's language is stored as given (canonical case: ``es-MX``, ``zh-Hans``, ``prs``). For
-catalogs and engines it is looked up from the most specific form to the least (``es-MX`` →
-``es``), and for formatting it maps to the nearest locale Babel has (``prs`` → ``fa_AF``).
+catalogs, engines and word tables it is looked up from the most specific form to the least
+(``es-MX`` → ``es``), through the script it is most likely written in when the tag names none
+(CLDR's likely subtags: ``zh-CN`` and ``zh`` → ``zh-Hans``, ``zh-TW`` and ``zh-HK`` →
+``zh-Hant``); for formatting it maps to the nearest locale Babel has (``prs`` → ``fa_AF``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from functools import lru_cache
 from types import ModuleType
 
 from babel import Locale, UnknownLocaleError
+from babel.core import get_global
 
 __all__ = [
     "LanguageError",
@@ -20,6 +23,7 @@ __all__ = [
     "display_name",
     "fallback_chain",
     "is_rtl",
+    "likely_script",
     "normalize_language",
 ]
 
@@ -39,8 +43,6 @@ COMMON_MISTAKES: dict[str, str] = {
     "vn": "vi",
     "cn": "zh-Hans",
     "ch": "zh-Hans",
-    "zh-cn": "zh-Hans",
-    "zh-tw": "zh-Hant",
     "jp": "ja",
     "kr": "ko",
     "gr": "el",
@@ -132,10 +134,38 @@ def autonym(code: str) -> str:
 
 
 @lru_cache(maxsize=512)
-def fallback_chain(code: str) -> tuple[str, ...]:
-    """Most to least specific forms of a tag: ``zh-Hans-CN`` → (``zh-Hans-CN``, ``zh-Hans``, ``zh``)."""
+def likely_script(code: str) -> str | None:
+    """The script a tag that names none is most likely written in (CLDR's likely subtags, by
+    language and region, then by language): ``zh-CN`` → ``Hans``, ``zh-TW`` → ``Hant``,
+    ``pa-PK`` → ``Arab``. None when the tag names its script or CLDR does not know it."""
     parts = code.split("-")
-    return tuple("-".join(parts[:i]) for i in range(len(parts), 0, -1))
+    if any(len(p) == 4 and p.isalpha() for p in parts[1:2]):
+        return None
+    language = parts[0].lower()
+    regions = [p.upper() for p in parts[1:] if (len(p) == 2 and p.isalpha()) or (len(p) == 3 and p.isdigit())]
+    region = regions[0] if regions else None
+    likely = get_global("likely_subtags")
+    for key in (f"{language}_{region}", language) if region else (language,):
+        found = likely.get(key)
+        if found:
+            subtags = found.split("_")
+            return subtags[1] if len(subtags) > 1 and len(subtags[1]) == 4 else None
+    return None
+
+
+@lru_cache(maxsize=512)
+def fallback_chain(code: str) -> tuple[str, ...]:
+    """Most to least specific forms of a tag: ``zh-Hans-CN`` → (``zh-Hans-CN``, ``zh-Hans``, ``zh``).
+    A tag without a script goes through its likely script before the bare language:
+    ``zh-CN`` → (``zh-CN``, ``zh-Hans-CN``, ``zh-Hans``, ``zh``) — so a family recorded as
+    ``zh-CN`` reads the Simplified Chinese catalog, and one recorded as ``zh-TW`` never does."""
+    parts = code.split("-")
+    chain = ["-".join(parts[:i]) for i in range(len(parts), 0, -1)]
+    script = likely_script(code)
+    if script is not None:
+        scripted = [parts[0], script, *parts[1:]]
+        chain[1:1] = ["-".join(scripted[:i]) for i in range(len(scripted), 1, -1)]
+    return tuple(dict.fromkeys(chain))
 
 
 @lru_cache(maxsize=512)
