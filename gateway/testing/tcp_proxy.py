@@ -17,7 +17,9 @@ __all__ = ["TcpProxy"]
 
 
 class TcpProxy:
-    """Forwards ``127.0.0.1:port`` to ``target_host:target_port``."""
+    """Forwards ``127.0.0.1:port`` to ``target_host:target_port`` — or, when ``target_host`` is
+    a path, to that Unix socket (a server reached only through one still gets a TCP path to
+    cut)."""
 
     def __init__(self, target_host: str, target_port: int, port: int | None = None) -> None:
         self.target_host = target_host
@@ -57,9 +59,12 @@ class TcpProxy:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         try:
-            upstream_reader, upstream_writer = await asyncio.open_connection(
-                self.target_host, self.target_port
-            )
+            if self.target_host.startswith("/"):
+                upstream_reader, upstream_writer = await asyncio.open_unix_connection(self.target_host)
+            else:
+                upstream_reader, upstream_writer = await asyncio.open_connection(
+                    self.target_host, self.target_port
+                )
         except OSError:
             writer.transport.abort()
             return

@@ -210,7 +210,19 @@ async def _metrics(live: LiveGateway) -> dict[tuple[str, tuple[tuple[str, str], 
 
 
 def _proxied(url: str, proxy: TcpProxy) -> str:
-    return make_url(url).set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    proxied = make_url(url).difference_update_query(["host", "port"]).set(host="127.0.0.1", port=proxy.port)
+    return proxied.render_as_string(hide_password=False)
+
+
+def _upstream(url: str) -> tuple[str, int]:
+    """Where the proxy forwards to: the server's TCP address, or the file of its Unix socket
+    (a URL with a socket folder as host, or ``?host=/folder``, as a throwaway server has)."""
+    parsed = make_url(url)
+    host = parsed.host or str(parsed.query.get("host") or "/var/run/postgresql")
+    port = parsed.port or int(str(parsed.query.get("port") or 5432))
+    if host.startswith("/"):
+        return f"{host}/.s.PGSQL.{port}", port
+    return host, port
 
 
 async def test_postgresql_connections_killed_and_server_unreachable(
@@ -220,9 +232,7 @@ async def test_postgresql_connections_killed_and_server_unreachable(
 
     url = await clone_pg_database(pg_template)
     parsed = make_url(url)
-    if not parsed.host or parsed.host.startswith("/"):
-        pytest.skip("PostgreSQL is reached through a Unix socket here: no TCP path to cut")
-    proxy = await TcpProxy(parsed.host, parsed.port or 5432).start()
+    proxy = await TcpProxy(*_upstream(url)).start()
     admin = await asyncpg.connect(postgres_url())
     try:
         async with live_gateway(
