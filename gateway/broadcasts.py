@@ -24,10 +24,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "cancel_broadcast",
+    "parse_send_time",
     "preview_survey",
     "preview_template",
     "refuse_past_event",
-    "parse_send_time",
     "send_broadcast",
     "send_survey",
     "store_event",

@@ -152,31 +152,23 @@ class _Header:
 def _decoded_lines(data: bytes, errors: list[CsvProblem]) -> str:
     """UTF-8 (BOM or not), or UTF-16 that says so with its BOM; undecodable lines are reported
     and dropped, never guessed."""
+    encoding, reason = "utf-8", "not valid UTF-8 (save the file as 'CSV UTF-8')"
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8) :]
     elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        # What cannot be decoded becomes U+FFFD: such a line is reported and dropped.
-        lines = data.decode("utf-16", errors="replace").split("\n")
-        for number, line in enumerate(lines, start=1):
-            if "\ufffd" in line:
-                reason = "not valid UTF-16 although the file starts as UTF-16 (save the file as 'CSV UTF-8')"
-                errors.append(CsvProblem(number, None, None, None, reason))
-                lines[number - 1] = ""  # keep physical line numbers aligned
-        return "\n".join(lines)
+        encoding = "utf-16"
+        reason = "not valid UTF-16 although the file starts as UTF-16 (save the file as 'CSV UTF-8')"
     try:
-        return data.decode("utf-8")
+        return data.decode(encoding)
     except UnicodeDecodeError:
         pass
-    good: list[str] = []
-    for number, raw in enumerate(data.split(b"\n"), start=1):
-        try:
-            good.append(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            errors.append(
-                CsvProblem(number, None, None, None, "not valid UTF-8 (save the file as 'CSV UTF-8')")
-            )
-            good.append("")  # keep physical line numbers aligned
-    return "\n".join(good)
+    # What cannot be decoded becomes U+FFFD: such a line is reported and dropped.
+    lines = data.decode(encoding, errors="replace").split("\n")
+    for number, line in enumerate(lines, start=1):
+        if "\ufffd" in line:
+            errors.append(CsvProblem(number, None, None, None, reason))
+            lines[number - 1] = ""  # keep physical line numbers aligned
+    return "\n".join(lines)
 
 
 def _header_columns(
@@ -228,13 +220,11 @@ def _header_names(cells: list[str]) -> list[str]:
 
 
 def _separator(text: str) -> str:
-    """The separator of the file's header: a comma, unless only a tab or a semicolon splits the
-    header into the required columns."""
-    first = next(csv.reader(io.StringIO(text, newline="")), None)
-    if first is None or all(c in _header_names(first) for c in REQUIRED):
-        return ","
-    line = text.split("\n", 1)[0]
-    for separator in SEPARATORS[1:]:
+    """The separator of the file's header line: the first of :data:`SEPARATORS` that splits it
+    into the required columns (a comma when none does: the error then names what is missing)."""
+    end = text.find("\n")
+    line = text if end < 0 else text[:end]
+    for separator in SEPARATORS:
         cells = next(csv.reader([line], delimiter=separator), [])
         if all(c in _header_names(cells) for c in REQUIRED):
             return separator

@@ -138,14 +138,12 @@ def likely_script(code: str) -> str | None:
     """The script a tag that names none is most likely written in (CLDR's likely subtags, by
     language and region, then by language): ``zh-CN`` → ``Hans``, ``zh-TW`` → ``Hant``,
     ``pa-PK`` → ``Arab``. None when the tag names its script or CLDR does not know it."""
-    parts = code.split("-")
-    if any(len(p) == 4 and p.isalpha() for p in parts[1:2]):
+    language, *subtags = code.split("-")
+    if subtags and len(subtags[0]) == 4 and subtags[0].isalpha():
         return None
-    language = parts[0].lower()
-    regions = [p.upper() for p in parts[1:] if (len(p) == 2 and p.isalpha()) or (len(p) == 3 and p.isdigit())]
-    region = regions[0] if regions else None
+    region = next((s.upper() for s in subtags if len(s) == 2 or (len(s) == 3 and s.isdigit())), None)
     likely = get_global("likely_subtags")
-    for key in (f"{language}_{region}", language) if region else (language,):
+    for key in (f"{language.lower()}_{region}", language.lower()) if region else (language.lower(),):
         found = likely.get(key)
         if found:
             subtags = found.split("_")
