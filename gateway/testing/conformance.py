@@ -33,19 +33,21 @@ incoming case       the channel must
 ==================  ==============================================================================
 
 A case the channel's protocol has no room for (buttons on SMS, signatures on IMAP, failures of
-the sandbox) raises :class:`NotApplicable` from the adapter with the reason, which
-:func:`run_case_or_skip` turns into a pytest skip. A third-party package runs the suite so::
+the sandbox) raises :class:`NotApplicable` from the adapter with the reason. The package
+declares those cases, and :func:`check_case` holds it to the list both ways: a case that does
+not apply must be declared, and a declared one must not apply — no case is skipped, every one
+can fail. A third-party package runs the suite so::
 
     @pytest.mark.parametrize("case", ALL_CASES, ids=case_id)
     async def test_conformance(case, my_adapter):
-        await run_case_or_skip(my_adapter, case)
+        await check_case(my_adapter, case, not_applicable={"button"})
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -70,8 +72,8 @@ __all__ = [
     "NotApplicable",
     "OutgoingCase",
     "case_id",
+    "check_case",
     "run_case",
-    "run_case_or_skip",
 ]
 
 #: What ``reconcile`` may answer for a message the provider has (its status so far).
@@ -334,12 +336,19 @@ async def run_case(adapter: ChannelAdapter, case: OutgoingCase | IncomingCase) -
         await _run_incoming(adapter, case)
 
 
-async def run_case_or_skip(adapter: ChannelAdapter, case: OutgoingCase | IncomingCase) -> None:
-    """:func:`run_case`, turning :class:`NotApplicable` into a pytest skip with its reason."""
-    import pytest
-
+async def check_case(
+    adapter: ChannelAdapter, case: OutgoingCase | IncomingCase, not_applicable: Collection[str] = ()
+) -> str | None:
+    """:func:`run_case`, with the ids of the cases the channel declares ``not_applicable``: such
+    a case must raise :class:`NotApplicable` (its reason is returned), every other case must
+    pass (None). AssertionError when the channel breaks the contract, or says a case does not
+    apply when it was not declared so, or runs a case declared not to apply."""
     try:
         await run_case(adapter, case)
     except NotApplicable as exc:
-        pytest.skip(f"{case.id}: {exc}")
-
+        assert case.id in not_applicable, (
+            f"{case.id}: the adapter says it does not apply ({exc}); declare it not applicable or make it run"
+        )
+        return str(exc)
+    assert case.id not in not_applicable, f"{case.id}: declared not applicable, yet it ran: undeclare it"
+    return None

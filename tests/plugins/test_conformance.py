@@ -1,8 +1,8 @@
 """The channel conformance suite (gateway.testing.conformance) run by every built-in channel
 against its own local provider: sandbox, twilio_sms, smtp_email, telegram and whatsapp.
 
-A case a channel's protocol has no room for is skipped with the reason (SMS has no buttons,
-IMAP no signature, the sandbox no provider)."""
+A case a channel's protocol has no room for (SMS has no buttons, IMAP no signature, the sandbox
+no provider) is declared in NOT_APPLICABLE; the suite checks the channel agrees, both ways."""
 
 from __future__ import annotations
 
@@ -32,14 +32,35 @@ from gateway.testing.conformance import (
     ChannelAdapter,
     ConformanceContext,
     case_id,
+    check_case,
     run_case,
-    run_case_or_skip,
 )
 from gateway.testing.smtp_server import RecordingSmtpServer
 from gateway.testing.telegram_server import TelegramBotAPIServer
 from gateway.testing.twilio_server import FakeTwilioServer
 
 CHANNELS = ["sandbox", "twilio_sms", "smtp_email", "telegram", "whatsapp"]
+#: The cases each channel's protocol has no room for — and only these.
+NOT_APPLICABLE: dict[str, frozenset[str]] = {
+    # No provider (every message is accepted) and no inbound path of its own (replies are
+    # injected by the core: `gateway sandbox reply`).
+    "sandbox": frozenset(
+        {
+            "throttled_with_retry_after",
+            "permanent_failure_with_endpoint_state",
+            "unknown_outcome_then_reconcile",
+            "reply",
+            "button",
+            "duplicate",
+            "bad_signature",
+            "opt_out",
+        }
+    ),
+    "twilio_sms": frozenset({"button"}),  # choices are numbered in the text
+    "smtp_email": frozenset({"button", "bad_signature"}),  # IMAP: an authenticated login, no request
+    "telegram": frozenset(),
+    "whatsapp": frozenset(),
+}
 
 
 @pytest.fixture
@@ -76,8 +97,8 @@ async def adapter(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
 
 @pytest.mark.parametrize("adapter", CHANNELS, indirect=True)
 @pytest.mark.parametrize("case", ALL_CASES, ids=case_id)
-async def test_channel_conformance(adapter: ChannelAdapter, case) -> None:
-    await run_case_or_skip(adapter, case)
+async def test_channel_conformance(adapter: ChannelAdapter, case, request: pytest.FixtureRequest) -> None:
+    await check_case(adapter, case, NOT_APPLICABLE[request.node.callspec.params["adapter"]])
 
 
 # -- the suite catches channels that break the contract ----------------------------------------
@@ -163,3 +184,17 @@ async def test_the_suite_fails_a_channel_that_breaks_the_contract(flaw: str, cas
     await run_case(_CarelessAdapter(flaw="none"), case)  # the honest channel passes
     with pytest.raises(AssertionError):
         await run_case(_CarelessAdapter(flaw), case)
+
+
+async def test_not_applicable_is_held_to_the_declared_list_both_ways() -> None:
+    button = next(c for c in ALL_CASES if c.id == "button")
+    success = next(c for c in ALL_CASES if c.id == "success")
+    # The careless adapter has no buttons (the base adapter's NotApplicable): declared, it passes
+    # with the reason; undeclared, it fails instead of being skipped.
+    assert await check_case(_CarelessAdapter("none"), button, {"button"}) == "the channel has no buttons"
+    with pytest.raises(AssertionError, match="declare it not applicable"):
+        await check_case(_CarelessAdapter("none"), button)
+    # A case declared not applicable that runs fails too: the list cannot go stale.
+    assert await check_case(_CarelessAdapter("none"), success) is None
+    with pytest.raises(AssertionError, match="declared not applicable, yet it ran"):
+        await check_case(_CarelessAdapter("none"), success, {"success"})
