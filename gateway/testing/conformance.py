@@ -190,7 +190,11 @@ class ChannelAdapter(abc.ABC):
         raise NotApplicable("the provider cannot be made to refuse a recipient")
 
     async def lose_next_answer(self) -> None:
-        """Make the provider take the next message but never answer in time."""
+        """Make the provider take the next message but never answer in time.
+
+        Like the other provider actions it is called before :meth:`channel`, so the adapter
+        may build the channel with a short timeout for this case alone and a generous one for
+        every other (a busy machine then never turns a slow local answer into a failure)."""
         raise NotApplicable("the provider cannot be made to lose an answer")
 
     async def reply(self, text: str, provider_id: str) -> bool:
@@ -225,7 +229,19 @@ async def _send_expecting(channel: Channel, message: OutboundMessage, error: typ
     raise AssertionError(f"{channel.name}: send() returned instead of raising {error.__name__}")
 
 
+async def _script_provider(adapter: ChannelAdapter, case: OutgoingCase) -> None:
+    """Tell the provider what to do with the case's message, before the channel is built."""
+    if case.provider == "throttles":
+        assert case.retry_after is not None
+        await adapter.throttle_next(case.retry_after)
+    elif case.provider == "refuses":
+        await adapter.refuse_recipient()
+    elif case.provider == "loses_answer":
+        await adapter.lose_next_answer()
+
+
 async def _run_outgoing(adapter: ChannelAdapter, case: OutgoingCase) -> None:
+    await _script_provider(adapter, case)
     channel = await adapter.channel()
     await adapter.prepare()
     message = adapter.message(case.body)
@@ -237,8 +253,6 @@ async def _run_outgoing(adapter: ChannelAdapter, case: OutgoingCase) -> None:
         assert len(texts) == len(before) + 1, f"{channel.name}: not exactly one message sent"
         assert case.body in texts[-1], f"{channel.name}: the text did not reach the provider"
     elif case.provider == "throttles":
-        assert case.retry_after is not None
-        await adapter.throttle_next(case.retry_after)
         exc = await _send_expecting(channel, message, RetryableSendError)
         assert isinstance(exc, RetryableSendError) and exc.retryable
         if adapter.reports_retry_after:
@@ -247,7 +261,6 @@ async def _run_outgoing(adapter: ChannelAdapter, case: OutgoingCase) -> None:
             )
         assert await adapter.provider_texts() == before, f"{channel.name}: a throttled send went"
     elif case.provider == "refuses":
-        await adapter.refuse_recipient()
         exc = await _send_expecting(channel, message, PermanentSendError)
         assert isinstance(exc, PermanentSendError) and not exc.retryable
         assert exc.endpoint_state == adapter.refused_endpoint_state, (
@@ -255,7 +268,6 @@ async def _run_outgoing(adapter: ChannelAdapter, case: OutgoingCase) -> None:
             f"{adapter.refused_endpoint_state!r}"
         )
     else:
-        await adapter.lose_next_answer()
         await _send_expecting(channel, message, DeliveryUnknownError)
         texts = await adapter.provider_texts()
         assert len(texts) == len(before) + 1, f"{channel.name}: the provider should have it, once"

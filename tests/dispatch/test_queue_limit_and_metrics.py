@@ -71,7 +71,7 @@ async def test_metrics_are_typed_and_count_sends_retries_and_signature_failures(
         config = write_config(
             tmp_path / "gw",
             channels={
-                "sms": twilio_channel(twilio, timeout=0.5),
+                "sms": twilio_channel(twilio, timeout=2.0),
                 "telegram": {
                     "plugin": "telegram",
                     "token": telegram.token,
@@ -84,7 +84,7 @@ async def test_metrics_are_typed_and_count_sends_retries_and_signature_failures(
         )
         await seed_outbox(config, 5)
         twilio.fail_next(503, times=1)
-        twilio.hang_next(1.0, times=1)
+        twilio.hang_next(10.0, times=1)  # well past the timeout: one unknown outcome
         async with open_gateway(config) as gw:
             await gw.dispatcher.run_until_idle()
             client = TestClient(TestServer(create_app(gw)))
