@@ -34,8 +34,8 @@ async def test_transient_errors_all_delivered_once_retry_after_honoured(
     config = write_config(
         tmp_path / "gw",
         db_url,
-        channels={"sms": twilio_channel(twilio, timeout=1, concurrency=4)},
-        dispatch={"backoff_base_seconds": 0.05, "backoff_max_seconds": 0.5, "lease_seconds": 3},
+        channels={"sms": twilio_channel(twilio, timeout=2, concurrency=4)},
+        dispatch={"backoff_base_seconds": 0.05, "backoff_max_seconds": 0.5, "lease_seconds": 10},
     )
     await seed_outbox(config, 40)
     # A share (11 of the first requests) fail: 429 with Retry-After, 500, 503, and hangs
@@ -43,7 +43,7 @@ async def test_transient_errors_all_delivered_once_retry_after_honoured(
     twilio.fail_next(429, 20429, retry_after=2, times=3)
     twilio.fail_next(500, times=3)
     twilio.fail_next(503, times=3)
-    twilio.hang_next(1.5, times=2)
+    twilio.hang_next(5, times=2)
     async with open_gateway(config) as gw:
         await _drain(gw, config)
         metrics = {

@@ -83,7 +83,7 @@ async def test_a_server_that_is_down_is_unreachable(make_engine):
 
 
 async def test_a_slow_server_times_out(server, make_engine):
-    engine = make_engine(server.url, timeout=0.2)
+    engine = make_engine(server.url, timeout=1.0)
     server.slow_down()
     try:
         with pytest.raises(EngineUnavailableError) as caught:
@@ -91,11 +91,11 @@ async def test_a_slow_server_times_out(server, make_engine):
     finally:
         server.release()
     assert caught.value.reason == "timeout"
-    assert "within 0.2 s" in str(caught.value)
+    assert "within 1 s" in str(caught.value)
 
 
 async def test_after_a_timeout_the_server_is_not_asked_again_for_a_while(server, make_engine):
-    engine = make_engine(server.url, timeout=0.2, retry_unreachable_seconds=600)
+    engine = make_engine(server.url, timeout=1.0, retry_unreachable_seconds=600)
     server.slow_down()
     try:
         with pytest.raises(EngineUnavailableError):

@@ -119,7 +119,7 @@ OUTGOING_CASES = [
     OutgoingCase("wrong_auth_token_20003", settings={"auth_token": "not-the-token"},
                  error=PermanentSendError, code="20003", reason_contains="authentication"),
     # --- network ---
-    OutgoingCase("timeout_after_request_sent", settings={"timeout": 0.3},
+    OutgoingCase("timeout_after_request_sent", settings={"timeout": 1.0},
                  script=lambda s: s.hang_next(5), error=DeliveryUnknownError, code="timeout"),
     OutgoingCase("connection_dropped_after_request_sent",
                  script=lambda s: s.disconnect_next(),
@@ -245,7 +245,7 @@ async def test_reconcile_without_sid_lists_by_recipient(
     channel = await make_channel()
     await channel.send(message("Other text"))
     twilio.hang_next(5)
-    channel_fast = await make_channel(timeout=0.3)
+    channel_fast = await make_channel(timeout=1.0)
     with pytest.raises(DeliveryUnknownError):
         await channel_fast.send(message("Field trip on Friday"))
     # The timed-out request never created a message at Twilio: nothing to find.

@@ -243,7 +243,7 @@ async def test_a_wrong_content_sid_raises_a_configuration_alert(make_channel, tw
 
 
 async def test_a_lost_answer_is_unknown_and_reconciled_from_twilio(make_channel, twilio, mount):
-    channel = await make_channel(timeout=0.5)
+    channel = await make_channel(timeout=1.0)
     await family_writes(twilio, await mount(channel))
     twilio.lose_answer_next(5)
 
