@@ -200,6 +200,11 @@ WHY = {
     "bad answer": "the translation engine gave a malformed answer",
     "failed": "the translation engine failed",
 }
+#: The same where only some text stayed English (a reviewed translation had the rest).
+WHY_PARTLY = {
+    "no engine": "no reviewed translation has the event's or the liaison's own words, and no "
+    "machine translation covers the language",
+}
 
 
 def _translation_notes(gw: Gateway, data: dict[str, Any]) -> list[str]:
@@ -220,7 +225,8 @@ def _translation_notes(gw: Gateway, data: dict[str, Any]) -> list[str]:
             machine.append(language)
     notes = []
     for (whole, note_in_english, reasons), languages in english.items():
-        why = "; ".join(WHY.get(r, r) for r in reasons)
+        explain = WHY if whole else {**WHY, **WHY_PARTLY}
+        why = "; ".join(explain.get(r, r) for r in reasons)
         what = "families get the message in English" if whole else "some text stays in English"
         note = "a note in English" if note_in_english else "a note in their language"
         notes.append(

@@ -13,11 +13,12 @@ Two steps, because translation is asynchronous and rendering is not:
    strings still missing, each kept in the memory — or the English source.
 2. :meth:`MessageComposer.render` renders one variant for one family with those strings and
    returns a :class:`ComposedMessage` that knows where each of its strings came from. When any
-   string the family reads is still English, a note says so at the top of the message — in the
-   family's language where a catalog or an engine translates the note, otherwise in English
-   (and previews and summaries then say "a note in English", not "in their language"); when
-   any is a machine translation, e-mail and Telegram messages say so at the end. A message
-   whose text waits for a person (``translation.fallback: hold``) is ``held``.
+   string the family reads is still English, a note says so at the top of the message — that
+   the whole message is in English, or only part of it — in the family's language where a
+   catalog or an engine translates the note, otherwise in English (and previews and summaries
+   then say "a note in English", not "in their language"); when any is a machine translation,
+   e-mail and Telegram messages say so at the end. A message whose text waits for a person
+   (``translation.fallback: hold``) is ``held``.
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ def fallback_note_origin(pieces: Iterable[tuple[str, str, Origin]]) -> Origin | 
     pooled; None when no message carried it."""
     found: Origin | None = None
     for _kind, source, origin in pieces:
-        if source == msg.SOURCE_FALLBACK_NOTE and (found is None or origin.untranslated):
+        if source in msg.FALLBACK_NOTES and (found is None or origin.untranslated):
             found = origin
     return found
 
@@ -383,7 +384,10 @@ class MessageComposer:
         lead = footer = None
         extra: list[Piece] = []
         if origins & {Origin.FALLBACK, Origin.HELD}:
-            lead, piece = self._note(msg.SOURCE_FALLBACK_NOTE, strings, rendered.direction)
+            # The note says what happened: the whole message is English, or only part of it.
+            partly = origins & {Origin.REVIEWED, Origin.MACHINE, Origin.MEMORY}
+            note = msg.PARTIAL_FALLBACK_NOTE if partly else msg.SOURCE_FALLBACK_NOTE
+            lead, piece = self._note(note, strings, rendered.direction)
             extra.append(piece)
         if variant in MACHINE_NOTE_VARIANTS and origins & {Origin.MACHINE, Origin.MEMORY}:
             footer, piece = self._note(msg.MT_NOTE, strings, rendered.direction)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 __all__ = [
     "COMPOSER_MESSAGES",
+    "FALLBACK_NOTES",
     "MAYBE",
     "MT_NOTE",
     "N_",
     "NO",
+    "PARTIAL_FALLBACK_NOTE",
     "RATING_HINT",
     "SOURCE_FALLBACK_NOTE",
     "TELEGRAM_LINK_INVALID",
@@ -35,7 +37,17 @@ MT_NOTE = N_("This message was translated automatically.")
 SOURCE_FALLBACK_NOTE = N_(
     "We could not translate this message into your language yet. Here it is in English."
 )
-"""Prepended when no translation was possible and the English source is sent instead."""
+"""Prepended when nothing in the message could be translated and the English source is sent
+instead."""
+
+PARTIAL_FALLBACK_NOTE = N_(
+    "Part of this message is still in English: we could not translate it into your language yet."
+)
+"""Prepended instead of :data:`SOURCE_FALLBACK_NOTE` when the message is translated except for
+some of its text (an event's title, a liaison's own words) that nothing could translate."""
+
+#: The notes that say a message carries English the family's language could not replace.
+FALLBACK_NOTES = frozenset({SOURCE_FALLBACK_NOTE, PARTIAL_FALLBACK_NOTE})
 
 YES = N_("Yes")
 """Choice label of a yes / RSVP-yes answer."""
@@ -61,5 +73,7 @@ TELEGRAM_LINK_INVALID = N_("Sorry, this link is not valid any more. Please ask y
 TELEGRAM_RESUBSCRIBED = N_("You will receive school messages here again.")
 """Telegram: a chat that had blocked the bot or sent STOP came back."""
 
-COMPOSER_MESSAGES: tuple[str, ...] = (MT_NOTE, SOURCE_FALLBACK_NOTE, YES, NO, MAYBE, RATING_HINT, UNSUBSCRIBE)
+COMPOSER_MESSAGES: tuple[str, ...] = (
+    MT_NOTE, SOURCE_FALLBACK_NOTE, PARTIAL_FALLBACK_NOTE, YES, NO, MAYBE, RATING_HINT, UNSUBSCRIBE,
+)
 """The strings the composer itself may put into a message (notes, answer labels)."""

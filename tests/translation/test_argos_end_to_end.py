@@ -14,7 +14,8 @@ from gateway.testing.argos_package import build_test_package
 from gateway.testing.harness import write_config
 
 DESCRIPTION = "Welcome to our world of reading on March 4; the map is at https://district.example/w."
-ARABIC_NOTE = "لم نتمكن بعد من ترجمة هذه الرسالة إلى لغتك. إليك الرسالة باللغة الإنجليزية."
+#: The Arabic catalog's note for a message translated except for some text (here the description).
+ARABIC_NOTE = "جزء من هذه الرسالة ما زال باللغة الإنجليزية: لم نتمكن بعد من ترجمته إلى لغتك."
 
 
 def test_installed_package_translates_a_broadcast(tmp_path, cli, no_network):

@@ -15,7 +15,8 @@ import yaml
 from babel.messages.pofile import read_po
 from translation_support import EVENT_DESCRIPTION, dispatch, prepare, run_json
 
-from gateway.rendering.messages import SOURCE_FALLBACK_NOTE
+from gateway.rendering.bidi import strip_bidi_controls
+from gateway.rendering.messages import PARTIAL_FALLBACK_NOTE, SOURCE_FALLBACK_NOTE
 from gateway.resources import SHIPPED_LOCALES
 from gateway.testing.harness import open_gateway
 
@@ -219,11 +220,11 @@ def test_rsvp_confirmation_help_reply_staff_reply_and_reminder_in_a_language_wit
         assert not english_lines(message["body"], message["language"]), message["body"]
 
 
-def _catalog_note(language: str) -> str:
-    """The shipped catalog's translation of the "could not translate" note."""
+def _catalog_note(language: str, note: str = SOURCE_FALLBACK_NOTE) -> str:
+    """The shipped catalog's translation of a "could not translate" note."""
     path = SHIPPED_LOCALES / language / "LC_MESSAGES" / "gateway.po"
     with path.open("rb") as handle:
-        found = read_po(handle)[SOURCE_FALLBACK_NOTE]
+        found = read_po(handle)[note]
     assert found is not None and found.string, language
     return str(found.string)
 
@@ -267,9 +268,13 @@ def test_without_an_engine_families_get_english_with_a_note_and_every_summary_sa
     for language in ("prs", "uk"):
         for message in outbox(cli, config, language=language):
             first = message["body"].splitlines()[0]
-            assert "We could not translate this message into your language yet" in first
+            # Nothing is translated: the whole-message note (isolated from Dari's right-to-left).
+            assert strip_bidi_controls(first) == SOURCE_FALLBACK_NOTE, message["body"]
             assert EVENT_DESCRIPTION in message["body"] or message["channel"] == "sms"
-    swahili_note = _catalog_note("sw")
+    # Swahili: the catalog translates the template, not the event's own text — the note says
+    # that part of the message is English, not that all of it is.
+    swahili_note = _catalog_note("sw", PARTIAL_FALLBACK_NOTE)
+    assert swahili_note != _catalog_note("sw")
     for message in outbox(cli, config, language="sw"):
         assert message["body"].splitlines()[0] == swahili_note, message["body"]
 

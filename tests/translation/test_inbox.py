@@ -59,10 +59,11 @@ def test_without_an_engine_the_inbox_keeps_the_original_and_says_so_plainly(tmp_
 
     result = cli(["reply", str(item["id"]), "The bus stops at the school at 7:15 AM."], config)
     assert result.exit_code == 0, result.output
-    # The Arabic catalog has the note: the staff member is told the answer went in English.
+    # The Arabic catalog has the note: the staff member is told the answer went in English, and
+    # the family that its frame is Arabic and the answer English.
     assert "reading Arabic (ar): English, with a note in their language" in " ".join(result.output.split())
     (sent,) = [m for m in run_json(cli, ["sandbox", "outbox"], config) if m["conversation"]]
-    note = "لم نتمكن بعد من ترجمة هذه الرسالة إلى لغتك. إليك الرسالة باللغة الإنجليزية."
+    note = "جزء من هذه الرسالة ما زال باللغة الإنجليزية: لم نتمكن بعد من ترجمته إلى لغتك."
     assert note in sent["body"] and "The bus stops at the school at 7:15 AM." in sent["body"]
 
 

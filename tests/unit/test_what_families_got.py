@@ -9,21 +9,27 @@ from gateway.rendering.composer import (
     fallback_note_origin,
     what_families_got,
 )
-from gateway.rendering.messages import MT_NOTE, SOURCE_FALLBACK_NOTE
+from gateway.rendering.messages import MT_NOTE, PARTIAL_FALLBACK_NOTE, SOURCE_FALLBACK_NOTE
 from gateway.translation.strings import Origin
 
 TITLE = "Reading at Home"
 
 
 def test_english_text_with_a_translated_note_is_english() -> None:
+    # The template is translated, the event's title is not: the note says part is English.
     pieces = {
         ("template", "Will you come?", Origin.REVIEWED),
-        ("template", SOURCE_FALLBACK_NOTE, Origin.REVIEWED),
+        ("template", PARTIAL_FALLBACK_NOTE, Origin.REVIEWED),
         ("text", TITLE, Origin.FALLBACK),
     }
     note = fallback_note_origin(pieces)
     assert note is Origin.REVIEWED
     assert what_families_got((o for _, _, o in pieces), note) == "english"
+    # A note nothing translated is English, whichever of the two it is.
+    untranslated = {("template", PARTIAL_FALLBACK_NOTE, Origin.FALLBACK), ("text", TITLE, Origin.FALLBACK)}
+    assert what_families_got((o for _, _, o in untranslated), fallback_note_origin(untranslated)) == (
+        "english_only"
+    )
 
 
 def test_english_text_with_an_english_note_is_english_only() -> None:
