@@ -1,5 +1,5 @@
 """Text normalisation for matching replies: NFKC, case-, accent- and width-insensitive,
-surrounding punctuation and spacing ignored."""
+emoji keycaps read as their digit, surrounding punctuation and spacing ignored."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ import unicodedata
 __all__ = ["ZAWGYI_THRESHOLD", "normalize_reply", "tokens", "zawgyi_to_unicode"]
 
 _SPACES = re.compile(r"\s+")
+#: How phones draw a character as an emoji, not what it says: the variation selectors and the
+#: keycap frame ("1️⃣" is "1", VS16 and U+20E3).
+_EMOJI_DRESSING = dict.fromkeys(map(ord, "\ufe0e\ufe0f\u20e3"))
 
 
 def _is_edge(ch: str) -> bool:
@@ -42,8 +45,8 @@ def _strip_marks(text: str) -> str:
 
 
 def normalize_reply(text: str) -> str:
-    """``"  ¡Sí! "`` → ``"si"``; ``"ＳＴＯＰ"`` → ``"stop"``."""
-    folded = unicodedata.normalize("NFKC", text).casefold()
+    """``"  ¡Sí! "`` → ``"si"``; ``"ＳＴＯＰ"`` → ``"stop"``; ``"2️⃣"`` → ``"2"``."""
+    folded = unicodedata.normalize("NFKC", text.translate(_EMOJI_DRESSING)).casefold()
     folded = _strip_marks(folded)
     folded = _SPACES.sub(" ", folded).strip()
     return _strip_edges(folded)

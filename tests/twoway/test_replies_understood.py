@@ -156,6 +156,18 @@ def test_rsvps_and_survey_responses_by_name(cli: Any, families: Path, tmp_path: 
     assert any(line.startswith("F001,Maria Hernández,es,sms,completed,") for line in csv_text.splitlines())
 
 
+def test_choice_numbers_as_phones_type_them(cli: Any, families: Path, tmp_path: Path) -> None:
+    # An emoji keycap, a circled digit: what a phone's emoji or symbol keyboard gives for "2".
+    invite(cli, families, event_file(tmp_path, "keys", 4))
+    baraka = "+19135550106"
+    for sender, text in ((MARIA, "2️⃣"), (AMINA, "①"), (baraka, "3️⃣ asante")):
+        assert reply(cli, families, sender, text)["classification"] == "rsvp", text
+    answered = rsvps(cli, families, "keys")
+    assert [i["family_id"] for i in answered["no"]] == ["F001"]
+    assert [i["family_id"] for i in answered["yes"]] == ["F002"]
+    assert [i["family_id"] for i in answered["maybe"]] == ["F006"]
+
+
 def test_opt_out_phrasing_families_use(cli: Any, families: Path, tmp_path: Path) -> None:
     invite(cli, families, event_file(tmp_path, "talk", 4))
     assert reply(cli, families, MARIA, "STOP PLEASE")["classification"] == "opt_out"

@@ -239,6 +239,8 @@ def test_answer_matcher_languages_numbers_and_filler() -> None:
         ("ar", "٢"): "no",
         ("en", "ＹＥＳ"): "yes",
         ("es", "1."): "yes",
+        ("en", "1️⃣"): "yes",
+        ("vi", "２"): "no",
     }
     for (language, text), expected in cases.items():
         assert matcher.match(yesno, text, language) == expected, (language, text)
