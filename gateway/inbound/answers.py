@@ -4,7 +4,9 @@ An answer is recorded only when the reply *as a whole* is one: a choice number i
 script: ``2``, ``٢``, ``၂``, ``२``), or a label, synonym or shipped keyword of that question (in
 the family's language or English), with at most politeness around it — ``yes please``,
 ``¡Sí, gracias!``, ``ok 1``, ``Asante, ndiyo``. A reply that *starts* with such an answer and
-then says more (``Yes, but what time does it end?``) is the answer *and* a message for staff.
+then says more (``Yes, but what time does it end?``) is the answer *and* a message for staff —
+unless a later clause starts with another answer (``No, yes``; ``Yes. No wait``): which one is
+meant is for a person to ask.
 Anything else is not an answer, whatever words it contains: ``Is there a bus? We have no car``
 and ``Có phiên dịch tiếng Việt tại buổi họp không?`` ask something; nothing is inferred from a
 yes or no inside a sentence. For such replies the reader may *suggest* an answer for a person to
@@ -245,10 +247,26 @@ class AnswerMatcher:
             first_asks = asks_something(text[: text.find(parts[1])])
             value = (forms.get(" ".join(head)) or forms.segment(head)) if head else None
             if value is not None and not first_asks:
+                if self._takes_back(forms, value, parts[1:], language, units):
+                    # "No, yes" / "Yes. No wait": which one is meant is for a person to ask.
+                    return ReplyReading(more=True, asks=asks)
                 # "Yes, thank you. See you there!" says nothing more for a person to read.
                 rest = self.strip_fillers(tokens(" ".join(parts[1:])), language, units)
                 return ReplyReading(value=value, more=bool(rest) or asks, asks=asks)
         return ReplyReading(more=True, asks=asks, suggested=None if asks else self._suggest(forms, core))
+
+    def _takes_back(
+        self, forms: _Forms, value: str, later: Sequence[str], language: str, units: Sequence[str]
+    ) -> bool:
+        """Whether a later clause starts with another answer's words ("No, yes"). Numbers do
+        not count there: "Yes, 2 of us" gives a count, not choice 2."""
+        for clause in later:
+            words = self.strip_fillers([_digits(w) for w in tokens(clause)], language, units)
+            for n in range(1, min(len(words), 4) + 1):
+                other = forms.values.get(" ".join(words[:n]))
+                if other is not None and other != value:
+                    return True
+        return False
 
     @staticmethod
     def _suggest(forms: _Forms, words: list[str]) -> str | None:

@@ -168,6 +168,20 @@ def test_choice_numbers_as_phones_type_them(cli: Any, families: Path, tmp_path: 
     assert [i["family_id"] for i in answered["maybe"]] == ["F006"]
 
 
+def test_a_reply_that_takes_its_answer_back_is_not_recorded(cli: Any, families: Path, tmp_path: Path) -> None:
+    invite(cli, families, event_file(tmp_path, "undecided", 4))
+    taken_back = reply(cli, families, MARIA, "No, sí")
+    assert taken_back["classification"] != "rsvp"
+    answered = rsvps(cli, families, "undecided")
+    assert "F001" in [i["family_id"] for i in answered["no_answer"]]
+    # No confirmation of an answer she did not settle on: she is asked again instead.
+    (asked_again,) = [m["body"] for m in sent_to(cli, families, MARIA) if m["conversation"]]
+    assert "1" in asked_again and "no podrá venir" not in asked_again.lower()
+    # A count after the answer is not a second answer.
+    assert reply(cli, families, AMINA, "Haa, 2 qof")["classification"] == "rsvp"
+    assert [i["family_id"] for i in rsvps(cli, families, "undecided")["yes"]] == ["F002"]
+
+
 def test_opt_out_phrasing_families_use(cli: Any, families: Path, tmp_path: Path) -> None:
     invite(cli, families, event_file(tmp_path, "talk", 4))
     assert reply(cli, families, MARIA, "STOP PLEASE")["classification"] == "opt_out"

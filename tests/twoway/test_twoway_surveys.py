@@ -245,6 +245,11 @@ def test_answer_matcher_languages_numbers_and_filler() -> None:
     for (language, text), expected in cases.items():
         assert matcher.match(yesno, text, language) == expected, (language, text)
     assert matcher.match(yesno, "banana", "es") is None
+    # A later clause that starts with another answer takes the first back; a count does not.
+    for language, text in (("en", "no, yes"), ("en", "Yes. No wait, we can't"), ("es", "Sí. No, mejor no")):
+        assert matcher.read(yesno, text, language).value is None, text
+    assert matcher.read(yesno, "Yes, 2 of us", "en").value == "yes"
+    assert matcher.read(yesno, "Sí, pero no sé la hora", "es").value == "yes"
     rating = Question.model_validate({"id": "r", "type": "rating", "text": "How happy?"})
     assert matcher.match(rating, "4 stars", "en") == "4"
     assert matcher.match(rating, "7", "en") is None
