@@ -475,7 +475,11 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
     console.print("by channel: " + ", ".join(f"{k} {v}" for k, v in summary["by_channel"].items()))
     console.print("by status: " + ", ".join(f"{k} {v}" for k, v in summary["by_status"].items()))
     if summary.get("deferred_quiet_hours"):
-        console.print(f"{summary['deferred_quiet_hours']} messages wait for the end of quiet hours")
+        first = summary.get("deferred_until")
+        console.print(
+            f"{summary['deferred_quiet_hours']} messages wait for the end of quiet hours"
+            + (f" (the first at {first})" if first else "")
+        )
     if summary["skipped"]:
         reasons: dict[str, int] = {}
         for item in summary["skipped"]:

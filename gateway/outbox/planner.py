@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.channels import Button, Channel, OutboundMessage
@@ -113,6 +113,9 @@ class BroadcastSummary:
     by_status: Counter[str] = field(default_factory=Counter)
     skipped: list[dict[str, Any]] = field(default_factory=list)
     deferred_quiet_hours: int = 0
+    """Messages not yet sent because quiet hours had begun where the family lives."""
+    deferred_until: datetime | None = None
+    """When the first of them goes (the earliest end of quiet hours)."""
     translation: dict[str, dict[str, Any]] = field(default_factory=dict)
     preview: dict[str, dict[str, Any]] = field(default_factory=dict)
     send_at: datetime | None = None
@@ -129,6 +132,7 @@ class BroadcastSummary:
             "by_status": dict(sorted(self.by_status.items())),
             "skipped": self.skipped,
             "deferred_quiet_hours": self.deferred_quiet_hours,
+            "deferred_until": self.deferred_until.isoformat() if self.deferred_until else None,
             "translation": self.translation,
             "preview": self.preview,
             "send_at": self.send_at.isoformat() if self.send_at else None,
@@ -337,6 +341,24 @@ class BroadcastPlanner:
         config = self.gateway.config
         return frozenset({config.district_timezone, config.families.default_timezone})
 
+    def due_at(
+        self,
+        channel: Channel,
+        guardian: AudienceGuardian,
+        send_at: datetime,
+        urgent: bool,
+        zones: frozenset[str],
+    ) -> datetime:
+        """When a message of a broadcast sent at ``send_at`` goes to ``guardian`` on ``channel``:
+        then, or at the end of quiet hours where the guardian lives (everywhere the district's
+        families live, ``zones``, when their own time zone is unknown)."""
+        quiet = self.gateway.config.quiet_hours
+        if urgent or not quiet.enabled or not quiet_hours_apply(channel):
+            return send_at
+        if guardian.timezone_assumed:
+            return defer_for_quiet_hours_everywhere(send_at, zones, quiet.start, quiet.end)
+        return defer_for_quiet_hours(send_at, guardian.timezone, quiet.start, quiet.end)
+
     async def district_zones(self, session: AsyncSession) -> frozenset[str]:
         """Every time zone the district's guardians live in, and the configured ones: quiet hours
         for a guardian whose own time zone is unknown take the most restrictive window of all."""
@@ -435,6 +457,8 @@ class BroadcastPlanner:
                         check_max_length(channel, guardian.language, row["body"])
                         if row["due_at"] != send_at:
                             summary.deferred_quiet_hours += 1
+                            if summary.deferred_until is None or row["due_at"] < summary.deferred_until:
+                                summary.deferred_until = row["due_at"]
                         rows.append(row)
                         summary.messages += 1
                         summary.by_language[guardian.language] += 1
@@ -589,12 +613,16 @@ class BroadcastPlanner:
                     "or raise the channel's rate_per_second"
                 )
 
-    async def status(self, broadcast_id: int) -> BroadcastSummary:
-        """Current counts of a broadcast from the outbox."""
+    async def status(self, broadcast_id: int, family_ids: Select[Any] | None = None) -> BroadcastSummary:
+        """Current counts of a broadcast from the outbox; of the families ``family_ids``
+        selects (a sub-select of family ids), when given."""
         async with self.gateway.db.session() as session:
             broadcast = await session.get(Broadcast, broadcast_id)
             if broadcast is None:
                 raise GatewayError(f"no broadcast with id {broadcast_id}")
+            mine = [OutboxMessage.broadcast_id == broadcast_id]
+            if family_ids is not None:
+                mine.append(OutboxMessage.family_id.in_(family_ids))
             result = await session.execute(
                 select(
                     OutboxMessage.language,
@@ -603,15 +631,26 @@ class BroadcastPlanner:
                     func.count(OutboxMessage.id),
                     func.count(func.distinct(OutboxMessage.family_id)),
                 )
-                .where(OutboxMessage.broadcast_id == broadcast_id)
+                .where(*mine)
                 .group_by(OutboxMessage.language, OutboxMessage.channel, OutboxMessage.status)
             )
             families = await session.scalar(
-                select(func.count(func.distinct(OutboxMessage.family_id))).where(
-                    OutboxMessage.broadcast_id == broadcast_id
-                )
+                select(func.count(func.distinct(OutboxMessage.family_id))).where(*mine)
             )
+            # Never tried and due after the broadcast's own time: waiting for quiet hours to end.
+            deferred, deferred_until = (
+                await session.execute(
+                    select(func.count(OutboxMessage.id), func.min(OutboxMessage.due_at)).where(
+                        *mine,
+                        OutboxMessage.status == "queued",
+                        OutboxMessage.attempts == 0,
+                        OutboxMessage.due_at > broadcast.send_at,
+                    )
+                )
+            ).one()
         summary = BroadcastSummary(broadcast_id=broadcast_id, status=broadcast.status)
+        summary.deferred_quiet_hours = deferred
+        summary.deferred_until = deferred_until
         funnel: dict[str, Counter[str]] = defaultdict(Counter)
         for language, channel, status, count, _ in result:
             summary.messages += count
@@ -827,13 +866,7 @@ class BroadcastPlanner:
             body = body.replace(TOKEN_SENTINEL, token)
             html = html.replace(TOKEN_SENTINEL, token) if html else html
             subject = subject.replace(TOKEN_SENTINEL, token) if subject else subject
-        due = send_at
-        if not request.urgent and gw.config.quiet_hours.enabled and quiet_hours_apply(channel):
-            quiet = gw.config.quiet_hours
-            if guardian.timezone_assumed:
-                due = defer_for_quiet_hours_everywhere(send_at, state.zones, quiet.start, quiet.end)
-            else:
-                due = defer_for_quiet_hours(send_at, guardian.timezone, quiet.start, quiet.end)
+        due = self.due_at(channel, guardian, send_at, request.urgent, state.zones)
         payload: dict[str, Any] = {
             "direction": composed.direction,
             "family_id": family.external_id,

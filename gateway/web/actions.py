@@ -85,10 +85,13 @@ def event_spec_from_row(event: Event) -> EventSpec:
     )
 
 
+def is_own_school(staff: StaffIdentity, school: str | None) -> bool:
+    """Whether ``staff`` may write about ``school`` (an admin any; no school: the district)."""
+    return staff.is_admin or school is None or school.casefold() in {s.casefold() for s in staff.schools}
+
+
 def _check_school(staff: StaffIdentity, school: str | None) -> None:
-    if staff.is_admin or school is None:
-        return
-    if school.casefold() not in {s.casefold() for s in staff.schools}:
+    if not is_own_school(staff, school):
         raise ForbiddenError(f"school {school!r} is not one of your schools ({', '.join(staff.schools)})")
 
 

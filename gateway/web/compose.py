@@ -241,10 +241,13 @@ async def build_preview(
     scope: list[str] | None,
     context: dict[str, Any] | None = None,
     survey: SurveySpec | None = None,
+    send_at: datetime | None = None,
+    urgent: bool = False,
 ) -> dict[str, Any]:
     """Who it reaches and how each audience language reads, before anything is written (a
-    survey: its first question)."""
-    breakdown = await audience_breakdown(gw, audience, channels, policy, scope)
+    survey: its first question), and how many messages quiet hours hold back if it goes at
+    ``send_at`` (now when None)."""
+    breakdown = await audience_breakdown(gw, audience, channels, policy, scope, send_at, urgent)
     languages = list(breakdown["by_language"]) or ["en"]
     if survey is not None:
         renders = await preview_survey(gw, survey, languages, channels, audience, scope)

@@ -525,6 +525,12 @@ async def compose_post(request: web.Request, staff: StaffIdentity) -> web.Stream
         problems = [exc.note.text(ui_gettext(request, staff))]
     if problems:
         parsed.fail("audience", N_("Audience: %(problems)s"), problems="; ".join(problems))
+    if parsed.event is not None and not actions.is_own_school(staff, parsed.event.school):
+        # Refused at preview as at sending, beside the field.
+        parsed.fail(
+            "school", N_("School: %(school)s is not one of your schools (%(schools)s)"),
+            school=parsed.event.school, schools=", ".join(staff.schools),
+        )
     attachment = None
     if values.get("attachment_error"):
         parsed.fail("attachment", N_("File: %(reason)s"), reason=values["attachment_error"])
@@ -561,7 +567,8 @@ async def compose_post(request: web.Request, staff: StaffIdentity) -> web.Stream
             )
             raise web.HTTPSeeOther(f"/broadcasts/{summary['broadcast_id']}")
         preview = await build_preview(
-            gw, template, parsed.event, audience, parsed.channels, policy, staff.scope, context=context
+            gw, template, parsed.event, audience, parsed.channels, policy, staff.scope, context=context,
+            send_at=parsed.send_at, urgent=bool(values.get("urgent")),
         )
     except (GatewayError, LookupError) as exc:
         problem = {"form": _say(request, staff, exc)}

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Select, func, select
 
 from gateway.domain.audience import parse_audience
-from gateway.domain.statuses import overall_status
+from gateway.errors import GatewayError
 from gateway.families import endpoint_details
-from gateway.outbox.planner import BroadcastRequest, BroadcastSummary
+from gateway.outbox.planner import BroadcastRequest
 from gateway.rendering.composer import RECEIVED_ENGLISH, what_families_got
 from gateway.storage.endpoints import channel_states
 from gateway.storage.families import FamilyRepository, family_as_dict
@@ -269,52 +269,23 @@ async def broadcast_status(
 
     ``None`` when the broadcast does not exist or touches none of the liaison's families.
     """
-    if scope is None:
-        try:
-            summary = await gw.planner.status(broadcast_id)
-        except Exception:
-            return None
-        data = summary.as_dict()
-        data["funnel"] = getattr(summary, "funnel", {})
-        await _add_cells(gw, data, broadcast_id, None)
-        return data
-    async with gw.db.session() as session:
-        broadcast = await session.get(Broadcast, broadcast_id)
-        if broadcast is None:
-            return None
-        in_scope = OutboxMessage.family_id.in_(scoped_family_ids(scope))
-        result = await session.execute(
-            select(OutboxMessage.language, OutboxMessage.channel, OutboxMessage.status, func.count())
-            .where(OutboxMessage.broadcast_id == broadcast_id, in_scope)
-            .group_by(OutboxMessage.language, OutboxMessage.channel, OutboxMessage.status)
-        )
-        families = await session.scalar(
-            select(func.count(func.distinct(OutboxMessage.family_id))).where(
-                OutboxMessage.broadcast_id == broadcast_id, in_scope
-            )
-        )
-        visible = set(
-            await session.scalars(select(Family.external_id).where(Family.id.in_(scoped_family_ids(scope))))
-        )
-    summary = BroadcastSummary(broadcast_id=broadcast_id, status=broadcast.status)
-    by_lang_status: dict[str, Counter[str]] = defaultdict(Counter)
-    for language, channel, status, count in result:
-        summary.messages += count
-        summary.by_language[language] += count
-        summary.by_channel[channel] += count
-        summary.by_status[status] += count
-        by_lang_status[language][status] += count
-    stored = broadcast.summary or {}
-    summary.skipped = [s for s in stored.get("skipped", []) if s.get("family_id") in visible]
-    if not summary.messages and not summary.skipped and (viewer is None or broadcast.created_by != viewer):
+    family_ids = None if scope is None else scoped_family_ids(scope)
+    try:
+        summary = await gw.planner.status(broadcast_id, family_ids)
+    except GatewayError:
         return None
-    summary.families = families or 0
-    summary.translation = {k: v for k, v in stored.get("translation", {}).items() if k in summary.by_language}
-    summary.preview = {k: v for k, v in stored.get("preview", {}).items() if k in summary.by_language}
+    if scope is not None:
+        async with gw.db.session() as session:
+            broadcast = await session.get(Broadcast, broadcast_id)
+            created_by = broadcast.created_by if broadcast is not None else None
+            visible = set(await session.scalars(select(Family.external_id).where(Family.id.in_(family_ids))))
+        summary.skipped = [s for s in summary.skipped if s.get("family_id") in visible]
+        if not summary.messages and not summary.skipped and (viewer is None or created_by != viewer):
+            return None
+        summary.translation = {k: v for k, v in summary.translation.items() if k in summary.by_language}
+        summary.preview = {k: v for k, v in summary.preview.items() if k in summary.by_language}
     data = summary.as_dict()
-    data["status"] = str(overall_status(broadcast.status, summary.by_status, broadcast.send_at))
-    data["send_at"] = broadcast.send_at.isoformat() if broadcast.send_at else None
-    data["funnel"] = {k: dict(v) for k, v in by_lang_status.items()}
+    data["funnel"] = getattr(summary, "funnel", {})
     await _add_cells(gw, data, broadcast_id, scope)
     return data
 
@@ -450,10 +421,13 @@ async def audience_breakdown(
     channels: list[str] | None,
     policy: str,
     scope: list[str] | None,
+    send_at: datetime | None = None,
+    urgent: bool = False,
 ) -> dict[str, Any]:
     """Who a broadcast would reach, without rendering anything: families, guardians, messages
-    per language × channel, and skipped guardians. Uses the planner's own audience and
-    channel-choice rules so the count is what a send would do."""
+    per language × channel, skipped guardians, and the messages quiet hours would hold back if
+    it were sent at ``send_at`` (now when None). Uses the planner's own audience, channel-choice
+    and quiet-hours rules so the count is what a send would do."""
     planner = gw.planner
     audience = parse_audience(expression)
     if scope is not None:
@@ -461,9 +435,12 @@ async def audience_breakdown(
     allowed = planner._allowed_channels(channels)
     request = BroadcastRequest(template="", audience=expression, channels=channels, school_scope=scope)
     cells: Counter[tuple[str, str]] = Counter()
-    families = guardians = skipped = 0
+    families = guardians = skipped = deferred = 0
+    deferred_until: datetime | None = None
     reasons: Counter[str] = Counter()
+    send_at = send_at or utcnow()
     async with gw.db.session() as session:
+        zones = await planner.district_zones(session)
         async for _family, members, _students in planner._audience(session, audience, request):
             reached = False
             for guardian in members:
@@ -477,6 +454,10 @@ async def audience_breakdown(
                 chosen = targets[:1] if policy == "preferred" else targets
                 for channel, _endpoint in chosen:
                     cells[(guardian.language, channel.name)] += 1
+                    due = planner.due_at(channel, guardian, send_at, urgent, zones)
+                    if due != send_at:
+                        deferred += 1
+                        deferred_until = due if deferred_until is None else min(due, deferred_until)
             families += reached
     by_language: Counter[str] = Counter()
     by_channel: Counter[str] = Counter()
@@ -492,6 +473,8 @@ async def audience_breakdown(
         "cells": [{"language": k[0], "channel": k[1], "messages": v} for k, v in sorted(cells.items())],
         "skipped": skipped,
         "skipped_reasons": dict(reasons),
+        "deferred_quiet_hours": deferred,
+        "deferred_until": deferred_until.isoformat() if deferred_until else None,
     }
 
 
@@ -621,15 +604,23 @@ async def reach_report(gw: Gateway, scope: list[str] | None, last: int = 5) -> d
         if not ids or pk in reached_families:
             continue
         states = endpoint_state.get(pk, [])
+        statuses = sorted(attempted.get(pk, ()))
         if not states:
-            reason = "no endpoint"
+            why = "no endpoint"
         elif all(states):
-            reason = "opted out everywhere"
-        elif attempted.get(pk):
-            reason = "failed: " + ", ".join(sorted(attempted[pk]))
+            why = "opted out everywhere"
+        elif statuses:
+            # Messages still waiting (quiet hours, a retry, a review) have not failed yet.
+            why = "not reached yet" if set(statuses) <= set(FUNNEL_STAGES["queued"]) else "failed"
         else:
-            reason = "not in these audiences"
-        unreached.append({"family_id": external_id, "reason": reason, "schools": sorted(schools.get(pk, []))})
+            why = "not in these audiences"
+        unreached.append({
+            "family_id": external_id,
+            "reason": f"{why}: {', '.join(statuses)}" if statuses and why != "no endpoint" else why,
+            "why": why,
+            "statuses": statuses if why in ("failed", "not reached yet") else [],
+            "schools": sorted(schools.get(pk, [])),
+        })
     report["unreached"] = unreached
     return report
 

@@ -149,7 +149,8 @@ async def builder_post(request: web.Request, staff: StaffIdentity) -> web.Stream
             )
             raise web.HTTPSeeOther(f"/surveys/{spec.id}")
         preview = await build_preview(
-            gw, "survey_question", None, audience, chosen, "preferred", staff.scope, survey=spec
+            gw, "survey_question", None, audience, chosen, "preferred", staff.scope, survey=spec,
+            send_at=send_at,
         )
     except GatewayError as exc:
         return await _page(request, staff, form, {"form": _say(request, staff, exc)}, status=400)

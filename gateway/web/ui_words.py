@@ -22,8 +22,9 @@ UI_WORDS = (
     # message statuses and funnel stages
     N_("held"), N_("sent"), N_("delivered"), N_("read"), N_("failed"), N_("undelivered"), N_("unknown"),
     N_("opted out"), N_("replied"), N_("reached"),
-    # family outcomes
-    N_("pending"), N_("not reached"),
+    # family outcomes, and why a family was not reached
+    N_("pending"), N_("not reached"), N_("not reached yet"), N_("no endpoint"), N_("opted out everywhere"),
+    N_("not in these audiences"),
     # RSVP answers
     N_("yes"), N_("no"), N_("maybe"), N_("no answer"),
     # what a reply was
