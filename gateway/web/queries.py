@@ -18,7 +18,6 @@ from gateway.domain.audience import parse_audience
 from gateway.errors import GatewayError
 from gateway.families import endpoint_details
 from gateway.outbox.planner import BroadcastRequest
-from gateway.rendering.composer import RECEIVED_ENGLISH, what_families_got
 from gateway.storage.endpoints import channel_states
 from gateway.storage.families import FamilyRepository, family_as_dict
 from gateway.storage.models import (
@@ -34,6 +33,7 @@ from gateway.storage.models import (
     SurveySession,
     utcnow,
 )
+from gateway.translation.strings import Origin
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -129,10 +129,12 @@ def _is_telegram(gw: Gateway, channel: str) -> bool:
 
 
 def _read_in(gw: Gateway, row: OutboxMessage) -> str | None:
-    """The language a sent message reads in: the family's, or the source language where its text
-    stayed untranslated (for the page's ``lang`` attribute)."""
-    origins = [o for kind in ((row.payload or {}).get("sources") or {}).values() for o in kind]
-    if origins and what_families_got(origins) in RECEIVED_ENGLISH:
+    """The language a sent message reads in (for the page's ``lang`` attribute): the source
+    language where nothing in it was translated, else the family's — a message in their language
+    around an English title is theirs."""
+    origins = {Origin(o) for kind in ((row.payload or {}).get("sources") or {}).values() for o in kind}
+    translated = {o for o in origins if o is Origin.REVIEWED or o.is_machine}
+    if any(o.untranslated for o in origins) and not translated:
         return gw.config.translation.source_language
     return row.language
 

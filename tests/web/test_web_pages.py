@@ -357,3 +357,17 @@ async def test_family_page_shows_and_changes_consent_per_channel(web: Any) -> No
     )
     assert refused.status == 400
     assert "channel 'fax' does not reach this address" in (await refused.json())["error"]
+
+
+async def test_a_family_page_marks_each_message_in_the_language_it_reads_in(web: Any) -> None:
+    # No engine: Fatima's (ar) invitation is the Arabic catalog around the English title; Ahmad's
+    # (prs) is English from end to end. Each is marked so (lang) for readers and screen readers.
+    await web.login("admin@district.example")
+    token = await web.csrf("/compose")
+    sent = await web.client.post("/compose", data=compose_form(token, action="send"), allow_redirects=False)
+    assert sent.status == 303, await sent.text()
+    await web.gw.dispatcher.run_until_idle()
+    for family, language in (("F004", "ar"), ("F010", "en")):
+        page = await (await web.client.get(f"/families/{family}")).text()
+        marked = re.findall(r'<span lang="([^"]*)" dir="auto">(?:(?!</span>).)*Family Math Night', page, re.S)
+        assert marked == [language], (family, marked)
