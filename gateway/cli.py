@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import select
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -127,9 +128,30 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         raise typer.Exit(3) from None
 
 
+def write_stdout(text: str) -> None:
+    """Write ``text`` to standard output whole, however slowly a pipe's reader takes it.
+
+    Written to the file descriptor until every byte is taken: through the text stream, a large
+    write into a pipe whose reader lags was cut at the pipe's 64 KiB after the event loop had
+    run (exit code 0, the rest lost) — a district script piping ``--json`` would read a
+    truncated list."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (a test runner's capture)
+        sys.stdout.write(text)
+        return
+    sys.stdout.flush()
+    view = memoryview(text.encode("utf-8"))
+    while view:
+        try:
+            view = view[os.write(fd, view):]
+        except BlockingIOError:  # the descriptor was left non-blocking: wait until it drains
+            select.select([], [fd], [])
+
+
 def emit_json(data: Any) -> None:
     """Print JSON (UTF-8, not ASCII-escaped)."""
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+    write_stdout(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
 def with_gateway(config: Path | None, fn: Callable[[Any], Awaitable[T]]) -> T:
@@ -559,7 +581,7 @@ def survey_responses_command(
         emit_json(data)
         return
     if format == "csv":
-        sys.stdout.write(responses_csv(data))
+        write_stdout(responses_csv(data))
         return
     if format != "table":
         raise typer.BadParameter("--format must be table, csv or json")
@@ -618,7 +640,7 @@ def survey_results(
     if format == "json":
         emit_json(results)
     elif format == "csv":
-        sys.stdout.write(results_csv(results))
+        write_stdout(results_csv(results))
     elif format == "table":
         console.print(
             f"{results['title'] or results['survey_id']}: {results['respondents']} of "

@@ -111,7 +111,7 @@ def _print(channel: str, message: OutboundMessage) -> None:
     if message.subject:
         head += f" {message.subject}"
     body = message.body if len(message.body) <= 400 else message.body[:400] + "…"
-    print(f"{head}\n{body}\n", file=sys.stdout, flush=True)
+    print(f"{head}\n{body}\n", file=sys.stderr, flush=True)  # stdout is for --json alone
 
 
 def read_outbox(folder: Path) -> list[dict[str, Any]]:

@@ -52,3 +52,4 @@ def test_the_cli_names_the_variable_of_an_unknown_loop(
     assert result.exit_code == 2
     assert "GATEWAY_EVENT_LOOP='tokio'" in result.output
     assert "expected 'uvloop' or 'asyncio'" in result.output
+
