@@ -258,11 +258,18 @@ class AnswerMatcher:
     def _takes_back(
         self, forms: _Forms, value: str, later: Sequence[str], language: str, units: Sequence[str]
     ) -> bool:
-        """Whether a later clause starts with another answer's words ("No, yes"). Numbers do
-        not count there: "Yes, 2 of us" gives a count, not choice 2."""
+        """Whether a later clause is another answer ("No, yes"), or a short one (three words at
+        most) starts with one ("Yes. No wait"); in a longer clause a word such as "y" or "si"
+        is the language's own ("Y aura-t-il une autre date ?"). Numbers do not count there:
+        "Yes, 2 of us" gives a count, not choice 2."""
         for clause in later:
             words = self.strip_fillers([_digits(w) for w in tokens(clause)], language, units)
-            for n in range(1, min(len(words), 4) + 1):
+            whole = forms.values.get(" ".join(words))
+            if whole is not None and whole != value:
+                return True
+            if len(words) > 3:
+                continue
+            for n in range(1, len(words) + 1):
                 other = forms.values.get(" ".join(words[:n]))
                 if other is not None and other != value:
                     return True
