@@ -566,7 +566,9 @@ class InboundPipeline:
         record.language = language
         tapped = message.choice is not None or message.raw.get("button_index") is not None
         state = await self._channel_state(session, endpoint, message.channel)
-        keyword = None if tapped else self.keywords.classify(message.text, opted_out=state.opted_out)
+        keyword = None
+        if not tapped:  # read with the words of the family's language and English
+            keyword = self.keywords.classify(message.text, opted_out=state.opted_out, language=language)
         if keyword in ("opt_out", "opt_out_all"):
             already = state.opted_out
             same_address = await self._same_address(session, endpoint)

@@ -221,3 +221,48 @@ def test_configured_opt_out_words_are_honoured(cli: Any, tmp_path: Path) -> None
     jcall(cli, ["families", "import", str(EXAMPLES / "families.csv"), "--json"], config)
     out = reply(cli, config, AMINA, "BAS")
     assert out["classification"] == "opt_out" and out["replies"][0]["language"] == "so"
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "expected"),
+    [
+        # A word that stops one language's families is an ordinary word in another's.
+        ("Acha", "sw", "opt_out"),
+        ("Acha", "hi", None),
+        ("acha, thank you", "ur", None),
+        ("ALTO", "es-MX", "opt_out"),
+        ("ALTO", "vi", None),
+        ("STOP", "hi", "opt_out"),  # English counts for everyone
+        ("توقف", "ar", "opt_out"),
+        # A phrase inside a longer message is for a person to read, not an opt-out.
+        ("J'aimerais recevoir plus de messages", "fr", None),
+        ("Sorry, my phone was broken so I got no more messages", "en", None),
+        ("My husband will drive the kids instead of me, so please remove me from the list", "en", None),
+        ("Remove me from this list of volunteers and add my sister", "en", None),
+        ("Hi. Please stop texting me", "en", "opt_out"),
+        ("No más mensajes, por favor", "es", "opt_out"),
+    ],
+)
+def test_a_reply_is_read_with_the_words_of_the_familys_language(
+    text: str, language: str, expected: str | None
+) -> None:
+    table = KeywordTable.load(EXAMPLES.parent / "locales")
+    assert table.classify(text, opted_out=False, language=language) == expected
+    if expected is None:  # ... and a person is told it may be one
+        assert table.mentions_opt_out(text)
+
+
+def test_ok_in_hindi_does_not_switch_a_family_off(cli: Any, tmp_path: Path) -> None:
+    from twoway_support import twoway_config, write_csv
+
+    config = twoway_config(tmp_path / "gw")
+    families = write_csv(tmp_path / "families.csv", [
+        {"family_id": "H1", "guardian_name": "Priya Sharma", "language": "hi", "phone": "+19135550301",
+         "school": "Lincoln", "grade": "3", "student_name": "Anu Sharma"},
+    ])
+    jcall(cli, ["families", "import", str(families), "--json"], config)
+    out = reply(cli, config, "+19135550301", "Acha")
+    assert out["classification"] != "opt_out" and not out["replies"]
+    assert _endpoints(cli, config)["+19135550301"] is False
+    [item] = jcall(cli, ["inbox", "--json"], config)
+    assert item["possible_opt_out"] is True  # a person decides
