@@ -145,8 +145,15 @@ class AnswerMatcher:
         self.fillers: dict[str, dict[str, list[tuple[str, ...]]]] = {}
         for language, kinds in (fillers or {}).items():
             self.fillers[language] = {
+                # A number alone is never filler ("/5" reads as "5": the answer itself).
                 kind: sorted(
-                    {tuple(tokens(str(w))) for w in words or [] if tokens(str(w))}, key=len, reverse=True
+                    {
+                        tuple(tokens(str(w)))
+                        for w in words or []
+                        if tokens(str(w)) and not all(t.isdigit() for t in tokens(str(w)))
+                    },
+                    key=len,
+                    reverse=True,
                 )
                 for kind, words in (kinds or {}).items()
             }

@@ -252,6 +252,9 @@ def test_answer_matcher_languages_numbers_and_filler() -> None:
     assert matcher.read(yesno, "Sí, pero no sé la hora", "es").value == "yes"
     rating = Question.model_validate({"id": "r", "type": "rating", "text": "How happy?"})
     assert matcher.match(rating, "4 stars", "en") == "4"
+    for language, text in (("en", "5 stars"), ("en", "5 out of 5"), ("es", "5 estrellas"),
+                           ("fr", "5 étoiles"), ("so", "5 stars")):
+        assert matcher.match(rating, text, language) == "5", (language, text)  # the top mark too
     assert matcher.match(rating, "7", "en") is None
     assert matcher.match(rating, "3 or 4", "en") is None
 
