@@ -24,6 +24,16 @@ ANSWER_SAYS_MORE = {
     True: S_("Recorded “%(answer)s” for the RSVP to “%(title)s”; the reply says more."),
     False: S_("Recorded “%(answer)s” for question “%(question)s” of “%(title)s”; the reply says more."),
 }
+PASSED_OVER = {
+    True: S_(
+        "Recorded “%(answer)s” for the RSVP to “%(title)s”, which is still open; the family's latest "
+        "question, from “%(later)s”, no longer takes answers: check which one they meant."
+    ),
+    False: S_(
+        "Recorded “%(answer)s” for question “%(question)s” of “%(title)s”, which is still open; the "
+        "family's latest question, from “%(later)s”, no longer takes answers: check which one they meant."
+    ),
+}
 POSSIBLE_ANSWER = {
     True: S_("Possibly “%(answer)s” for the RSVP to “%(title)s”: confirm or correct."),
     False: S_("Possibly “%(answer)s” for question “%(question)s” of “%(title)s”: confirm or correct."),

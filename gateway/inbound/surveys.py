@@ -58,6 +58,8 @@ class Prompt:
     message: OutboxMessage | None
     closed: str | None = None
     """Why this prompt no longer takes answers (``the event has already started``...)."""
+    passed_over: Prompt | None = None
+    """A later prompt the family got that no longer takes answers: the reply may have meant it."""
 
 
 #: A reply of more words than this that is not an answer goes to staff without a re-prompt.
@@ -134,15 +136,21 @@ class SurveyRuntime:
             record.action = f"after {spec.id} was completed: filed in the inbox"
             return AnsweredReply("free_text", inbox=True)
         label = {str(v): str(lab) for v, lab, *_ in shown}.get(reading.value, reading.value)
+        # Staff read the answer in the survey's own words, not the family's language.
+        staff_label = {c.value: c.label for c in question.choices}.get(reading.value, reading.value)
         classification = await self.apply_answer(
             session, prompt, reading.value, message.text, match, record=record
         )
-        # Free text is an answer and a message for a person; so is an answer that says more.
-        inbox = question.type == "text" or reading.more
-        if question.type == "text":
+        # Free text is an answer and a message for a person; so is an answer that says more, and
+        # one recorded for an older question while the latest had closed (it may have meant that).
+        inbox = question.type == "text" or reading.more or prompt.passed_over is not None
+        if prompt.passed_over is not None:
+            _leave_note(record, notes.PASSED_OVER, spec, question, answer=staff_label,
+                        later=prompt.passed_over.spec.title)
+        elif question.type == "text":
             _leave_note(record, notes.TEXT_ANSWER, spec, question)
         elif reading.more:
-            _leave_note(record, notes.ANSWER_SAYS_MORE, spec, question, answer=label)
+            _leave_note(record, notes.ANSWER_SAYS_MORE, spec, question, answer=staff_label)
         return AnsweredReply(classification, label, inbox=inbox)
 
     async def _not_an_answer(
@@ -297,6 +305,7 @@ class SurveyRuntime:
             if prompt is None:
                 continue
             if prompt.closed is None:
+                prompt.passed_over = closed  # the open prompt is older than a closed one
                 return prompt
             closed = closed or prompt
         return closed
@@ -601,6 +610,7 @@ def _leave_note(
     *,
     why: str | None = None,
     answer: str | None = None,
+    later: str | None = None,
 ) -> None:
     """Leave staff a note about the prompt a reply answers (the RSVP to an event, or a survey
     question): its English text, and its message id for the interface language."""
@@ -609,6 +619,8 @@ def _leave_note(
         params["why"] = why
     if answer is not None:
         params["answer"] = answer
+    if later is not None:
+        params["later"] = later
     note = StaffNote(forms[question.rsvp], params, ("why",) if why is not None else ())
     record.note = note.text()
     record.note_data = note.as_json()

@@ -57,6 +57,13 @@ def test_a_reply_binds_to_the_most_recent_open_prompt(cli: Any, families: Path, 
         assert reply(cli, families, AMINA, "haa")["classification"] == "rsvp"
         assert [i["family_id"] for i in rsvps(cli, families, "far")["yes"]] == ["F002"]
         assert "F002" in [i["family_id"] for i in rsvps(cli, families, "near")["no_answer"]]
+        # She may have meant "near", the last invitation she got: a person is told to check,
+        # in the survey's words ("Yes"), not the family's.
+        [item] = [i for i in jcall(cli, ["inbox", "--json"], families) if i["family_id"] == "F002"]
+        assert item["note"] == (
+            "Recorded “Yes” for the RSVP to “Workshop far”, which is still open; the family's latest "
+            "question, from “Workshop near”, no longer takes answers: check which one they meant."
+        )
     # When both have started, the reply is late.
     with time_machine.travel(datetime.now(UTC) + timedelta(days=11), tick=False):
         assert reply(cli, families, AMINA, "maya")["classification"] == "late_answer"

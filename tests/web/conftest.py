@@ -6,13 +6,12 @@ from __future__ import annotations
 import asyncio
 import shutil
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from web_helpers import PASSWORD, csrf_from
+from web_helpers import PASSWORD, WebEnv
 
 from gateway.families import import_families
 from gateway.resources import SHIPPED_EXAMPLES
@@ -28,35 +27,6 @@ EXTRA_CSV = (
     "R100,Hodan Ali,so,+19135550171,,,sms,Roosevelt,3,Ayaan Ali,America/Chicago,\n"
     "W200,Pham Thu,vi,,thu.pham@example.net,,email,Washington,4,Bao Pham,America/Chicago,\n"
 )
-
-
-@dataclass
-class WebEnv:
-    """A seeded gateway and a client on its HTTP application."""
-
-    gw: Any
-    client: TestClient
-    tokens: dict[str, str] = field(default_factory=dict)
-
-    def auth(self, who: str) -> dict[str, str]:
-        """Bearer header of ``admin``, ``roosevelt`` or ``lincoln``."""
-        return {"Authorization": f"Bearer {self.tokens[who]}"}
-
-    async def login(self, email: str, password: str = PASSWORD) -> TestClient:
-        """Sign the client in through the login form (with its CSRF token)."""
-        page = await self.client.get("/login")
-        token = csrf_from(await page.text())
-        response = await self.client.post(
-            "/login",
-            data={"email": email, "password": password, "csrf_token": token, "next": "/families"},
-            allow_redirects=False,
-        )
-        assert response.status == 303, await response.text()
-        return self.client
-
-    async def csrf(self, path: str = "/families") -> str:
-        """The CSRF token of the signed-in session."""
-        return csrf_from(await (await self.client.get(path)).text())
 
 
 async def seed(gw: Any, folder: Path) -> dict[str, str]:

@@ -41,6 +41,7 @@ class _VisibleText(HTMLParser):
         return (
             tag in self.SKIP
             or found.get("translate") == "no"
+            or "family-text" in (found.get("class") or "").split()  # what a family got or wrote
             or (lang is not None and lang.split("-")[0] not in (self.language, ""))
         )
 

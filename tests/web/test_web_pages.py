@@ -369,5 +369,6 @@ async def test_a_family_page_marks_each_message_in_the_language_it_reads_in(web:
     await web.gw.dispatcher.run_until_idle()
     for family, language in (("F004", "ar"), ("F010", "en")):
         page = await (await web.client.get(f"/families/{family}")).text()
-        marked = re.findall(r'<span lang="([^"]*)" dir="auto">(?:(?!</span>).)*Family Math Night', page, re.S)
+        sent = r'<span class="family-text" lang="([^"]*)" dir="auto">(?:(?!</span>).)*Family Math Night'
+        marked = re.findall(sent, page, re.S)
         assert marked == [language], (family, marked)

@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import WebEnv
 from test_web_pages import compose_form
+from web_helpers import WebEnv
 
 from gateway.testing.harness import open_gateway, write_config
 from gateway.web.app import create_app

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from aiohttp.test_utils import TestClient
 
 from gateway.families import import_families
 
@@ -28,3 +31,32 @@ async def import_rows(gw: Any, folder: Path, rows: str, name: str = "families.cs
     path = folder / name
     path.write_text(FAMILIES_HEADER + rows, encoding="utf-8")
     return await import_families(gw, path, progress=False)
+
+
+@dataclass
+class WebEnv:
+    """A seeded gateway and a client on its HTTP application."""
+
+    gw: Any
+    client: TestClient
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def auth(self, who: str) -> dict[str, str]:
+        """Bearer header of ``admin``, ``roosevelt`` or ``lincoln``."""
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+    async def login(self, email: str, password: str = PASSWORD) -> TestClient:
+        """Sign the client in through the login form (with its CSRF token)."""
+        page = await self.client.get("/login")
+        token = csrf_from(await page.text())
+        response = await self.client.post(
+            "/login",
+            data={"email": email, "password": password, "csrf_token": token, "next": "/families"},
+            allow_redirects=False,
+        )
+        assert response.status == 303, await response.text()
+        return self.client
+
+    async def csrf(self, path: str = "/families") -> str:
+        """The CSRF token of the signed-in session."""
+        return csrf_from(await (await self.client.get(path)).text())
