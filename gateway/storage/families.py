@@ -12,7 +12,7 @@ from sqlalchemy.orm import selectinload
 
 from gateway.domain.family_csv import FamilyRecord, name_key
 from gateway.domain.search_text import family_search_key, fold
-from gateway.storage.models import Endpoint, Family, Guardian, Student, utcnow
+from gateway.storage.models import Endpoint, EndpointConsent, Family, Guardian, Student, utcnow
 
 __all__ = ["FamilyRepository", "UpsertCounts", "family_as_dict", "search_key_of"]
 
@@ -45,12 +45,14 @@ class FamilyRepository:
         for start in range(0, len(records), CHUNK):
             chunk = records[start : start + CHUNK]
             existing = await self._load([r.family_id for r in chunk])
+            touched: list[Family] = []
             for record in chunk:
                 family = existing.get(record.family_id)
                 if family is None:
                     family = Family(external_id=record.family_id, guardians=[], students=[])
                     self.session.add(family)
                     _merge(family, record)
+                    existing[record.family_id] = family
                     counts.created += 1
                 elif _merge(family, record):
                     family.updated_at = utcnow()
@@ -61,10 +63,68 @@ class FamilyRepository:
                 if family.search_key != key:
                     family.search_key = key
                 counts.students += len(record.students)
+                touched.append(family)
+            new = [e for family in touched for g in family.guardians for e in g.endpoints if e.id is None]
             await self.session.flush()
+            await self._inherit_consent(new)
             if progress:
                 progress(len(chunk))
         return counts
+
+    async def _inherit_consent(self, endpoints: Sequence[Endpoint]) -> None:
+        """New ``endpoints`` (flushed) of an address that opted out, or proved not to work, under
+        another guardian or family take that state, everywhere and per channel: consent belongs
+        to the address, so a number that texted STOP is not written to again because it now
+        appears in another family's row."""
+        if not endpoints:
+            return
+        keys = {(e.kind, e.address) for e in endpoints}
+        # Only endpoints with a state to pass on (a new endpoint has none yet).
+        with_state = select(EndpointConsent.endpoint_id).where(
+            EndpointConsent.opted_out | EndpointConsent.invalid
+        )
+        others = await self.session.scalars(
+            select(Endpoint).where(
+                Endpoint.kind.in_({kind for kind, _ in keys}),  # the (kind, address) index
+                Endpoint.address.in_([address for _, address in keys]),
+                Endpoint.opted_out | Endpoint.invalid | Endpoint.id.in_(with_state),
+            )
+        )
+        known: dict[tuple[str, str], list[Endpoint]] = {}
+        for other in others:
+            if (other.kind, other.address) in keys:
+                known.setdefault((other.kind, other.address), []).append(other)
+        if not known:
+            return
+        consents: dict[int, list[EndpointConsent]] = {}
+        rows = await self.session.scalars(
+            select(EndpointConsent).where(
+                EndpointConsent.endpoint_id.in_([o.id for group in known.values() for o in group]),
+                EndpointConsent.opted_out | EndpointConsent.invalid,
+            )
+        )
+        for row in rows:
+            consents.setdefault(row.endpoint_id, []).append(row)
+        for endpoint in endpoints:
+            group = known.get((endpoint.kind, endpoint.address), [])
+            for other in group:
+                if other.opted_out and not endpoint.opted_out:
+                    endpoint.opted_out, endpoint.opted_out_at = True, other.opted_out_at
+                if other.invalid and not endpoint.invalid:
+                    endpoint.invalid, endpoint.invalid_reason = True, other.invalid_reason
+            taken: dict[str, EndpointConsent] = {}
+            for other in group:
+                for row in consents.get(other.id, []):
+                    state = taken.get(row.channel)
+                    if state is None:
+                        state = EndpointConsent(endpoint_id=endpoint.id, channel=row.channel)
+                        taken[row.channel] = state
+                        self.session.add(state)
+                    if row.opted_out:
+                        state.opted_out, state.opted_out_at = True, row.opted_out_at
+                    if row.invalid:
+                        state.invalid, state.invalid_reason = True, row.invalid_reason
+        await self.session.flush()
 
     async def _load(self, external_ids: Iterable[str]) -> dict[str, Family]:
         rows = await self.session.scalars(

@@ -266,3 +266,25 @@ def test_ok_in_hindi_does_not_switch_a_family_off(cli: Any, tmp_path: Path) -> N
     assert _endpoints(cli, config)["+19135550301"] is False
     [item] = jcall(cli, ["inbox", "--json"], config)
     assert item["possible_opt_out"] is True  # a person decides
+
+
+def test_a_number_that_said_stop_is_not_written_to_from_another_familys_row(
+    cli: Any, families: Path, tmp_path: Path
+) -> None:
+    from twoway_support import write_csv
+
+    assert reply(cli, families, MARIA, "STOP")["classification"] == "opt_out"
+    # The same phone, written another way, in a new family's row (a relative's household).
+    newcomer = write_csv(tmp_path / "newcomer.csv", [
+        {"family_id": "Z001", "guardian_name": "Rosa Hernández", "language": "es", "phone": "(913) 555-0101",
+         "school": "Lincoln", "grade": "2", "student_name": "Lucía Hernández"},
+    ])
+    jcall(cli, ["families", "import", str(newcomer), "--json"], families)
+    [rosa] = [f for f in jcall(cli, ["families", "list", "--json"], families) if f["family_id"] == "Z001"]
+    [endpoint] = rosa["guardians"][0]["endpoints"]
+    assert endpoint["opted_out"] is True
+    assert [c["state"] for c in endpoint["channels"] if c["channel"] == "sms"] == ["opted_out"]
+    sent = jcall(cli, ["broadcast", "send", "workshop_invitation", "--event", str(_event(tmp_path)),
+                       "--audience", "family:Z001", "--urgent", "--json"], families)
+    assert sent["messages"] == 0
+    assert not [m for m in outbox_rows(families, address=MARIA) if not m.conversation]
