@@ -258,6 +258,12 @@ async def send_survey(
 ) -> dict[str, Any]:
     """Store a survey, send its first question, schedule its reminder and close."""
     spec = spec or load_survey(file)  # type: ignore[arg-type]
+    if spec.close_at is not None and spec.close_at <= (send_at or utcnow()):
+        # Sent, it would take no answer at all: every reply a late one.
+        raise GatewayError(
+            f"survey {spec.id}: close_at {spec.close_at.isoformat()} has passed, or comes before "
+            "the survey is sent; give a later time or leave it out"
+        )
     # The survey, its broadcast with every outbox row and session, and its reminder and close
     # jobs: one transaction, all or nothing (a retry after a failure sends nothing twice).
     async with gw.db.session() as session:

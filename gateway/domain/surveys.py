@@ -92,6 +92,13 @@ class SurveySpec(BaseModel):
     close_at: datetime | None = None
     closing_message: str | None = None
 
+    @field_validator("close_at")
+    @classmethod
+    def _offset(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("add a UTC offset, e.g. 2027-03-01T17:00:00-06:00")
+        return value
+
     @field_validator("remind_unanswered_after")
     @classmethod
     def _delay(cls, value: str | None) -> str | None:

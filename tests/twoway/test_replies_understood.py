@@ -97,6 +97,14 @@ def test_no_invitation_to_the_past(cli: Any, families: Path, tmp_path: Path) -> 
     for command in (["broadcast", "send", "workshop_invitation", "--event", str(too_late)], survey):
         result = cli([*command, "--at", passed], families)
         assert result.exit_code == 2 and "this time has passed" in " ".join(result.output.split()), command
+    # A survey that would close before it is sent, or whose close has no UTC offset, is refused
+    # with the field named, nothing sent (it would take no answer, or crash).
+    definition = yaml.safe_load((EXAMPLES / "transport-survey.yaml").read_text(encoding="utf-8"))
+    for close_at, said in ((passed, "close_at"), ("2027-03-05T17:00:00", "close_at: add a UTC offset")):
+        path = tmp_path / "closing.yaml"
+        path.write_text(yaml.safe_dump({**definition, "close_at": close_at}), encoding="utf-8")
+        result = cli(["survey", "send", str(path)], families)
+        assert result.exit_code == 2 and said in " ".join(result.output.split()), result.output
     assert jcall(cli, ["sandbox", "outbox", "--json"], families) == []
     assert rsvps_missing(cli, families, "gone")
 
