@@ -151,7 +151,12 @@ async def send_broadcast(
     )
     from gateway.families import audience_problems
 
-    notes = [f"audience: {p}" for p in await audience_problems(gw, request.audience, school_scope)]
+    problems = await audience_problems(gw, request.audience, school_scope)
+    if problems and not dry_run:
+        # A mistyped school or language would send to nobody (or fewer) without a word: refused
+        # before anything is written, as the web app refuses it.
+        raise GatewayError(f"audience: {'; '.join(problems)} (nothing sent; --dry-run shows who it reaches)")
+    notes = [f"audience: {p}" for p in problems]
     if spec is not None:
         request.event = spec.template_context()
     survey = None

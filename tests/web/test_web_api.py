@@ -126,15 +126,15 @@ async def test_liaison_broadcast_is_narrowed_to_their_schools(web: Any) -> None:
     assert response.status == 201, await response.text()
     summary = await response.json()
     assert await outbox_families(web.gw, summary["broadcast_id"]) == {"F011", "R100"}
-    # asking for another school's families reaches nobody
+    # asking for another school's families is refused: it would reach nobody
     event = {**EVENT, "id": "math-night-lincoln"}
     response = await web.client.post(
         "/api/broadcasts",
         json={**body, "event": event, "audience": "school:Lincoln"},
         headers=headers,
     )
-    assert response.status == 201
-    assert (await response.json())["messages"] == 0
+    assert response.status == 400
+    assert "school:lincoln matches no school of your families" in (await response.json())["error"]
     # status of a broadcast that reached only Lincoln families is 404 for the Roosevelt liaison
     admin = await web.client.post(
         "/api/broadcasts",
@@ -426,3 +426,15 @@ async def test_audit_log_is_admin_only(web: Any) -> None:
     assert (await web.client.get("/api/audit", headers=web.auth("lincoln"))).status == 403
     entries = await (await web.client.get("/api/audit", headers=web.auth("admin"))).json()
     assert {e["action"] for e in entries} >= {"staff.add"}
+
+
+async def test_a_mistyped_audience_is_refused_not_sent_to_nobody(web: Any) -> None:
+    body = {"event": EVENT, "audience": "school:Lincon", "channels": ["sms"]}
+    refused = await web.client.post("/api/broadcasts", json=body, headers=web.auth("admin"))
+    assert refused.status == 400
+    assert "school:lincon matches no school" in (await refused.json())["error"]
+    async with web.gw.db.session() as session:
+        assert await session.scalar(select(func.count(Broadcast.id))) == 0
+    # A dry run still shows the problem as a note, and who the audience reaches (nobody).
+    dry = await web.client.post("/api/broadcasts", json={**body, "dry_run": True}, headers=web.auth("admin"))
+    assert dry.status == 200 and any("matches no school" in n for n in (await dry.json())["notes"])

@@ -119,7 +119,8 @@ async def test_concurrent_requests_with_one_key_create_one_broadcast(web_db: Any
     statuses = sorted(a.status for a in answers)
     assert statuses == [200, 200, 200, 201], [await a.text() for a in answers]
     assert len({(await a.json())["broadcast_id"] for a in answers}) == 1
-    bodies = [_body(audience=f"school:Roosevelt grade:{g}") for g in (1, 2, 3)]
+    audiences = ("school:Roosevelt", "school:Roosevelt grade:3", "school:Roosevelt language:so")
+    bodies = [_body(audience=a) for a in audiences]
     answers = await asyncio.gather(*(_post(web, b, "burst-2") for b in bodies))
     statuses = sorted(a.status for a in answers)
     assert statuses == [201, 422, 422], [await a.text() for a in answers]
