@@ -34,6 +34,10 @@ PASSED_OVER = {
         "family's latest question, from “%(later)s”, no longer takes answers: check which one they meant."
     ),
 }
+STAFF_RECORDED = {
+    True: S_("“%(answer)s” recorded by staff for the RSVP to “%(title)s”."),
+    False: S_("“%(answer)s” recorded by staff for question “%(question)s” of “%(title)s”."),
+}
 POSSIBLE_ANSWER = {
     True: S_("Possibly “%(answer)s” for the RSVP to “%(title)s”: confirm or correct."),
     False: S_("Possibly “%(answer)s” for question “%(question)s” of “%(title)s”: confirm or correct."),

@@ -377,6 +377,9 @@ class SurveyRuntime:
                 session, prompt, value, record.text, match, record=record, confirm=False
             )
             record.action = f"answer {value!r} recorded by {staff or 'staff'}"
+            # The note says what is recorded now, not what the gateway had read before.
+            label = {c.value: c.label for c in question.choices}.get(value, value)
+            _leave_note(record, notes.STAFF_RECORDED, spec, question, answer=label)
             record.read = True
             await session.commit()
             return classification

@@ -134,6 +134,10 @@ def test_staff_confirm_a_suggested_answer_in_one_action(cli: Any, families: Path
     result = rsvps(cli, families, "math")
     assert result["yes"] == [] and [i["family_id"] for i in result["maybe"]] == ["F001"]
     assert cli(["inbox", "answer", str(item["id"]), "perhaps"], families).exit_code == 2
+    # The item says what is recorded now, not the gateway's earlier reading.
+    [item] = jcall(cli, ["inbox", "--json"], families)
+    assert item["recorded_answer"] == "maybe"
+    assert item["note"] == "“Maybe” recorded by staff for the RSVP to “Workshop math”."
 
 
 def test_rsvps_and_survey_responses_by_name(cli: Any, families: Path, tmp_path: Path) -> None:
