@@ -4,14 +4,13 @@ passwords, and an aiohttp test client on the real application."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from web_helpers import PASSWORD, WebEnv
+from web_helpers import PASSWORD, WebEnv, seeded_web
 
 from gateway.families import import_families
 from gateway.resources import SHIPPED_EXAMPLES
@@ -63,14 +62,8 @@ def seeded_sqlite(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[
 @pytest.fixture
 async def web(tmp_path: Path, seeded_sqlite: tuple[Path, dict[str, str]]) -> AsyncIterator[WebEnv]:
     """The web app on a copy of the seeded SQLite database."""
-    source, tokens = seeded_sqlite
-    (tmp_path / "gw" / "data").mkdir(parents=True)
-    for path in source.parent.glob("gateway.db*"):
-        shutil.copy(path, tmp_path / "gw" / "data" / path.name)
-    config = write_config(tmp_path / "gw")
-    async with open_gateway(config) as gw:
-        async with TestClient(TestServer(create_app(gw))) as client:
-            yield WebEnv(gw, client, dict(tokens))
+    async with seeded_web(tmp_path, seeded_sqlite) as env:
+        yield env
 
 
 @pytest.fixture

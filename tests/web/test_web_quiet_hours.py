@@ -5,7 +5,6 @@ a waiting message failed."""
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -13,12 +12,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 from test_web_pages import compose_form
-from web_helpers import WebEnv
-
-from gateway.testing.harness import open_gateway, write_config
-from gateway.web.app import create_app
+from web_helpers import WebEnv, seeded_web
 
 
 def _window_around_now(zone: str) -> dict[str, str]:
@@ -33,15 +28,9 @@ def _window_around_now(zone: str) -> dict[str, str]:
 @pytest.fixture
 async def night(tmp_path: Path, seeded_sqlite: tuple[Path, dict[str, str]]) -> AsyncIterator[WebEnv]:
     """The web app on the seeded families (America/Chicago) while quiet hours are on there."""
-    source, tokens = seeded_sqlite
-    (tmp_path / "gw" / "data").mkdir(parents=True)
-    for path in source.parent.glob("gateway.db*"):
-        shutil.copy(path, tmp_path / "gw" / "data" / path.name)
     quiet = {"enabled": True, **_window_around_now("America/Chicago")}
-    config = write_config(tmp_path / "gw", quiet_hours=quiet)
-    async with open_gateway(config) as gw:
-        async with TestClient(TestServer(create_app(gw))) as client:
-            yield WebEnv(gw, client, dict(tokens))
+    async with seeded_web(tmp_path, seeded_sqlite, quiet_hours=quiet) as env:
+        yield env
 
 
 def _waiting(html: str) -> int:

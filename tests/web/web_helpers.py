@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import re
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.families import import_families
+from gateway.testing.harness import open_gateway, write_config
+from gateway.web.app import create_app
 
 PASSWORD = "correct horse battery"
 #: The header of a families CSV (PRODUCT.md's columns).
@@ -60,3 +65,19 @@ class WebEnv:
     async def csrf(self, path: str = "/families") -> str:
         """The CSRF token of the signed-in session."""
         return csrf_from(await (await self.client.get(path)).text())
+
+
+@asynccontextmanager
+async def seeded_web(
+    folder: Path, seeded: tuple[Path, dict[str, str]], **sections: Any
+) -> AsyncIterator[WebEnv]:
+    """The web app on a copy of the seeded SQLite database ``seeded`` (``(database, tokens)``),
+    with config ``sections`` (as :func:`write_config` takes them) on top of the harness's."""
+    source, tokens = seeded
+    (folder / "gw" / "data").mkdir(parents=True)
+    for path in source.parent.glob("gateway.db*"):
+        shutil.copy(path, folder / "gw" / "data" / path.name)
+    config = write_config(folder / "gw", **sections)
+    async with open_gateway(config) as gw:
+        async with TestClient(TestServer(create_app(gw))) as client:
+            yield WebEnv(gw, client, dict(tokens))
