@@ -593,6 +593,8 @@ class InboundPipeline:
                     family=match.family,
                     endpoint=endpoint,
                     compliance=True,
+                    # Says what happened: this number only, or every channel ("STOP ALL").
+                    context={"everywhere": keyword == "opt_out_all"},
                 )
             record.action = action + ("" if not already else " (already)")
             return outcome("opt_out")

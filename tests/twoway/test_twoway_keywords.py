@@ -288,3 +288,16 @@ def test_a_number_that_said_stop_is_not_written_to_from_another_familys_row(
                        "--audience", "family:Z001", "--urgent", "--json"], families)
     assert sent["messages"] == 0
     assert not [m for m in outbox_rows(families, address=MARIA) if not m.conversation]
+
+
+def test_stop_all_is_confirmed_as_every_channel_in_the_familys_language(cli: Any, families: Path) -> None:
+    out = reply(cli, families, BARAKA_SMS, "STOPALL")
+    assert out["classification"] == "opt_out"
+    [confirmation] = out["replies"]
+    # Swahili: "... from the district by any means: not by SMS, e-mail or chat", not "on this number".
+    assert "kwa njia yoyote" in confirmation["body"] and "kwenye namba hii" not in confirmation["body"]
+    endpoints = _endpoints(cli, families)
+    assert endpoints[BARAKA_SMS] is True and endpoints[BARAKA_MAIL] is True
+    # A STOP on one channel still says "this number".
+    out = reply(cli, families, MARIA, "STOP")
+    assert "en este número" in out["replies"][0]["body"]
