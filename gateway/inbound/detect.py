@@ -30,14 +30,17 @@ def _pool() -> ProcessPoolExecutor:
         return _POOL
 
 
-def _detect_in_worker(text: str) -> str | None:
+def _detect_in_worker(text: str, between: tuple[str, ...] = ()) -> str | None:
     global _WORKER_DETECTOR
     if _WORKER_DETECTOR is None:
         _WORKER_DETECTOR = LanguageDetector()
-    return _WORKER_DETECTOR.detect(text)
+    return _WORKER_DETECTOR.detect(text, between)
 
 MIN_CHARACTERS = 12
 MIN_CONFIDENCE = 0.6
+#: Between two expected languages (the family's and the staff's), the likelier must be ranked
+#: first of all languages and this many times likelier than the other.
+BETWEEN_RATIO = 3.0
 
 
 class LanguageDetector:
@@ -56,30 +59,47 @@ class LanguageDetector:
                     self._detector = LanguageDetectorBuilder.from_all_languages().build()
         return self._detector
 
-    async def detect_async(self, text: str) -> str | None:
+    async def detect_async(self, text: str, between: tuple[str, ...] = ()) -> str | None:
         """:meth:`detect` in the shared worker process (see the module doc); in this process's
         worker thread when the worker process cannot be started or has died."""
         if len(text.strip()) < MIN_CHARACTERS:
             return None
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(_pool(), _detect_in_worker, text)
+            return await loop.run_in_executor(_pool(), _detect_in_worker, text, between)
         except (OSError, RuntimeError):  # BrokenProcessPool is a RuntimeError
             _reset_pool()
-            return await asyncio.to_thread(self.detect, text)
+            return await asyncio.to_thread(self.detect, text, between)
 
-    def detect(self, text: str) -> str | None:
-        """ISO 639-1 code of the most likely language, if confident enough (blocking)."""
+    def detect(self, text: str, between: tuple[str, ...] = ()) -> str | None:
+        """ISO 639-1 code of the most likely language, if confident enough (blocking).
+
+        ``between``: the languages the reply is expected in (the family's and the staff's).
+        A short reply is rarely confident among all languages ("I can't come, my son is sick"
+        is 10 % English); it is still that one of them when it ranks first of all languages and
+        is :data:`BETWEEN_RATIO` times likelier than the others of ``between``."""
         if len(text.strip()) < MIN_CHARACTERS:
             return None
         values = self._get().compute_language_confidence_values(text)
         if not values:
             return None
         best = values[0]
-        if best.value < MIN_CONFIDENCE:
+        code = _code(best)
+        if best.value >= MIN_CONFIDENCE:
+            return code
+        expected = {c.split("-")[0].lower() for c in between}
+        if code not in expected:
             return None
-        iso = best.language.iso_code_639_1
-        return str(iso.name).lower() if iso is not None else None
+        others = [v.value for v in values if _code(v) in expected and _code(v) != code]
+        if all(best.value >= BETWEEN_RATIO * other for other in others):
+            return code
+        return None
+
+
+def _code(value: Any) -> str | None:
+    """The ISO 639-1 code of a lingua confidence value's language (None when it has none)."""
+    iso = value.language.iso_code_639_1
+    return str(iso.name).lower() if iso is not None else None
 
 
 def _reset_pool() -> None:

@@ -672,7 +672,8 @@ class InboundPipeline:
         """Put a reply in front of staff: its language detected, translated into the staff
         language, flagged urgent (on-call told, crisis resources to the family) or as a
         possible opt-out."""
-        detected = await self.detector.detect_async(message.text)
+        staff_language = self.gateway.config.translation.staff_language
+        detected = await self.detector.detect_async(message.text, (language, staff_language))
         record.detected_language = detected
         if detected and detected != language.split("-")[0]:
             record.language = detected

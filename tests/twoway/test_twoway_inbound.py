@@ -150,3 +150,20 @@ def test_language_detection_of_free_text() -> None:
     assert detector.detect("Wiilkaygu wuu jiran yahay maanta") == "so"
     assert detector.detect("Mon fils est malade aujourd'hui, il ne pourra pas venir à l'école.") == "fr"
     assert detector.detect("ok") is None  # too short to tell
+    # A short reply is unclear among all languages, yet plain between the two expected: the
+    # family's and the staff's (an English reply from a Burmese-reading guardian is English,
+    # not a job for a Burmese interpreter).
+    assert detector.detect("I can't come, my son is sick") is None
+    assert detector.detect("I can't come, my son is sick", ("my", "en")) == "en"
+    assert detector.detect("¿A qué hora termina?", ("es", "en")) == "es"
+    assert detector.detect("Hola, no puedo ir", ("vi", "en")) is None  # neither expected one
+
+
+def test_an_english_question_from_a_spanish_reading_family_is_not_sent_to_an_interpreter(
+    cli: Any, families: Path
+) -> None:
+    asked = reply(cli, families, MARIA, "Which bus does my son take? He is new this year.")
+    assert asked["classification"] == "free_text"
+    [item] = [i for i in jcall(cli, ["inbox", "--json"], families) if i["id"] == asked["inbound_id"]]
+    assert item["language"] == "en"
+    assert not item.get("translation_note")  # staff read it as it is: no "flag it for an interpreter"
