@@ -11,8 +11,11 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import threading
+import unicodedata
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
+
+from gateway.domain.languages import likely_script
 
 __all__ = ["LanguageDetector"]
 
@@ -87,13 +90,25 @@ class LanguageDetector:
         code = _code(best)
         if best.value >= MIN_CONFIDENCE:
             return code
-        expected = {c.split("-")[0].lower() for c in between}
+        expected = {c.split("-")[0].lower(): c for c in between}
+        scores = {_code(v): v.value for v in values if _code(v) in expected}
         if code not in expected:
             return None
-        others = [v.value for v in values if _code(v) in expected and _code(v) != code]
-        if all(best.value >= BETWEEN_RATIO * other for other in others):
+        for missing, tag in expected.items():
+            # A language the detector cannot weigh (Burmese, Haitian Creole...) is ruled out only
+            # when it is written in another script than the whole reply (Burmese, by a reply all
+            # in Latin letters); a Latin-script one (Haitian Creole) cannot be told from English.
+            if missing not in scores and not (_latin_only(text) and likely_script(tag) not in (None, "Latn")):
+                return None
+        if all(best.value >= BETWEEN_RATIO * other for c, other in scores.items() if c != code):
             return code
         return None
+
+
+def _latin_only(text: str) -> bool:
+    """Whether every letter of ``text`` is a Latin one."""
+    letters = [ch for ch in text if ch.isalpha()]
+    return bool(letters) and all("LATIN" in unicodedata.name(ch, "") for ch in letters)
 
 
 def _code(value: Any) -> str | None:

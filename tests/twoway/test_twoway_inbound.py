@@ -157,6 +157,8 @@ def test_language_detection_of_free_text() -> None:
     assert detector.detect("I can't come, my son is sick", ("my", "en")) == "en"
     assert detector.detect("¿A qué hora termina?", ("es", "en")) == "es"
     assert detector.detect("Hola, no puedo ir", ("vi", "en")) is None  # neither expected one
+    # Haitian Creole is not a language the detector knows: nothing to weigh English against.
+    assert detector.detect("Eske gen bis pou atelye a?", ("ht", "en")) is None
 
 
 def test_an_english_question_from_a_spanish_reading_family_is_not_sent_to_an_interpreter(
