@@ -1,12 +1,13 @@
 # Each target bootstraps what it needs itself, starting from a bare machine with Python 3.11.
-# Python packages come only from the lock files in requirements/ (pinned, with hashes);
+# Python packages come only from the lock files requirements.txt and requirements-dev.txt
+# (every dependency pinned, with hashes);
 # `make lock` re-resolves them on purpose.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= demo-output
-RUNTIME_LOCK := requirements/runtime.lock
-DEV_LOCK := requirements/dev.lock
+RUNTIME_LOCK := requirements.txt
+DEV_LOCK := requirements-dev.txt
 
 .PHONY: demo test lint bench bytecode install install-test system-deps wheel-check lock catalogs clean
 
@@ -69,7 +70,7 @@ wheel-check: $(VENV)/.installed-test
 	bash scripts/wheel-check.sh $(BIN)/python $(RUNTIME_LOCK)
 
 # Re-resolve the lock files: `make lock` keeps every pin it can and adds what pyproject.toml
-# now asks for; `make lock UPGRADE=1` moves everything to the newest releases. The runtime lock
+# now asks for; `make lock UPGRADE=1` moves everything to the newest releases. The runtime lock (requirements.txt)
 # is the dev lock's subset (same versions): the dev lock's pins are its preferences.
 LOCK_TOOL := uv==0.13.9
 LOCK_VENV := .venv-lock

@@ -50,9 +50,9 @@ def requirements(extras: bool) -> list[Requirement]:
     return [r for r in found if r.marker is None or r.marker.evaluate({**environment, "extra": ""})]
 
 
-@pytest.mark.parametrize(("lock", "extras"), [("dev.lock", True), ("runtime.lock", False)])
+@pytest.mark.parametrize(("lock", "extras"), [("requirements-dev.txt", True), ("requirements.txt", False)])
 def test_every_dependency_is_pinned_within_its_range_with_hashes(lock: str, extras: bool) -> None:
-    pins = read_lock(REQUIREMENTS / lock)
+    pins = read_lock(ROOT / lock)
     problems = []
     for requirement in requirements(extras):
         name = canonicalize_name(requirement.name)
@@ -67,16 +67,16 @@ def test_every_dependency_is_pinned_within_its_range_with_hashes(lock: str, extr
 
 
 def test_runtime_lock_is_the_dev_lock_subset_at_the_same_versions() -> None:
-    dev = read_lock(REQUIREMENTS / "dev.lock")
-    runtime = read_lock(REQUIREMENTS / "runtime.lock")
+    dev = read_lock(ROOT / "requirements-dev.txt")
+    runtime = read_lock(ROOT / "requirements.txt")
     differ = {
         name: (str(version), str(dev[name][0]) if name in dev else None)
         for name, (version, _) in runtime.items()
         if name not in dev or dev[name][0] != version
     }
-    assert not differ, f"runtime.lock differs from dev.lock (run `make lock`): {differ}"
+    assert not differ, f"requirements.txt differs from requirements-dev.txt (run `make lock`): {differ}"
 
 
 def test_torch_is_the_cpu_build() -> None:
-    version, _ = read_lock(REQUIREMENTS / "dev.lock")["torch"]
+    version, _ = read_lock(ROOT / "requirements-dev.txt")["torch"]
     assert version.local == "cpu", f"torch {version}: the lock must pin the CPU build"
